@@ -1,0 +1,1 @@
+"""Native-format loaders; importing this package registers every built-in dataset."""

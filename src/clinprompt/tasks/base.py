@@ -1,0 +1,139 @@
+"""The task-type interface: validate a record, turn it into text, parse text back, score.
+
+One subclass per task type (``ner``, ``re``, ``qa``, ``nli``, ``sum``) lives in its own module and
+registers itself with :func:`register_task_type`. Everything else in clinprompt (training,
+evaluation, serving) goes through this interface only.
+
+The text-to-text layout (template version :data:`TEMPLATE_VERSION`) is::
+
+    prompt = "{instruction}\\n\\n{input}\\n\\nAnswer:"     (format_input gives {input})
+    target = " {target}" + EOS                              (format_target gives {target})
+
+The prompt and the target are tokenized separately and concatenated (see
+:mod:`clinprompt.data.collate`), so training, evaluation and serving see identical token ids.
+"""
+
+from __future__ import annotations
+
+import difflib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from clinprompt.data.spec import DatasetSpec
+
+__all__ = [
+    "ANSWER_CUE",
+    "TEMPLATE_VERSION",
+    "TASK_TYPES",
+    "Example",
+    "Parsed",
+    "Problem",
+    "TaskType",
+    "format_example",
+    "get_task_type",
+    "register_task_type",
+]
+
+TEMPLATE_VERSION = "v1"
+ANSWER_CUE = "\n\nAnswer:"
+TASK_TYPES = ("ner", "re", "qa", "nli", "sum")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a record: the field and what was expected."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"field '{self.field}': {self.message}"
+
+
+@dataclass(frozen=True)
+class Example:
+    """A record as text. ``prompt_head`` is instruction + blank line, ``input`` the record's input."""
+
+    prompt_head: str
+    input: str
+    target: str
+
+    @property
+    def prompt(self) -> str:
+        return f"{self.prompt_head}{self.input}{ANSWER_CUE}"
+
+
+@dataclass
+class Parsed:
+    """A generation parsed back into a record of the task type; ``ok`` False if unparseable."""
+
+    prediction: dict[str, Any]
+    ok: bool
+
+
+class TaskType(ABC):
+    """Behaviour shared by every dataset of one task type."""
+
+    name: str = ""
+    default_instruction: str = ""
+
+    @abstractmethod
+    def validate(self, record: dict[str, Any], spec: DatasetSpec | None = None) -> list[Problem]:
+        """Every problem with ``record`` against the record format (empty when valid)."""
+
+    @abstractmethod
+    def format_input(self, record: dict[str, Any], spec: DatasetSpec) -> str:
+        """The record's input as text (the passage, question + options, premise + hypothesis...)."""
+
+    @abstractmethod
+    def format_target(self, record: dict[str, Any], spec: DatasetSpec) -> str:
+        """The gold answer as the text the model should generate."""
+
+    @abstractmethod
+    def parse(self, text: str, record: dict[str, Any], spec: DatasetSpec) -> Parsed:
+        """Generated text → a predicted record (same id and input fields). Never raises."""
+
+    @abstractmethod
+    def score(self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: DatasetSpec) -> dict[str, float]:
+        """Metrics over aligned gold and predicted records (None = missing prediction = wrong)."""
+
+    def primary_metric(self, spec: DatasetSpec) -> str:
+        """The metric name reported in the paper table for this task type."""
+        raise NotImplementedError
+
+    def candidates(self, record: dict[str, Any], spec: DatasetSpec) -> list[str] | None:
+        """Target strings to rank by likelihood for classification-like records, else None."""
+        return None
+
+    def instruction(self, spec: DatasetSpec) -> str:
+        return spec.instruction or self.default_instruction
+
+    def example(self, record: dict[str, Any], spec: DatasetSpec) -> Example:
+        """The record as (prompt head, input, target) text."""
+        return Example(f"{self.instruction(spec)}\n\n", self.format_input(record, spec), self.format_target(record, spec))
+
+
+_TASK_TYPES: dict[str, TaskType] = {}
+
+
+def register_task_type(task_type: TaskType) -> TaskType:
+    """Register a task type instance under its ``name``."""
+    _TASK_TYPES[task_type.name] = task_type
+    return task_type
+
+
+def get_task_type(name: str) -> TaskType:
+    """The task type ``name`` (ner, re, qa, nli, sum)."""
+    if not _TASK_TYPES:
+        import clinprompt.tasks  # noqa: F401  (registers the five types)
+    if name not in _TASK_TYPES:
+        close = difflib.get_close_matches(name, list(TASK_TYPES), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise KeyError(f"unknown task type {name!r}.{hint} Expected one of: {', '.join(TASK_TYPES)}")
+    return _TASK_TYPES[name]
+
+
+def format_example(record: dict[str, Any], spec: DatasetSpec) -> Example:
+    """Shortcut: the record of dataset ``spec`` as text."""
+    return get_task_type(spec.task_type).example(record, spec)
