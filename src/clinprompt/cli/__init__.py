@@ -23,15 +23,14 @@ def _root() -> None:
 
 
 def _register() -> None:
-    # Import order is the order of `clinprompt --help`.
-    from clinprompt.cli import core  # noqa: F401
+    # Every module of this package registers its commands on import.
+    import importlib
+    import pkgutil
 
-    for area in ("data", "train", "evaluate", "bank", "serve"):
-        try:
-            __import__(f"clinprompt.cli.{area}")
-        except ModuleNotFoundError as err:  # an area not built yet
-            if err.name != f"clinprompt.cli.{area}":
-                raise
+    import clinprompt.cli as package
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        importlib.import_module(f"clinprompt.cli.{info.name}")
 
 
 def main() -> None:
