@@ -189,11 +189,16 @@ def _convert_builtin(name: str) -> Path:
         return target
     src = _builtin_dir(spec)
     tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=spec.gguf_file)
-    model = AutoModelForCausalLM.from_pretrained(src, gguf_file=spec.gguf_file, dtype=torch.float32)
-    # The converted directory is a plain HF checkpoint; drop the GGUF quantization marker.
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.config.name_or_path = name
+    loaded = AutoModelForCausalLM.from_pretrained(src, gguf_file=spec.gguf_file, dtype=torch.float32)
+    # The converted directory is a plain fp32 HF checkpoint: rebuild the model without the GGUF
+    # quantization marker (transformers refuses to save a model flagged as GGUF-quantized).
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.architectures = [type(loaded).__name__]
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    del loaded
     with atomic_dir(target) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)

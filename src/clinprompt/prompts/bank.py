@@ -1,0 +1,266 @@
+"""The prompt bank: one backbone's kilobyte-sized task prompts, in one directory.
+
+Layout::
+
+    BANK/
+      bank.json                 format, backbone fingerprint, P, D, R, the tasks and their metadata
+      shared.safetensors        P* (P, D), the shared metaprompt (when the bank has one)
+      tasks/<name>.safetensors  per task: ``u`` (P, R) and ``v`` (R, D) factors — and ``shared``
+                                (P, D) when the task adapted its own copy of P* — or ``prompt``
+                                (P, D) for a single-task prompt (teacher, PT baseline, PEFT import)
+      config.json               (optional) the resolved run config that produced the bank
+
+Task k's effective prompt is ``P* ⊙ (u_k v_k)`` or its single ``prompt``. Every write is atomic
+(tensor file first, then ``bank.json``), so a crash never leaves a half-written bank and adding a
+task never rewrites the others. Loading checks the backbone fingerprint.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from clinprompt.artifacts import load_tensors, read_json, save_tensors, write_json
+from clinprompt.backbone import Fingerprint
+from clinprompt.prompts.soft_prompt import MultitaskPrompt, PromptError
+from clinprompt.tasks.base import TEMPLATE_VERSION
+
+__all__ = ["BANK_FORMAT", "BankError", "PromptBank", "TaskEntry"]
+
+BANK_FORMAT = "clinprompt-bank"
+BANK_VERSION = 1
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class BankError(ValueError):
+    """A bank that cannot be read, or an operation it refuses."""
+
+
+@dataclass
+class TaskEntry:
+    """One task of a bank: what it is (type, labels, instruction) and how its prompt is stored."""
+
+    name: str
+    task_type: str
+    kind: str  # "factors" (P* ⊙ u v) or "prompt" (a single (P, D) prompt)
+    labels: list[str] = field(default_factory=list)
+    instruction: str | None = None
+    template_version: str = TEMPLATE_VERSION
+    own_shared: bool = False  # factors with their own adapted copy of P*
+    dataset: str | None = None  # registry name of the dataset it was trained on
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskEntry:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+class PromptBank:
+    """A directory of task prompts for one backbone. Use :meth:`create` or :meth:`load`."""
+
+    def __init__(self, path: Path, header: dict[str, Any], tasks: dict[str, TaskEntry]) -> None:
+        self.path = Path(path)
+        self.header = header
+        self.tasks = tasks
+        self._shared: torch.Tensor | None = None
+
+    # ----------------------------------------------------------------- construction / loading
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        fingerprint: Fingerprint,
+        prompt_tokens: int,
+        rank: int = 1,
+        shared: torch.Tensor | None = None,
+        config: dict[str, Any] | None = None,
+        exist_ok: bool = False,
+    ) -> PromptBank:
+        """A new, empty bank (with P* when given). Refuses to overwrite a bank unless ``exist_ok``."""
+        path = Path(path)
+        if (path / "bank.json").exists() and not exist_ok:
+            raise BankError(f"{path} already holds a bank; remove it or choose another directory")
+        header = {
+            "format": BANK_FORMAT,
+            "version": BANK_VERSION,
+            "backbone": fingerprint.to_dict(),
+            "prompt_tokens": int(prompt_tokens),
+            "dim": int(fingerprint.hidden_size),
+            "rank": int(rank),
+            "has_shared": shared is not None,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        bank = cls(path, header, {})
+        if shared is not None:
+            bank._check_shape(shared, (prompt_tokens, fingerprint.hidden_size), "P*")
+            save_tensors(path / "shared.safetensors", {"shared": shared.float()})
+        if config is not None:
+            write_json(path / "config.json", config)
+        bank._write_header()
+        return bank
+
+    @classmethod
+    def load(cls, path: str | Path, expect: Fingerprint | None = None) -> PromptBank:
+        """Open a bank; with ``expect``, refuse a bank trained on another backbone."""
+        path = Path(path)
+        meta_path = path / "bank.json"
+        if not meta_path.exists():
+            raise BankError(f"{path} is not a prompt bank: {meta_path} is missing")
+        data = read_json(meta_path)
+        if data.get("format") != BANK_FORMAT:
+            raise BankError(f"{meta_path}: field 'format' is {data.get('format')!r}; expected {BANK_FORMAT!r}")
+        if data.get("version", 0) > BANK_VERSION:
+            raise BankError(f"{meta_path}: bank format version {data['version']} is newer than this clinprompt reads ({BANK_VERSION}); upgrade clinprompt")
+        tasks = {t["name"]: TaskEntry.from_dict(t) for t in data.pop("tasks", [])}
+        bank = cls(path, data, tasks)
+        if expect is not None:
+            bank.check_backbone(expect)
+        return bank
+
+    def check_backbone(self, fingerprint: Fingerprint) -> None:
+        """Raise :class:`BankError` naming both backbones when they differ."""
+        mine = self.fingerprint
+        if not mine.matches(fingerprint):
+            raise BankError(
+                f"the bank {self.path} was trained on backbone {mine.describe()}, but the loaded backbone is "
+                f"{fingerprint.describe()}; load the bank's backbone or train a bank for this one"
+            )
+
+    # ----------------------------------------------------------------------------- properties
+    @property
+    def fingerprint(self) -> Fingerprint:
+        return Fingerprint.from_dict(self.header["backbone"])
+
+    @property
+    def prompt_tokens(self) -> int:
+        return int(self.header["prompt_tokens"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.header["dim"])
+
+    @property
+    def rank(self) -> int:
+        return int(self.header["rank"])
+
+    def names(self) -> list[str]:
+        return list(self.tasks)
+
+    def entry(self, name: str) -> TaskEntry:
+        if name not in self.tasks:
+            raise BankError(f"task {name!r} is not in the bank {self.path}; it holds: {', '.join(self.tasks) or '(none)'}")
+        return self.tasks[name]
+
+    # --------------------------------------------------------------------------------- tensors
+    def shared(self) -> torch.Tensor:
+        """P* (P, D)."""
+        if self._shared is None:
+            file = self.path / "shared.safetensors"
+            if not file.exists():
+                raise BankError(f"the bank {self.path} has no shared prompt P* ({file} is missing)")
+            self._shared = load_tensors(file)["shared"]
+        return self._shared
+
+    def task_tensors(self, name: str) -> dict[str, torch.Tensor]:
+        """The stored tensors of one task (``u``/``v``[/``shared``] or ``prompt``)."""
+        self.entry(name)
+        return load_tensors(self._task_file(name))
+
+    def task_prompt(self, name: str) -> torch.Tensor:
+        """Task ``name``'s effective prompt (P, D), fp32."""
+        entry, t = self.entry(name), self.task_tensors(name)
+        if entry.kind == "prompt":
+            return t["prompt"].float()
+        shared = t["shared"] if entry.own_shared else self.shared()
+        return shared.float() * (t["u"].float() @ t["v"].float())
+
+    def task_bytes(self, name: str) -> int:
+        """Bytes on disk of the task's own tensors."""
+        self.entry(name)
+        return self._task_file(name).stat().st_size
+
+    def multitask_prompt(self, names: list[str] | None = None) -> MultitaskPrompt:
+        """A :class:`MultitaskPrompt` over factor tasks sharing the bank's P* (task ids = list order)."""
+        names = names or [n for n, e in self.tasks.items() if e.kind == "factors" and not e.own_shared]
+        if not names:
+            raise BankError(f"the bank {self.path} has no factor tasks")
+        cols, rows = [], []
+        for n in names:
+            entry = self.entry(n)
+            if entry.kind != "factors" or entry.own_shared:
+                raise BankError(f"task {n!r} is not a factor task on the shared P*")
+            t = self.task_tensors(n)
+            cols.append(t["u"])
+            rows.append(t["v"])
+        return MultitaskPrompt(self.shared(), torch.stack(cols), torch.stack(rows))
+
+    # ------------------------------------------------------------------------------ mutation
+    def add_factors(
+        self,
+        entry: TaskEntry,
+        u: torch.Tensor,
+        v: torch.Tensor,
+        shared: torch.Tensor | None = None,
+        replace: bool = False,
+    ) -> TaskEntry:
+        """Add a task stored as factors u (P, R), v (R, D) (and its own P* when given)."""
+        p, d, r = self.prompt_tokens, self.dim, self.rank
+        self._check_shape(u, (p, r), "u")
+        self._check_shape(v, (r, d), "v")
+        tensors = {"u": u.float(), "v": v.float()}
+        if shared is not None:
+            self._check_shape(shared, (p, d), "P*")
+            tensors["shared"] = shared.float()
+        elif not self.header.get("has_shared"):
+            raise BankError(f"the bank {self.path} has no shared P*; pass the task's own P*")
+        entry.kind, entry.own_shared = "factors", shared is not None
+        return self._add(entry, tensors, replace)
+
+    def add_prompt(self, entry: TaskEntry, prompt: torch.Tensor, replace: bool = False) -> TaskEntry:
+        """Add a task stored as a single (P, D) prompt."""
+        self._check_shape(prompt, (self.prompt_tokens, self.dim), "prompt")
+        entry.kind, entry.own_shared = "prompt", False
+        return self._add(entry, {"prompt": prompt.float()}, replace)
+
+    def add_multitask(self, prompt: MultitaskPrompt, entries: list[TaskEntry], replace: bool = False) -> None:
+        """Add every task of a distilled :class:`MultitaskPrompt` (task k ↔ ``entries[k]``)."""
+        if len(entries) != prompt.num_tasks:
+            raise BankError(f"got {len(entries)} task entries for a prompt with K={prompt.num_tasks} tasks")
+        for k, entry in enumerate(entries):
+            self.add_factors(entry, prompt.cols[k].detach(), prompt.rows[k].detach(), replace=replace)
+
+    def remove(self, name: str) -> None:
+        """Remove a task (header first, so a crash leaves at worst an orphan tensor file)."""
+        self.entry(name)
+        del self.tasks[name]
+        self._write_header()
+        self._task_file(name).unlink(missing_ok=True)
+
+    # -------------------------------------------------------------------------------- private
+    def _add(self, entry: TaskEntry, tensors: dict[str, torch.Tensor], replace: bool) -> TaskEntry:
+        if not _NAME.match(entry.name):
+            raise BankError(f"task name {entry.name!r} may contain only letters, digits, '_', '-' and '.'")
+        if entry.name in self.tasks and not replace:
+            raise BankError(f"task {entry.name!r} is already in the bank {self.path}; remove it first or pass replace")
+        save_tensors(self._task_file(entry.name), tensors, metadata={"task": entry.name, "kind": entry.kind})
+        self.tasks[entry.name] = entry
+        self._write_header()
+        return entry
+
+    def _task_file(self, name: str) -> Path:
+        return self.path / "tasks" / f"{name}.safetensors"
+
+    def _check_shape(self, t: torch.Tensor, shape: tuple[int, ...], what: str) -> None:
+        if tuple(t.shape) != tuple(shape):
+            raise PromptError(f"{what} has shape {tuple(t.shape)}; this bank expects {tuple(shape)} (P={self.prompt_tokens}, D={self.dim}, R={self.rank})")
+
+    def _write_header(self) -> None:
+        write_json(self.path / "bank.json", {**self.header, "tasks": [e.to_dict() for e in self.tasks.values()]})

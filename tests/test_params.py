@@ -1,0 +1,60 @@
+"""Parameter accounting from a config alone; the per-target MPT share stays under 0.05%."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from clinprompt.backbone import load_backbone_config
+from clinprompt.params import DEFAULT_PROMPT_TOKENS, parameter_table
+
+LLAMA31_8B = {
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
+    "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+    "num_key_value_heads": 8, "vocab_size": 128256, "tie_word_embeddings": False,
+}
+
+
+def _rows(config, **kw):
+    rows, info = parameter_table(config, **kw)
+    return {r.method.split(" (")[0] if r.method.startswith("prompt") else r.method: r for r in rows}, info
+
+
+def test_llama31_8b_from_config(tmp_path: Path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(LLAMA31_8B))
+    rows, info = parameter_table(load_backbone_config(str(path)))
+    by = {r.method: r for r in rows}
+    assert info["backbone_parameters"] == 8_030_261_248  # LLaMA 3.1 8B
+    assert info["prompt_tokens"] == DEFAULT_PROMPT_TOKENS == 100
+    assert by["prompt tuning (per task)"].trainable == 100 * 4096
+    target = by["MPT per target (P* + factors)"]
+    assert target.trainable == 100 * 4096 + 100 + 4096
+    assert target.percent < 0.05
+    # LoRA r=8 on q (4096→4096) and v (4096→1024) in 32 layers
+    assert by["LoRA r=8 (q_proj, v_proj)"].trainable == 32 * 8 * ((4096 + 4096) + (4096 + 1024))
+
+
+def test_smollm2_share_under_005_percent():
+    # SmolLM2-135M's config, answered without weights (same numbers as the converted model).
+    config = load_backbone_config("tiny-llama").__class__(
+        vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+        num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True,
+    )
+    rows, info = parameter_table(config)
+    by = {r.method: r for r in rows}
+    assert info["backbone_parameters"] == 134_515_008
+    assert by["MPT per target (P* + factors)"].percent < 0.05
+    assert by["MPT per target (factors only)"].trainable == 100 + 576
+
+
+def test_params_cli_prints_table():
+    from clinprompt.cli import _register, app
+
+    _register()
+    result = CliRunner().invoke(app, ["params", "--backbone", "tiny-llama", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert {m["method"] for m in data["methods"]} >= {"prompt tuning (per task)", "LoRA r=8 (q_proj, v_proj)"}
