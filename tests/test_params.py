@@ -37,6 +37,14 @@ def test_llama31_8b_from_config(tmp_path: Path):
     assert by["LoRA r=8 (q_proj, v_proj)"].trainable == 32 * 8 * ((4096 + 4096) + (4096 + 1024))
 
 
+def test_packaged_paper_backbone_configs():
+    rows, info = parameter_table(load_backbone_config("llama-3.1-8b"))
+    assert info["backbone_parameters"] == 8_030_261_248
+    rows, info = parameter_table(load_backbone_config("gpt-oss-20b"))
+    assert 20.8e9 < info["backbone_parameters"] < 21.0e9
+    assert {r.method: r for r in rows}["MPT per target (P* + factors)"].percent < 0.05
+
+
 def test_smollm2_share_under_005_percent():
     # SmolLM2-135M's config, answered without weights (same numbers as the converted model).
     config = load_backbone_config("tiny-llama").__class__(

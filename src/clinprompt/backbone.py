@@ -273,9 +273,12 @@ def load_backbone_config(name_or_path: str) -> Any:
     # (tiny-llama is answered from TINY_CONFIG without loading anything)
     """The model config alone (no weights): for parameter accounting of large models.
 
-    Accepts everything :func:`load_backbone` does, plus a path to a ``config.json`` file.
+    Accepts everything :func:`load_backbone` does, a path to a ``config.json`` file, and the
+    names of the configs shipped in ``clinprompt/backbones/`` (``llama-3.1-8b``,
+    ``meditron3-8b``, ``gpt-oss-20b``: the paper's backbones, configs only, no weights).
     """
-    path = Path(name_or_path).expanduser()
+    packaged = Path(__file__).parent / "backbones" / f"{name_or_path}.json"
+    path = packaged if packaged.exists() else Path(name_or_path).expanduser()
     if path.is_file() and path.suffix == ".json":
         data = json.loads(path.read_text())
         model_type = data.get("model_type")
