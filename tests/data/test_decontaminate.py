@@ -1,0 +1,41 @@
+"""Source records sharing text with a target are dropped; the leakage check then passes."""
+
+from __future__ import annotations
+
+import pytest
+
+from clinprompt.data.decontaminate import load_suite_splits
+from clinprompt.data.suite import Suite, check_leakage, load_suite
+
+LEAK = "Amphotericin B induced seizures in a patient with AIDS and cryptococcal meningitis."
+
+
+def _fake(task: str):
+    if task == "src":
+        return {"train": [{"id": "s1", "text": LEAK.upper()}, {"id": "s2", "text": "Unrelated sentence about gene expression in yeast cells."}],
+                "test": [{"id": "s3", "text": "Prior text. " + LEAK + " More text follows here."}]}
+    return {"test": [{"id": "t1", "text": LEAK}]}
+
+
+def test_decontamination_removes_shared_text_and_check_is_clean():
+    suite = Suite("toy", sources=("src",), targets=("tgt",))
+    assert not check_leakage(suite, loader=_fake).clean
+    data = load_suite_splits(suite, loader=_fake)
+    assert data.removed == {"src": {"train": ["s1"], "test": ["s3"]}}
+    assert [r["id"] for r in data.splits["src"]["train"]] == ["s2"]
+    assert data.splits["tgt"]["test"][0]["id"] == "t1"  # targets untouched
+    assert check_leakage(suite, loader=lambda t: data.splits[t]).clean
+
+
+def test_synthetic_suite_needs_no_removal():
+    data = load_suite_splits(load_suite("synthetic"))
+    assert data.removed_count() == 0
+
+
+@pytest.mark.data
+def test_open_clinical_decontaminated_is_clean(shared_data_root):
+    suite = load_suite("open-clinical")
+    data = load_suite_splits(suite, shared_data_root)
+    report = check_leakage(suite, loader=lambda t: data.splits[t])
+    assert report.clean, str(report)
+    assert data.removed_count() > 0  # ADE sentences reappear in BC5CDR/BC2GM
