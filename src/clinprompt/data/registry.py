@@ -103,7 +103,8 @@ def load_splits(name: str, data_root: str | Path | None = None) -> dict[str, Rec
         from clinprompt.tasks.records import read_records  # user datasets: JSONL per split
 
         return {split: read_records(path, spec) for split, path in spec.paths.items()}
-    if spec.synthetic:
+    if spec.synthetic or spec.extra.get("standalone"):
+        # generated data, and user configs that name their own files (BRAT folders), need no data root
         return spec.loader(Path("."))
     root = resolve_data_root(data_root)
     folder = root / spec.subdir if spec.subdir else root
