@@ -1,9 +1,12 @@
 """Task types: record schema, text-to-text template and output parser for ner, re, qa, nli, sum."""
 
+# Importing the five task-type modules registers them.
+from clinprompt.tasks import ner, nli, qa, re, sum  # noqa: F401
 from clinprompt.tasks.base import (
     ANSWER_CUE,
     TASK_TYPES,
     TEMPLATE_VERSION,
+    UNPARSEABLE,
     Example,
     Parsed,
     Problem,
@@ -12,16 +15,22 @@ from clinprompt.tasks.base import (
     get_task_type,
     register_task_type,
 )
+from clinprompt.tasks.records import Issue, RecordError, read_records, validate_records
 
 __all__ = [
     "ANSWER_CUE",
     "TASK_TYPES",
     "TEMPLATE_VERSION",
+    "UNPARSEABLE",
     "Example",
+    "Issue",
     "Parsed",
     "Problem",
+    "RecordError",
     "TaskType",
     "format_example",
     "get_task_type",
+    "read_records",
     "register_task_type",
+    "validate_records",
 ]

@@ -26,6 +26,7 @@ __all__ = [
     "ANSWER_CUE",
     "TEMPLATE_VERSION",
     "TASK_TYPES",
+    "UNPARSEABLE",
     "Example",
     "Parsed",
     "Problem",
@@ -38,6 +39,8 @@ __all__ = [
 TEMPLATE_VERSION = "v1"
 ANSWER_CUE = "\n\nAnswer:"
 TASK_TYPES = ("ner", "re", "qa", "nli", "sum")
+# Set to True on a predicted record whose generation could not be (fully) parsed; scores count it.
+UNPARSEABLE = "unparseable"
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,11 @@ class Example:
 
 @dataclass
 class Parsed:
-    """A generation parsed back into a record of the task type; ``ok`` False if unparseable."""
+    """A generation parsed back into a record of the task type; ``ok`` False if unparseable.
+
+    When ``ok`` is False the prediction also carries ``{UNPARSEABLE: True}`` so that
+    :meth:`TaskType.score` (which sees only records) can count it.
+    """
 
     prediction: dict[str, Any]
     ok: bool

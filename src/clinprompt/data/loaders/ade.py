@@ -66,14 +66,23 @@ def _sentence_shift(sentence: str, rows: list[dict[str, Any]]) -> int:
                             f"no single sentence offset maps every mention of this sentence onto its text: {sentence[:80]!r}")
 
 
+def _trim(sentence: str, start: int, end: int, etype: str) -> tuple[int, int, str]:
+    """Drop whitespace the native offsets include at either end of a mention (2 records)."""
+    while start < end and sentence[start].isspace():
+        start += 1
+    while end > start and sentence[end - 1].isspace():
+        end -= 1
+    return start, end, etype
+
+
 def _record(rid: str, pmid: str, sentence: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     shift = _sentence_shift(sentence, rows)
     spans: dict[tuple[int, int, str], None] = {}
     pairs = []
     for r in rows:
         tail_type = "AdverseEffect" if r["kind"] == "ae" else "Dose"
-        drug = (r["drug_start"] - shift, r["drug_end"] - shift, "Drug")
-        other = (r["start"] - shift, r["end"] - shift, tail_type)
+        drug = _trim(sentence, r["drug_start"] - shift, r["drug_end"] - shift, "Drug")
+        other = _trim(sentence, r["start"] - shift, r["end"] - shift, tail_type)
         spans.setdefault(drug)
         spans.setdefault(other)
         pairs.append((drug, other, "causes" if r["kind"] == "ae" else "has_dose"))

@@ -1,0 +1,106 @@
+"""Dataset commands: ``clinprompt data validate`` (and ``data stats``, registered from cli/suite.py).
+
+``data_app`` is the ``clinprompt data`` group; other modules add commands to it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from clinprompt.cli import app
+
+data_app = typer.Typer(help="Datasets: validate, stats.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def split_labels(labels: str | None) -> tuple[str, ...] | None:
+    """``"A,B, C"`` → ``("A", "B", "C")``; None stays None (use the dataset's own labels)."""
+    if labels is None:
+        return None
+    return tuple(x.strip() for x in labels.split(",") if x.strip())
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@data_app.command("validate")
+def validate(
+    target: str = typer.Argument(..., help="A JSONL file of records, a dataset YAML config (every split it names), or a registered dataset name."),
+    task_type: str = typer.Option(None, "--task-type", help="ner | re | qa | nli | sum. Required for a bare JSONL file; a config or dataset names its own."),
+    labels: str = typer.Option(None, "--labels", help="Comma-separated label set to enforce: entity types (ner), relation types (re), classes (nli). Default: the config's labels; none for a bare file."),
+    data_root: Path = typer.Option(None, "--data-root", help="Folder holding the datasets (for a registered dataset name)."),
+) -> None:
+    """Check records against the record format; print every problem as FILE:LINE: field 'x': expected ...
+
+    Exit code 0 with a one-line summary when clean, 1 when any record breaks the format, 2 on usage errors.
+    """
+    from dataclasses import replace
+
+    from clinprompt.data.registry import (
+        DataRootError,
+        UnknownDatasetError,
+        get_dataset,
+        load_splits,
+    )
+    from clinprompt.data.spec import DatasetSpec
+    from clinprompt.tasks.base import get_task_type
+    from clinprompt.tasks.records import find_issues, read_jsonl
+
+    wanted_labels = split_labels(labels)
+    if task_type is not None:
+        try:
+            get_task_type(task_type)
+        except KeyError as e:
+            raise _fail(str(e.args[0])) from None
+    path = Path(target)
+    splits: dict[str, tuple[str, list[tuple[int, dict]]]] = {}  # split -> (source, numbered records)
+    issues = []
+    if path.suffix.lower() in (".yaml", ".yml") and path.is_file():
+        from clinprompt.data.user import load_dataset_config
+
+        try:
+            spec = load_dataset_config(path, register_it=False)
+            loaded = None if spec.paths else spec.loader(Path("."))  # BRAT folders: a loader
+        except (ValueError, OSError) as e:  # incl. RecordError and BRAT format errors
+            typer.echo(str(e))
+            raise typer.Exit(1) from None
+        for split, file in spec.paths.items():
+            rows, found = read_jsonl(file)
+            issues += found
+            splits[split] = (file, rows)
+        for split, records in (loaded or {}).items():
+            splits[split] = (f"{spec.name}/{split}", list(enumerate(records, start=1)))
+    elif path.is_file():
+        if task_type is None:
+            raise _fail(f"{target} is a bare JSONL file: pass --task-type (ner, re, qa, nli, sum), and --labels to enforce a label set")
+        spec = DatasetSpec(name=path.stem, task_type=task_type)
+        rows, issues = read_jsonl(path)
+        splits[path.stem] = (str(path), rows)
+    else:
+        try:
+            spec = get_dataset(target)
+            loaded = load_splits(target, data_root)
+        except UnknownDatasetError as e:
+            raise _fail(f"{target} is neither a file nor a registered dataset ({e})") from None
+        except (DataRootError, ValueError) as e:  # incl. RecordError and native-format errors
+            typer.echo(str(e))
+            raise typer.Exit(1) from None
+        for split, records in loaded.items():
+            splits[split] = (f"{target}/{split}", list(enumerate(records, start=1)))
+    if task_type is not None and task_type != spec.task_type:
+        raise _fail(f"--task-type {task_type} disagrees with {target}, whose task type is {spec.task_type}")
+    if wanted_labels is not None:
+        spec = replace(spec, labels=wanted_labels)
+    for source, rows in splits.values():
+        issues += find_issues([r for _, r in rows], spec, source, [n for n, _ in rows])
+    if issues:
+        for issue in sorted(issues, key=lambda i: (i.path, i.line)):
+            typer.echo(str(issue))
+        typer.echo(f"{len(issues)} problem(s) in {target}", err=True)
+        raise typer.Exit(1)
+    counts = ", ".join(f"{split} {len(rows)}" for split, (_, rows) in splits.items())
+    typer.echo(f"ok: {spec.name} ({spec.task_type}) records per split: {counts}")
