@@ -237,6 +237,28 @@ class PromptBank:
         for k, entry in enumerate(entries):
             self.add_factors(entry, prompt.cols[k].detach(), prompt.rows[k].detach(), replace=replace)
 
+    def add_from(self, source: PromptBank, name: str, new_name: str | None = None, replace: bool = False) -> TaskEntry:
+        """Copy task ``name`` of another bank of the same backbone and P into this one.
+
+        Factors stay factors when this bank has the same P* and R (byte-identical P*) or when
+        the task carries its own P*; a factor task on a different P* keeps the source's P* as its
+        own. Other tasks are not touched.
+        """
+        self.check_backbone(source.fingerprint)
+        if (source.prompt_tokens, source.dim) != (self.prompt_tokens, self.dim):
+            raise BankError(f"the bank {source.path} has prompts of (P={source.prompt_tokens}, D={source.dim}); {self.path} holds (P={self.prompt_tokens}, D={self.dim})")
+        entry = TaskEntry.from_dict({**source.entry(name).to_dict(), "name": new_name or name})
+        t = source.task_tensors(name)
+        if entry.kind == "prompt":
+            return self.add_prompt(entry, t["prompt"], replace=replace)
+        if source.rank != self.rank:  # the factors do not fit this bank: store the effective prompt
+            entry.meta = {**entry.meta, "stored_as_prompt": f"factors of rank {source.rank}"}
+            return self.add_prompt(entry, source.task_prompt(name), replace=replace)
+        shared = t.get("shared")
+        if shared is None and not (self.header.get("has_shared") and torch.equal(self.shared(), source.shared())):
+            shared = source.shared()
+        return self.add_factors(entry, t["u"], t["v"], shared=shared, replace=replace)
+
     def remove(self, name: str) -> None:
         """Remove a task (header first, so a crash leaves at worst an orphan tensor file)."""
         self.entry(name)

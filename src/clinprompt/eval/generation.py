@@ -1,0 +1,308 @@
+"""Batched greedy decoding and option scoring for soft-prompted inputs.
+
+Shared by ``clinprompt evaluate`` and the server. The layout matches training exactly: row b is
+``prompt_b (P) ⊕ left padding ⊕ input_ids[b]`` fed through ``inputs_embeds``, with position ids
+counted from the attention mask (so the padding never shifts a position), and generation starts
+right after the :func:`clinprompt.data.collate.encode_prompt` ids, i.e. where training placed
+``" " + target + EOS``.
+
+Prompt KV reuse: positions ``0..P-1`` hold the soft prompt in every row and attend only to each
+other (causal attention), so their keys/values depend on the task's prompt alone — not on the
+input, the padding or the batch. :class:`PromptKVCache` computes them once per task and every
+batch (mixed tasks included) starts from the stacked per-task caches; only the input tokens are
+prefilled. A task may also declare a token prefix every one of its rows starts with (the server
+declares the instruction head of ``encode_prompt``): it is cached with the prompt, at the same
+positions, so the batch prefills only what differs between requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import DynamicCache, PreTrainedModel
+
+from clinprompt.eval.prompt_cache import PromptKVCache
+from clinprompt.prompts.injection import inject_prompt
+
+__all__ = [
+    "DEFAULT_MAX_NEW_TOKENS",
+    "DecodeBatch",
+    "PromptKVCache",
+    "encode_options",
+    "greedy_generate",
+    "option_logprobs",
+    "prefill",
+]
+
+# Generation budget per task type where a caller does not say (evaluation and serving).
+DEFAULT_MAX_NEW_TOKENS = {"nli": 8, "qa": 48, "ner": 96, "re": 96, "sum": 96}
+
+
+def _left_pad(input_ids: Sequence[Sequence[int]], pad_token_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) ids and mask, left-padded to the longest row."""
+    width = max(len(x) for x in input_ids)
+    ids = [[pad_token_id] * (width - len(x)) + list(x) for x in input_ids]
+    mask = [[0] * (width - len(x)) + [1] * len(x) for x in input_ids]
+    return (torch.tensor(ids, dtype=torch.long, device=device), torch.tensor(mask, dtype=torch.long, device=device))
+
+
+def _check_batch(prompts: torch.Tensor | None, input_ids: Sequence[Sequence[int]], task_keys: Sequence[str] | None) -> None:
+    if not input_ids:
+        raise ValueError("input_ids is empty; pass at least one row")
+    if any(len(x) == 0 for x in input_ids):
+        raise ValueError("every row of input_ids needs at least one token")
+    if prompts is not None and (prompts.dim() != 3 or prompts.shape[0] != len(input_ids)):
+        raise ValueError(f"prompts must be (B={len(input_ids)}, P, D); got shape {tuple(prompts.shape)}")
+    if task_keys is not None and len(task_keys) != len(input_ids):
+        raise ValueError(f"got {len(task_keys)} task keys for {len(input_ids)} rows")
+
+
+def prefill(
+    model: PreTrainedModel,
+    prompts: torch.Tensor | None,
+    rows: Sequence[Sequence[int]],
+    pad_token_id: int,
+    prompt_cache: PromptKVCache | None,
+    task_keys: Sequence[str] | None,
+    logits_to_keep: int,
+) -> tuple[torch.Tensor, DynamicCache, torch.Tensor, torch.Tensor]:
+    """Run the prompts and the (unpadded) rows through the model, filling a KV cache.
+
+    With a prompt cache and task keys, each row starts from its task's cached prompt (and
+    declared prefix) and only the rest of the row is fed; otherwise the prompt is injected.
+
+    Returns:
+        (logits (B, keep, V), the KV cache, the attention mask over all its positions (B, L),
+        the token ids fed (B, T), left-padded).
+    """
+    device = model.get_input_embeddings().weight.device
+    if prompts is not None and prompt_cache is not None and task_keys is not None and prompts.shape[1] > 0:
+        cache, cache_mask, tails = prompt_cache.batch(task_keys, prompts, rows, min_tail=logits_to_keep)
+        ids, mask = _left_pad(tails, pad_token_id, device)
+        full_mask = torch.cat([cache_mask.to(device), mask], dim=1)  # (B, L_max + T)
+        cached = cache_mask.sum(-1, keepdim=True).to(device)  # (B, 1) cached positions per row
+        position_ids = (cached + mask.cumsum(-1) - 1).clamp(min=0)  # continue after the cache
+        out = model(
+            input_ids=ids, attention_mask=full_mask, position_ids=position_ids,
+            cache=cache, use_cache=True, logits_to_keep=logits_to_keep,
+        )
+        return out.logits, out.cache, full_mask, ids
+    ids, mask = _left_pad(rows, pad_token_id, device)
+    x = inject_prompt(model, prompts, ids, mask)
+    out = model(
+        inputs_embeds=x.inputs_embeds, attention_mask=x.attention_mask, position_ids=x.position_ids,
+        cache=DynamicCache(config=model.config), use_cache=True, logits_to_keep=logits_to_keep,
+    )
+    return out.logits, out.cache, x.attention_mask, ids
+
+
+class DecodeBatch:
+    """Rows decoded greedily together; rows join (prefilled) and leave (EOS, budget) at any step.
+
+    The batch holds one KV cache (B, L) with a mask; joining rows are prefilled on their own and
+    merged in, the shorter side left-padded with masked slots, so every row keeps exactly the
+    keys, values and positions it would have alone. This is what the server's continuous
+    batching runs, and what :func:`greedy_generate` runs with all rows joining at once.
+
+    Args:
+        model: a frozen causal LM (full-attention layers; sliding-window caches are not merged).
+        eos_token_id: ends a row (not included in its output).
+        pad_token_id: fills paddings.
+        prompt_cache: per-task prompt caches for joining rows (with ``task_keys`` in :meth:`add`).
+    """
+
+    def __init__(self, model: PreTrainedModel, eos_token_id: int, pad_token_id: int, prompt_cache: PromptKVCache | None = None) -> None:
+        self.model, self.eos, self.pad, self.prompt_cache = model, eos_token_id, pad_token_id, prompt_cache
+        self.cache: DynamicCache | None = None
+        self.mask = self.positions = self.tokens = None  # (B, L), (B, 1), (B,) for the live rows
+        self.tags: list[Any] = []
+        self.outputs: list[list[int]] = []
+        self.limits: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.tags)
+
+    @torch.no_grad()
+    def add(self, prompts: torch.Tensor | None, input_ids: list[list[int]], max_new_tokens: list[int],
+            tags: list[Any], task_keys: list[str] | None = None) -> list[tuple[Any, list[int]]]:
+        """Prefill new rows and take their first token; returns the rows already finished."""
+        _check_batch(prompts, input_ids, task_keys)
+        logits, cache, mask, _ = prefill(self.model, prompts, input_ids, self.pad, self.prompt_cache, task_keys, 1)
+        state = (cache, mask, mask.sum(-1, keepdim=True) - 1)  # positions of each row's last token
+        if self.cache is None:
+            self.cache, self.mask, self.positions = state
+        else:
+            self._merge(*state)
+        self.tags += list(tags)
+        self.outputs += [[] for _ in tags]
+        self.limits += list(max_new_tokens)
+        new = torch.zeros(len(self.tags), dtype=torch.bool)
+        new[-len(tags):] = True
+        tokens = logits[:, -1].argmax(-1)
+        self.tokens = tokens if self.tokens is None else torch.cat([self.tokens, tokens])
+        return self._accept(new)
+
+    @torch.no_grad()
+    def step(self) -> list[tuple[Any, list[int]]]:
+        """Decode one token for every live row; returns the rows that finished."""
+        if not self.tags:
+            return []
+        self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.tags), 1)], dim=1)
+        self.positions = self.positions + 1
+        out = self.model(
+            input_ids=self.tokens.unsqueeze(1), attention_mask=self.mask, position_ids=self.positions,
+            cache=self.cache, use_cache=True, logits_to_keep=1,
+        )
+        self.cache, self.tokens = out.cache, out.logits[:, -1].argmax(-1)
+        return self._accept(torch.ones(len(self.tags), dtype=torch.bool))
+
+    def _accept(self, fresh: torch.Tensor) -> list[tuple[Any, list[int]]]:
+        """Append each row's new token (rows flagged in ``fresh``); drop and return finished rows."""
+        finished, keep = [], []
+        for i, tok in enumerate(self.tokens.tolist()):
+            if fresh[i] and tok != self.eos and self.limits[i] > len(self.outputs[i]):
+                self.outputs[i].append(tok)
+            done = (fresh[i] and tok == self.eos) or len(self.outputs[i]) >= self.limits[i]
+            (finished if done else keep).append(i)
+        if finished:
+            done_rows = [(self.tags[i], self.outputs[i]) for i in finished]
+            self.tags, self.outputs, self.limits = ([x[i] for i in keep] for x in (self.tags, self.outputs, self.limits))
+            if keep:
+                index = torch.tensor(keep, device=self.mask.device)
+                self.cache.batch_select_indices(index)
+                self.mask, self.positions, self.tokens = self.mask[index], self.positions[index], self.tokens[index]
+                self._trim()
+            else:
+                self.cache = self.mask = self.positions = self.tokens = None
+            return done_rows
+        return []
+
+    def _merge(self, cache: DynamicCache, mask: torch.Tensor, positions: torch.Tensor) -> None:
+        """Append rows to the batch, left-padding the shorter cache with masked slots."""
+        width = max(self.mask.shape[1], mask.shape[1])
+        a, b = width - self.mask.shape[1], width - mask.shape[1]
+        data = [
+            (torch.cat([F.pad(x.keys, (0, 0, a, 0)), F.pad(y.keys, (0, 0, b, 0))]),
+             torch.cat([F.pad(x.values, (0, 0, a, 0)), F.pad(y.values, (0, 0, b, 0))]))
+            for x, y in zip(self.cache.layers, cache.layers, strict=True)
+        ]  # per layer: (B_old + B_new, H_kv, width, head_dim)
+        self.cache = DynamicCache(ddp_cache_data=data, config=self.model.config)
+        self.mask = torch.cat([F.pad(self.mask, (a, 0)), F.pad(mask, (b, 0))])
+        self.positions = torch.cat([self.positions, positions])
+
+    def _trim(self) -> None:
+        """Drop leading slots no live row attends to (left by rows that left)."""
+        used = self.mask.any(0).nonzero()
+        first = int(used[0]) if used.numel() else 0
+        if first > 0:
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[..., first:, :], layer.values[..., first:, :]
+            self.mask = self.mask[:, first:]
+
+
+@torch.no_grad()
+def greedy_generate(
+    model: PreTrainedModel,
+    prompts: torch.Tensor | None,
+    input_ids: list[list[int]],
+    max_new_tokens: int | list[int],
+    eos_token_id: int,
+    pad_token_id: int,
+    prompt_cache: PromptKVCache | None = None,
+    task_keys: list[str] | None = None,
+) -> list[list[int]]:
+    """Greedy decoding of a batch of soft-prompted inputs, stopping per row at EOS.
+
+    Args:
+        model: a frozen causal LM.
+        prompts: (B, P, D) the prompt of each row (mixed tasks allowed), or None for no prompt.
+        input_ids: B rows of prompt token ids (from ``encode_prompt``), unpadded.
+        max_new_tokens: the most tokens generated per row (one int, or one per row).
+        eos_token_id: stops a row; it is not included in the output.
+        pad_token_id: fills the left padding.
+        prompt_cache: reuse each task's prompt keys/values (needs ``task_keys``); the tokens are
+            the same as without it.
+        task_keys: B keys naming each row's prompt in ``prompt_cache``.
+
+    Returns:
+        B lists of generated token ids (without the EOS).
+    """
+    _check_batch(prompts, input_ids, task_keys)
+    bsz = len(input_ids)
+    limits = [max_new_tokens] * bsz if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    if len(limits) != bsz:
+        raise ValueError(f"got {len(limits)} max_new_tokens values for {bsz} rows")
+    outputs: list[list[int]] = [[] for _ in range(bsz)]
+    if max(limits) <= 0:
+        return outputs
+    batch = DecodeBatch(model, eos_token_id, pad_token_id, prompt_cache)
+    finished = batch.add(prompts, input_ids, limits, list(range(bsz)), task_keys)
+    while batch:
+        finished += batch.step()
+    for row, out in finished:
+        outputs[row] = out
+    return outputs
+
+
+def encode_options(tokenizer, candidates: Sequence[str]) -> list[list[int]]:
+    """Token ids of candidate answers exactly as training saw targets: ``" " + c`` then EOS."""
+    return [tokenizer(" " + c, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for c in candidates]
+
+
+@torch.no_grad()
+def option_logprobs(
+    model: PreTrainedModel,
+    prompts: torch.Tensor | None,
+    input_ids: list[list[int]],
+    options: list[list[list[int]]],
+    length_normalize: bool = False,
+    prompt_cache: PromptKVCache | None = None,
+    task_keys: list[str] | None = None,
+    pad_token_id: int = 0,
+) -> list[list[float]]:
+    """Log-likelihood of each candidate continuation, every candidate of the batch in one pass.
+
+    Each (example, option) pair becomes one row ``prompt ⊕ input ⊕ option``, left-padded, so
+    the option tokens are right-aligned and the LM head runs only on the last ``L_max + 1``
+    positions.
+
+    Args:
+        model: a frozen causal LM.
+        prompts: (B, P, D) or None.
+        input_ids: B rows of prompt token ids.
+        options: per example, its candidates' token ids (see :func:`encode_options`).
+        length_normalize: the mean log-probability per token instead of the sum.
+        prompt_cache, task_keys: reuse per-task prompt keys/values (as :func:`greedy_generate`).
+        pad_token_id: fills the padding (never attended).
+
+    Returns:
+        Per example, one score per candidate (higher is more likely).
+    """
+    _check_batch(prompts, input_ids, task_keys)
+    if len(options) != len(input_ids):
+        raise ValueError(f"got options for {len(options)} examples but {len(input_ids)} rows")
+    rows, owner, lengths = [], [], []
+    for b, (ids, cands) in enumerate(zip(input_ids, options, strict=True)):
+        if not cands or any(len(c) == 0 for c in cands):
+            raise ValueError(f"example {b}: every example needs at least one non-empty candidate")
+        for cand in cands:
+            rows.append(list(ids) + list(cand))
+            owner.append(b)
+            lengths.append(len(cand))
+    device = model.get_input_embeddings().weight.device
+    index = torch.tensor(owner, device=device)
+    row_prompts = prompts[index.to(prompts.device)] if prompts is not None else None  # (N, P, D)
+    row_keys = [task_keys[b] for b in owner] if task_keys is not None else None
+    width = max(lengths)
+    logits, _, _, ids = prefill(model, row_prompts, rows, pad_token_id, prompt_cache, row_keys, width + 1)
+    logprobs = logits[:, :-1].float().log_softmax(-1)  # (N, L_max, V): position j predicts token j+1
+    targets = ids[:, -width:]  # (N, L_max) the last L_max tokens, option tokens right-aligned
+    picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (N, L_max)
+    scores: list[list[float]] = [[] for _ in input_ids]
+    for n, (b, length) in enumerate(zip(owner, lengths, strict=True)):
+        total = float(picked[n, width - length:].sum())
+        scores[b].append(total / length if length_normalize else total)
+    return scores

@@ -1,0 +1,193 @@
+"""What the server knows about each task of a bank: its spec, task type, prompt and input schema.
+
+A :class:`TaskTable` is an immutable snapshot of a bank; a reload builds a new one and swaps it
+in, so requests already queued keep the table (and prompts) they were admitted with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from clinprompt.data.spec import DatasetSpec
+from clinprompt.eval.generation import DEFAULT_MAX_NEW_TOKENS
+from clinprompt.prompts.bank import PromptBank, TaskEntry
+from clinprompt.tasks.base import ANSWER_CUE, UNPARSEABLE, Example, TaskType, get_task_type
+
+__all__ = [
+    "INPUT_FIELDS",
+    "InputError",
+    "TaskRuntime",
+    "TaskTable",
+    "load_task_table",
+    "task_spec",
+]
+
+# Input fields of each task type (records minus the answer fields): name → (JSON type, required).
+INPUT_FIELDS: dict[str, dict[str, tuple[type, bool]]] = {
+    "ner": {"text": (str, True)},
+    "re": {"text": (str, True), "entities": (list, True)},
+    "qa": {"question": (str, True), "context": (str, False), "options": (dict, False)},
+    "nli": {"premise": (str, True), "hypothesis": (str, True)},
+    "sum": {"source": (str, True)},
+}
+_JSON_TYPE = {str: "string", list: "array", dict: "object"}
+
+
+class InputError(ValueError):
+    """An input record the task cannot take (which input, which field, what was expected)."""
+
+
+def task_spec(entry: TaskEntry) -> DatasetSpec:
+    """The DatasetSpec a task was trained with: the registered dataset's, with the bank's labels
+    and instruction (the bank records what training used), else one built from the entry."""
+    base: DatasetSpec | None = None
+    if entry.dataset:
+        from clinprompt.data.registry import get_dataset
+
+        try:
+            base = get_dataset(entry.dataset)
+        except (KeyError, ImportError):
+            base = None
+    if base is not None and base.task_type == entry.task_type:
+        return DatasetSpec(**{
+            **{k: getattr(base, k) for k in base.__dataclass_fields__},
+            "labels": tuple(entry.labels) or base.labels,
+            "instruction": entry.instruction if entry.instruction is not None else base.instruction,
+        })
+    return DatasetSpec(
+        name=entry.dataset or entry.name,
+        task_type=entry.task_type,
+        labels=tuple(entry.labels),
+        instruction=entry.instruction,
+        answer_style=str(entry.meta.get("answer_style", "short")),
+        joint=bool(entry.meta.get("joint", False)),
+    )
+
+
+@dataclass
+class TaskRuntime:
+    """One servable task: spec, task type, prompt (P, D) on the model's device, cache key."""
+
+    entry: TaskEntry
+    spec: DatasetSpec
+    task_type: TaskType | None
+    prompt: torch.Tensor  # (P, D) in the backbone's dtype and device
+    key: str  # prompt-cache key: changes whenever the prompt does
+    head_ids: list[int] = field(default_factory=list)
+    unavailable: str | None = None  # why the task cannot be served (e.g. task type missing)
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    def input_fields(self) -> dict[str, tuple[type, bool]]:
+        fields = dict(INPUT_FIELDS.get(self.entry.task_type, {}))
+        if self.entry.task_type == "re" and self.spec.joint:
+            fields["entities"] = (list, False)
+        return fields
+
+    def input_schema(self) -> dict[str, str]:
+        """Field → ``"string (required)"`` etc., for ``GET /v1/tasks``."""
+        return {k: f"{_JSON_TYPE[t]} ({'required' if req else 'optional'})" for k, (t, req) in self.input_fields().items()}
+
+    def max_new_tokens(self) -> int:
+        return int(self.entry.meta.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS.get(self.entry.task_type, 64))
+
+    def check_input(self, index: int, record: Any) -> dict[str, Any]:
+        """The record with an ``id``; raises :class:`InputError` naming the input and field."""
+        if not isinstance(record, dict):
+            raise InputError(f"inputs[{index}] must be a JSON object, got {type(record).__name__}")
+        for name, (kind, required) in self.input_fields().items():
+            if name not in record:
+                if required:
+                    raise InputError(f"inputs[{index}]: field '{name}' is required for a {self.entry.task_type} task")
+                continue
+            if not isinstance(record[name], kind):
+                raise InputError(f"inputs[{index}]: field '{name}' must be a {_JSON_TYPE[kind]}, got {type(record[name]).__name__}")
+        return {"id": str(record.get("id", index)), **{k: v for k, v in record.items() if k != "id"}}
+
+    def example(self, index: int, record: dict[str, Any]) -> Example:
+        """The record as text, as :meth:`TaskType.example` builds it (no target: nothing to answer yet)."""
+        assert self.task_type is not None
+        try:
+            body = self.task_type.format_input(record, self.spec)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise InputError(f"inputs[{index}] cannot be formatted as a {self.entry.task_type} input: {err!r}") from err
+        return Example(f"{self.task_type.instruction(self.spec)}\n\n", body, "")
+
+    def candidates(self, record: dict[str, Any]) -> list[str] | None:
+        """Option strings to score, or None when the record is free generation."""
+        assert self.task_type is not None
+        try:
+            cands = self.task_type.candidates(record, self.spec)
+        except Exception:  # a candidates() bug must not take the request down: generate instead
+            return None
+        return list(cands) if cands else None
+
+    def structure(self, text: str, record: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Parse a generation; return the answer fields (inputs echoed back are dropped) and ok."""
+        assert self.task_type is not None
+        parsed = self.task_type.parse(text, record, self.spec)
+        pred = {k: v for k, v in parsed.prediction.items() if k != UNPARSEABLE and (k == "id" or record.get(k, _MISSING) != v)}
+        return pred, bool(parsed.ok)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "task_type": self.entry.task_type,
+            "labels": list(self.spec.labels),
+            "dataset": self.entry.dataset,
+            "instruction": self.task_type.instruction(self.spec) if self.task_type else self.entry.instruction,
+            "input_fields": self.input_schema(),
+            "prompt_kind": self.entry.kind,
+            "available": self.unavailable is None,
+            "reason": self.unavailable,
+        }
+
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class TaskTable:
+    """An immutable snapshot of the servable tasks of a bank."""
+
+    tasks: dict[str, TaskRuntime]
+    prompt_tokens: int
+    version: int
+
+    def names(self) -> list[str]:
+        return list(self.tasks)
+
+
+def _digest(prompt: torch.Tensor) -> str:
+    return hashlib.sha256(prompt.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def load_task_table(bank: PromptBank, tokenizer: Any, device: torch.device, dtype: torch.dtype, version: int = 0) -> TaskTable:
+    """Build the runtime of every task of ``bank`` (prompts moved to the backbone's device)."""
+    tasks: dict[str, TaskRuntime] = {}
+    for name, entry in bank.tasks.items():
+        prompt = bank.task_prompt(name)  # (P, D) fp32
+        spec = task_spec(entry)
+        unavailable, task_type, head = None, None, []
+        try:
+            task_type = get_task_type(entry.task_type)
+            head = tokenizer(f"{task_type.instruction(spec)}\n\n", add_special_tokens=False)["input_ids"]
+        except KeyError as err:
+            unavailable = str(err.args[0]) if err.args else repr(err)
+        tasks[name] = TaskRuntime(
+            entry=entry, spec=spec, task_type=task_type,
+            prompt=prompt.to(device=device, dtype=dtype),
+            key=f"{name}@{_digest(prompt)}", head_ids=head, unavailable=unavailable,
+        )
+    return TaskTable(tasks, bank.prompt_tokens, version)
+
+
+def cue_length(tokenizer: Any) -> int:
+    """Tokens of the answer cue (the same for every task)."""
+    return len(tokenizer(ANSWER_CUE, add_special_tokens=False)["input_ids"])

@@ -1,0 +1,47 @@
+"""``clinprompt serve``: loopback by default, the API key from the environment, early errors."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from tests.serve.conftest import make_bank
+from typer.testing import CliRunner
+
+import clinprompt.cli.serve as serve_cli
+from clinprompt.cli import app
+from clinprompt.cli.serve import build_server
+
+
+@pytest.fixture()
+def bank(tmp_path, tiny):
+    # `serve` loads the backbone the bank names (tiny-llama), so the bank is built on that one.
+    return make_bank(tmp_path / "bank", tiny)
+
+
+def test_serve_binds_loopback_and_reads_the_key_from_the_environment(monkeypatch, bank):
+    seen = {}
+    monkeypatch.setattr("uvicorn.run", lambda fastapi_app, **kw: seen.update(app=fastapi_app, **kw))
+    result = CliRunner().invoke(app, ["serve", "--bank", str(bank.path), "--watch", "0"], env={serve_cli.API_KEY_ENV: "k1"})
+    assert result.exit_code == 0, result.output
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 8000
+    with TestClient(seen["app"]) as client:
+        assert client.get("/v1/tasks").status_code == 401
+        assert client.get("/v1/tasks", headers={"Authorization": "Bearer k1"}).status_code == 200
+
+
+def test_serve_warns_on_a_public_address_without_a_key(monkeypatch, bank):
+    monkeypatch.setattr("uvicorn.run", lambda *a, **kw: None)
+    result = CliRunner().invoke(app, ["serve", "--bank", str(bank.path), "--host", "0.0.0.0", "--watch", "0"], env={serve_cli.API_KEY_ENV: ""})
+    assert result.exit_code == 0 and "exposes the server" in result.output
+
+
+def test_serve_errors_before_loading_anything(tmp_path):
+    result = CliRunner().invoke(app, ["serve", "--bank", str(tmp_path)])
+    assert result.exit_code == 1 and "bank.json is missing" in result.output
+    result = CliRunner().invoke(app, ["serve", "--bank", str(tmp_path), "--engine", "tgi"])
+    assert result.exit_code == 1 and "hf or vllm" in result.output
+
+
+def test_build_server_defaults_to_the_banks_backbone(bank):
+    _, engine = build_server(bank.path, watch=0)
+    assert engine.backbone.name == "tiny-llama" and engine.table.names() == ["notes", "triage", "teacher"]

@@ -1,0 +1,116 @@
+"""``clinprompt bank list|show|add|remove``: adding a task touches no other task; show compares
+each task's bytes with a LoRA adapter of the same backbone."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import clinprompt.cli.bank  # noqa: F401  (registers the commands)
+from clinprompt.artifacts import save_tensors
+from clinprompt.backbone import load_backbone_config
+from clinprompt.cli import app
+from clinprompt.params import _meta_model, lora_parameter_count
+from clinprompt.prompts.bank import PromptBank, TaskEntry
+
+P, D = 4, 64
+runner = CliRunner()
+
+
+def _bank(path, tiny, seed=0, names=("a", "b")):
+    gen = torch.Generator().manual_seed(seed)
+    bank = PromptBank.create(path, tiny.fingerprint, P, rank=1, shared=torch.randn(P, D, generator=gen))
+    for n in names:
+        bank.add_factors(TaskEntry(n, "nli", "factors", labels=["yes", "no"]), torch.randn(P, 1, generator=gen), torch.randn(1, D, generator=gen))
+    return bank
+
+
+def _run(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def _stamp(bank):
+    return {f.name: (f.stat().st_mtime_ns, f.read_bytes()) for f in (bank.path / "tasks").iterdir()}
+
+
+def test_add_from_bank_touches_no_other_task(tmp_path, tiny):
+    dest = _bank(tmp_path / "dest", tiny)
+    other_shared = _bank(tmp_path / "src", tiny, seed=1, names=("t1", "t2"))
+    before = _stamp(dest)
+    code, out = _run("bank", "add", dest.path, other_shared.path, "--task", "t2", "--name", "target")
+    assert code == 0, out
+    after = PromptBank.load(dest.path)
+    assert list(after.tasks) == ["a", "b", "target"]
+    assert {k: v for k, v in _stamp(after).items() if k in before} == before
+    # A factor task on another P* keeps its own copy of it; the effective prompt is unchanged.
+    assert after.tasks["target"].own_shared
+    torch.testing.assert_close(after.task_prompt("target"), other_shared.task_prompt("t2"))
+
+
+def test_add_from_bank_with_the_same_shared_prompt_keeps_factors_only(tmp_path, tiny):
+    dest = _bank(tmp_path / "dest", tiny)
+    sibling = PromptBank.create(tmp_path / "sib", tiny.fingerprint, P, rank=1, shared=dest.shared())
+    sibling.add_factors(TaskEntry("new", "qa", "factors"), torch.randn(P, 1), torch.randn(1, D))
+    code, out = _run("bank", "add", dest.path, sibling.path)  # one task: --task not needed
+    assert code == 0, out
+    after = PromptBank.load(dest.path)
+    assert not after.tasks["new"].own_shared and after.task_bytes("new") < 1024
+    torch.testing.assert_close(after.task_prompt("new"), sibling.task_prompt("new"))
+
+
+def test_add_from_run_dir_and_remove(tmp_path, tiny):
+    dest = _bank(tmp_path / "dest", tiny)
+    run = tmp_path / "run"
+    weight = torch.randn(P, D)
+    save_tensors(run / "final.safetensors", {"prompt.weight": weight})
+    code, out = _run("bank", "add", dest.path, run)
+    assert code != 0 and "--name and --task-type" in out
+    code, out = _run("bank", "add", dest.path, run, "--name", "teacher", "--task-type", "ner", "--labels", "Drug,Problem")
+    assert code == 0, out
+    bank = PromptBank.load(dest.path)
+    assert bank.tasks["teacher"].labels == ["Drug", "Problem"]
+    torch.testing.assert_close(bank.task_prompt("teacher"), weight)
+    code, out = _run("bank", "remove", dest.path, "teacher")
+    assert code == 0 and "2 task(s) left" in out
+    assert not (dest.path / "tasks" / "teacher.safetensors").exists()
+    code, out = _run("bank", "remove", dest.path, "teacher")
+    assert code == 1 and "not in the bank" in out
+
+
+def test_add_refuses_ambiguous_or_unknown_sources(tmp_path, tiny):
+    dest = _bank(tmp_path / "dest", tiny)
+    src = _bank(tmp_path / "src", tiny, seed=1)
+    code, out = _run("bank", "add", dest.path, src.path)
+    assert code == 2 and "choose one with --task" in out
+    code, out = _run("bank", "add", dest.path, src.path, "--task", "a")
+    assert code == 1 and "already in the bank" in out
+    code, out = _run("bank", "add", dest.path, tmp_path)
+    assert code == 2 and "neither a bank" in out
+
+
+def test_show_compares_with_lora(tmp_path, tiny):
+    bank = _bank(tmp_path / "bank", tiny)
+    bank.add_prompt(TaskEntry("single", "ner", "prompt"), torch.randn(P, D))
+    code, out = _run("bank", "show", bank.path, "--json")
+    assert code == 0, out
+    s = json.loads(out)
+    lora = lora_parameter_count(_meta_model(load_backbone_config("tiny-llama")), 8)
+    assert s["lora_parameters"] == lora and s["lora_bytes_fp32"] == 4 * lora and s["lora_bytes_bf16"] == 2 * lora
+    tasks = {t["name"]: t for t in s["tasks"]}
+    assert tasks["a"]["parameters"] == P * 1 + 1 * D and tasks["a"]["bytes_fp32"] == 4 * (P + D)
+    assert tasks["single"]["parameters"] == P * D
+    assert s["shared_bytes_fp32"] == 4 * P * D
+    code, out = _run("bank", "show", bank.path)
+    assert code == 0 and "LoRA r=8" in out and "single" in out
+    code, out = _run("bank", "list", bank.path)
+    assert code == 0 and "3 task(s)" in out
+
+
+@pytest.mark.parametrize("cmd", [["bank", "list"], ["bank", "show"]])
+def test_not_a_bank(tmp_path, cmd):
+    code, out = _run(*cmd, tmp_path)
+    assert code == 1 and "bank.json is missing" in out
