@@ -58,6 +58,16 @@ def shared_data_root() -> Path:
     return root
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """Tiny-model ops are too small to gain from two threads, and on a shared 2-core machine
+    OpenMP's thread barriers stall each op for a scheduler slice (10-100x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

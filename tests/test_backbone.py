@@ -7,7 +7,14 @@ import json
 import pytest
 import torch
 
-from clinprompt.backbone import BackboneError, fingerprint, load_backbone, load_backbone_config, resolve_device, tiny_backbone
+from clinprompt.backbone import (
+    BackboneError,
+    fingerprint,
+    load_backbone,
+    load_backbone_config,
+    resolve_device,
+    tiny_backbone,
+)
 
 
 def test_tiny_backbone_is_frozen_deterministic(tiny):

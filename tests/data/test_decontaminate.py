@@ -39,3 +39,20 @@ def test_open_clinical_decontaminated_is_clean(shared_data_root):
     report = check_leakage(suite, loader=lambda t: data.splits[t])
     assert report.clean, str(report)
     assert data.removed_count() > 0  # ADE sentences reappear in BC5CDR/BC2GM
+
+
+@pytest.mark.data
+def test_source_training_data_has_no_target_text(shared_data_root):
+    """Training loads bc5cdr_ner (a source) without the ADE sentences (a target) it repeats."""
+    from clinprompt.config import DataArgs
+    from clinprompt.data.decontaminate import suite_target_text
+    from clinprompt.train.data import load_task
+
+    suite = load_suite("open-clinical")
+    args = DataArgs(suite="open-clinical", data_root=str(shared_data_root), dev_fraction=0.0)
+    raw = load_task("bc5cdr_ner", args)
+    clean = load_task("bc5cdr_ner", args, suite=suite)
+    text = suite_target_text(tuple(suite.targets), str(shared_data_root))
+    assert any(text.shares(r) for r in raw.train + raw.dev)
+    assert not any(text.shares(r) for r in clean.train + clean.dev)
+    assert len(raw.train) - len(clean.train) > 50

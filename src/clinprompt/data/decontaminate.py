@@ -10,6 +10,7 @@ published splits and scores stay comparable; what was removed is reported.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from clinprompt.data.registry import load_splits
 from clinprompt.data.spec import Records
 from clinprompt.data.suite import Suite, _fields, _sentences, normalize_text
 
-__all__ = ["SuiteData", "load_suite_splits"]
+__all__ = ["SuiteData", "TargetText", "load_suite_splits", "suite_target_text"]
 
 
 @dataclass
@@ -38,6 +39,54 @@ class SuiteData:
         return sum(len(ids) for per in self.removed.values() for ids in per.values())
 
 
+@dataclass(frozen=True)
+class TargetText:
+    """Hashes of the normalised target text: whole fields and sentences."""
+
+    whole: frozenset[int]
+    sentences: frozenset[int]
+    min_chars: int = 20
+    min_sentence_chars: int = 50
+
+    @classmethod
+    def of(cls, records_by_split: list[Records], min_chars: int = 20, min_sentence_chars: int = 50) -> TargetText:
+        whole: set[int] = set()
+        sentences: set[int] = set()
+        for records in records_by_split:
+            for record in records:
+                for _, value in _fields(record):
+                    norm = normalize_text(value)
+                    if len(norm) >= min_chars:
+                        whole.add(hash(norm))
+                    sentences.update(hash(s) for s in _sentences(value, min_sentence_chars))
+        return cls(frozenset(whole), frozenset(sentences), min_chars, min_sentence_chars)
+
+    def shares(self, record: dict) -> bool:
+        """Whether a record has a whole field or a sentence in common with the targets."""
+        return any(
+            hash(normalize_text(value)) in self.whole
+            or any(hash(s) in self.sentences for s in _sentences(value, self.min_sentence_chars))
+            for _, value in _fields(record)
+        )
+
+    def drop_shared(self, records: Records) -> tuple[Records, list[str]]:
+        """(records without target text, ids of those removed)."""
+        kept: Records = []
+        removed: list[str] = []
+        for record in records:
+            if self.shares(record):
+                removed.append(str(record.get("id")))
+            else:
+                kept.append(record)
+        return kept, removed
+
+
+@functools.lru_cache(maxsize=4)
+def suite_target_text(targets: tuple[str, ...], data_root: str | None) -> TargetText:
+    """The :class:`TargetText` of every split of ``targets`` (cached: training loads it per source)."""
+    return TargetText.of([records for t in targets for records in load_splits(t, data_root).values()])
+
+
 def load_suite_splits(
     suite: Suite,
     data_root: str | Path | None = None,
@@ -53,28 +102,10 @@ def load_suite_splits(
     data = SuiteData(suite, splits)
     if not decontaminate:
         return data
-    whole: set[int] = set()
-    sentences: set[int] = set()
-    for task in suite.targets:
-        for records in splits[task].values():
-            for record in records:
-                for _, value in _fields(record):
-                    norm = normalize_text(value)
-                    if len(norm) >= min_chars:
-                        whole.add(hash(norm))
-                    sentences.update(hash(s) for s in _sentences(value, min_sentence_chars))
+    text = TargetText.of([r for t in suite.targets for r in splits[t].values()], min_chars, min_sentence_chars)
     for task in suite.sources:
         for split, records in splits[task].items():
-            kept: Records = []
-            for record in records:
-                shared = any(
-                    hash(normalize_text(value)) in whole
-                    or any(hash(s) in sentences for s in _sentences(value, min_sentence_chars))
-                    for _, value in _fields(record)
-                )
-                if shared:
-                    data.removed.setdefault(task, {}).setdefault(split, []).append(str(record.get("id")))
-                else:
-                    kept.append(record)
-            splits[task][split] = kept
+            splits[task][split], removed = text.drop_shared(records)
+            if removed:
+                data.removed.setdefault(task, {})[split] = removed
     return data

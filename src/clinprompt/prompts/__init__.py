@@ -10,7 +10,12 @@ from clinprompt.prompts.injection import (
     prompted_logits,
     target_outputs,
 )
-from clinprompt.prompts.soft_prompt import MultitaskPrompt, PromptError, SoftPrompt, init_prompt_weights
+from clinprompt.prompts.soft_prompt import (
+    MultitaskPrompt,
+    PromptError,
+    SoftPrompt,
+    init_prompt_weights,
+)
 
 __all__ = [
     "IGNORE_INDEX",

@@ -1,0 +1,264 @@
+"""The ``*Args`` dataclasses: every config key, its type, default and help, defined once.
+
+A field declared with :func:`arg` is at the same time the YAML key, the dotted command-line
+override (``section.key=value``) and its documentation line (``clinprompt config keys``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "PROFILES",
+    "STAGES",
+    "AdaptArgs",
+    "BackboneArgs",
+    "BaselineArgs",
+    "DataArgs",
+    "DistillArgs",
+    "ExperimentArgs",
+    "PromptArgs",
+    "TeachersArgs",
+    "TrainArgs",
+    "arg",
+]
+
+PROFILES = ("smoke", "cpu", "gpu")
+
+
+def arg(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A config field with its help text (and allowed values): the single definition of a key."""
+    meta = {"help": help, "choices": choices}
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class BackboneArgs:
+    """Which frozen LM to load, and where."""
+
+    name: str = arg(
+        "smollm2-135m",
+        "Built-in name (smollm2-135m, tiny-llama), a local Hugging Face model directory, or a hub id.",
+    )
+    device: str | None = arg(
+        None,
+        "cpu, cuda, cuda:1...; default: CUDA when available (each process's own GPU under accelerate).",
+    )
+    dtype: str | None = arg(
+        None,
+        "Backbone dtype; default bf16 on CUDA, fp32 on CPU. Trainable prompts stay fp32.",
+        ("float32", "bfloat16", "float16"),
+    )
+
+
+@dataclass
+class PromptArgs:
+    """Shape and initialisation of the soft prompts."""
+
+    tokens: int = arg(50, "Prompt length P (the paper uses 100).")
+    init: str = arg(
+        "vocab",
+        "Initialisation of teacher prompts: rows of frequent-token embeddings, random normal, or the embeddings of init_text.",
+        ("vocab", "random", "text"),
+    )
+    init_text: str = arg("", "Text for init=text; empty: each task's instruction.")
+    rank: int = arg(1, "Rank R of the per-task factors u (P, R), v (R, D) (the paper uses 1).")
+
+
+@dataclass
+class DataArgs:
+    """The suite of source and target tasks and how examples are subsampled and truncated."""
+
+    suite: str = arg("synthetic", "Suite name (synthetic, open-clinical) or a suite YAML file.")
+    data_root: str | None = arg(
+        None, "Folder holding the public datasets; default $CLINPROMPT_DATA_ROOT or ../shared/data."
+    )
+    sources: list[str] | None = arg(None, "Only these source tasks (default: all of the suite's).")
+    targets: list[str] | None = arg(None, "Only these target tasks (default: all of the suite's).")
+    max_train_examples: int | None = arg(
+        None, "Training examples kept per task, drawn from the seed (None: all)."
+    )
+    max_dev_examples: int | None = arg(None, "Dev examples kept per task (None: all).")
+    max_test_examples: int | None = arg(
+        None, "Test examples per target for evaluation (None: all)."
+    )
+    dev_fraction: float = arg(
+        0.1, "Share of train carved out as dev (deterministically) when a task has no dev split."
+    )
+    max_input_tokens: int = arg(
+        256, "Input tokens kept per example (the instruction and answer cue are never cut)."
+    )
+    max_target_tokens: int = arg(128, "Target tokens kept per example (before EOS).")
+    seed: int = arg(0, "Seed of every subsample and k-shot draw.")
+
+
+@dataclass
+class TrainArgs:
+    """The one training loop: optimiser, schedule, batching, evaluation, checkpoints."""
+
+    steps: int = arg(100, "Optimizer steps per training run.")
+    batch_size: int = arg(
+        8, "Examples per optimizer step (split into grad_accum micro-batches and across processes)."
+    )
+    grad_accum: int = arg(
+        1, "Micro-batches per optimizer step; does not change the examples a step sees."
+    )
+    lr: float = arg(
+        0.3,
+        "Peak learning rate of AdamW (prompt tuning works with 0.1-0.3; LoRA uses baseline.lora_lr).",
+    )
+    weight_decay: float = arg(1e-5, "AdamW weight decay.")
+    warmup: float = arg(
+        0.06, "Linear warm-up as a share of steps, then linear decay to min_lr_ratio * lr."
+    )
+    min_lr_ratio: float = arg(0.0, "Learning rate at the last step, relative to lr.")
+    max_grad_norm: float = arg(1.0, "Gradient clipping norm (0: no clipping).")
+    bucket: bool = arg(
+        True,
+        "Batch by length: examples of similar length share a batch, so little padding is computed.",
+    )
+    bucket_window: int = arg(
+        32,
+        "Batches per window that is sorted by length before batching (larger: less padding, less randomness).",
+    )
+    eval_every: int = arg(
+        50,
+        "Evaluate on the dev split every N steps (0: only at the end); the best checkpoint is kept.",
+    )
+    eval_examples: int = arg(200, "Dev examples per task used for the dev loss.")
+    eval_batch_size: int = arg(16, "Examples per dev batch.")
+    patience: int = arg(
+        0, "Stop after this many evaluations without improvement (0: never stop early)."
+    )
+    save_every: int = arg(
+        0, "Also checkpoint every N steps for resuming (0: at each evaluation only)."
+    )
+    log_every: int = arg(10, "Write a metrics line (JSONL) every N steps.")
+    progress: bool = arg(True, "Show a progress bar with loss and ETA.")
+    seed: int = arg(0, "Seed of data order and random initialisations.")
+
+
+@dataclass
+class TeachersArgs:
+    """Stage 1: one soft prompt per source task."""
+
+    train: dict[str, Any] = arg({}, "Overrides of train.* for teachers, e.g. {steps: 200}.")
+
+
+@dataclass
+class DistillArgs:
+    """Stage 2: the shared prompt P* and per-task factors, distilled from the teachers."""
+
+    terms: list[str] = arg(
+        ["lm", "logits", "hidden"],
+        "Loss terms (ablations drop some): lm (target CE), logits (KL(teacher||student)), hidden (MSE of final hidden states).",
+    )
+    logits_weight: float = arg(1.0, "λ_logits, the weight of the KL term.")
+    hidden_weight: float = arg(1.0, "λ_hidden, the weight of the hidden-state MSE term.")
+    temperature: float = arg(
+        2.0, "Distillation temperature τ; the KL is scaled by τ² so gradients keep their size."
+    )
+    task_temperature: float = arg(
+        2.0,
+        "Task sampling ∝ n_k^(1/T): 1 = proportional to size, larger = flatter, so small tasks are not drowned.",
+    )
+    task_cap: int | None = arg(
+        None, "Cap each task's size at this many examples in the sampling weights (None: no cap)."
+    )
+    factor_init: str = arg(
+        "ones",
+        "Factors start at ones (every task's prompt starts at P* = mean of teachers) or normal(0, 0.02).",
+        ("ones", "normal"),
+    )
+    teacher_cache: bool = arg(
+        False,
+        "Precompute the teachers' outputs once (top-k logits + hidden states at target positions, safetensors): worth it when training runs more than one epoch.",
+    )
+    cache_top_k: int = arg(
+        64,
+        "Teacher logits kept per position in the cache (KL over the teacher's top-k, renormalised).",
+    )
+    train: dict[str, Any] = arg({}, "Overrides of train.* for distillation.")
+
+
+@dataclass
+class AdaptArgs:
+    """Stage 3: adapt P* to each unseen target task."""
+
+    modes: list[str] = arg(
+        ["full", "kshot", "zero"],
+        "Which adaptations to run per target: full data, k-shot, zero-shot (no training).",
+    )
+    shots: list[int] = arg([16, 64], "k values of the k-shot runs (drawn from the seed).")
+    factor_init: str = arg(
+        "mean",
+        "Target factors start at the mean of the source factors, or fresh (ones: the prompt starts at P*).",
+        ("mean", "ones"),
+    )
+    train_shared: bool = arg(True, "Also train P* (the target then stores its own copy of P*).")
+    zero_shot: str = arg(
+        "mean",
+        "Zero-shot prompt: P* with the mean source factors, or the factors of the closest source of the same task type.",
+        ("mean", "closest"),
+    )
+    train: dict[str, Any] = arg({}, "Overrides of train.* for full-data adaptation.")
+    kshot_train: dict[str, Any] = arg(
+        {}, "Overrides of train.* for k-shot adaptation (on top of adapt.train)."
+    )
+
+
+@dataclass
+class BaselineArgs:
+    """Single-task baselines trained with the same loop, data and budgets as adaptation."""
+
+    methods: list[str] = arg(
+        ["pt", "lora"], "Baselines to train per target: prompt tuning, LoRA (PEFT)."
+    )
+    pt_init: str = arg(
+        "random", "Initialisation of the prompt-tuning baseline.", ("random", "vocab")
+    )
+    lora_r: int = arg(8, "LoRA rank.")
+    lora_alpha: int = arg(16, "LoRA alpha (scaling alpha / r).")
+    lora_dropout: float = arg(0.0, "LoRA dropout.")
+    lora_targets: list[str] = arg(["q_proj", "v_proj"], "Module names LoRA adapts.")
+    lora_lr: float = arg(1e-3, "Learning rate of LoRA (replaces train.lr).")
+
+
+@dataclass
+class ExperimentArgs:
+    """A whole experiment: teachers → distill → adapt → baselines, into one run directory."""
+
+    name: str = arg("experiment", "Name of the run (used in output_dir).")
+    output_dir: str = arg("runs/{name}", "Run directory; {name} is replaced by the name.")
+    stages: list[str] = arg(
+        ["teachers", "distill", "adapt", "baseline"],
+        "Stages `clinprompt run` executes, in this order.",
+    )
+    backbone: BackboneArgs = field(default_factory=BackboneArgs)
+    prompt: PromptArgs = field(default_factory=PromptArgs)
+    data: DataArgs = field(default_factory=DataArgs)
+    train: TrainArgs = field(default_factory=TrainArgs)
+    teachers: TeachersArgs = field(default_factory=TeachersArgs)
+    distill: DistillArgs = field(default_factory=DistillArgs)
+    adapt: AdaptArgs = field(default_factory=AdaptArgs)
+    baseline: BaselineArgs = field(default_factory=BaselineArgs)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir.format(name=self.name))
+
+    def stage_train(self, *overrides: dict[str, Any]) -> TrainArgs:
+        """``train`` with stage overrides applied in order, e.g. ``stage_train(self.distill.train)``."""
+        from clinprompt.config.build import build, to_dict
+
+        merged = to_dict(self.train)
+        for extra in overrides:
+            merged.update(extra)
+        return build(TrainArgs, merged, "train", [])
+
+
+STAGES = ("teachers", "distill", "adapt", "baseline")

@@ -1,0 +1,115 @@
+"""Where a figure came from: the command, the backbone, the budgets, the hardware, the wall time.
+
+A run directory's ``provenance.json`` is written by the demo and the quality benchmark and shown
+by ``clinprompt report`` under every table.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from clinprompt.artifacts import read_json, write_json
+from clinprompt.eval.runs import PROVENANCE_FILE
+
+__all__ = ["budgets", "command_line", "format_seconds", "hardware", "record_provenance"]
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command as typed (``sys.argv``), shell-quoted; the console script's path shortened."""
+    argv = list(sys.argv if argv is None else argv)
+    if argv and Path(argv[0]).name in ("clinprompt", "__main__.py"):
+        argv[0] = "clinprompt"
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def format_seconds(seconds: float) -> str:
+    """``754.2`` → ``12 min 34 s``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware() -> dict[str, Any]:
+    """CPU model and usable cores, torch threads, GPU (if any), memory, versions."""
+    import torch
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    info: dict[str, Any] = {
+        "cpu": _cpu_model(),
+        "cpu_cores": usable,
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(terse=True),
+    }
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        info["memory_gib"] = round(pages * size / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    return info
+
+
+def budgets(cfg: Any, eval_limit: int | None = None, max_new_tokens: int | None = None) -> dict[str, Any]:
+    """The budgets of an ``ExperimentArgs`` run, flattened: steps per stage, batch, P, token limits."""
+    stage = {
+        "teachers": cfg.stage_train(cfg.teachers.train),
+        "distill": cfg.stage_train(cfg.distill.train),
+        "adapt": cfg.stage_train(cfg.adapt.train),
+        "adapt_kshot": cfg.stage_train(cfg.adapt.train, cfg.adapt.kshot_train),
+    }
+    out: dict[str, Any] = {f"{name}_steps": t.steps for name, t in stage.items()}
+    out.update({
+        "batch_size": cfg.train.batch_size,
+        "prompt_tokens": cfg.prompt.tokens,
+        "rank": cfg.prompt.rank,
+        "max_input_tokens": cfg.data.max_input_tokens,
+        "max_target_tokens": cfg.data.max_target_tokens,
+        "max_train_examples": cfg.data.max_train_examples,
+        "test_examples": eval_limit if eval_limit is not None else cfg.data.max_test_examples,
+        "shots": list(cfg.adapt.shots),
+        "baselines": list(cfg.baseline.methods),
+        "lora_r": cfg.baseline.lora_r,
+    })
+    if max_new_tokens is not None:
+        out["max_new_tokens"] = max_new_tokens
+    return out
+
+
+def record_provenance(run_dir: str | Path, **fields: Any) -> dict[str, Any]:
+    """Merge ``fields`` into ``RUN/provenance.json`` (stage timings accumulate across resumes)."""
+    path = Path(run_dir) / PROVENANCE_FILE
+    data = read_json(path) if path.exists() else {}
+    stages = dict(data.get("stages", {}))
+    for name, entry in fields.pop("stages", {}).items():
+        # A stage skipped on resume keeps the time it took when it ran.
+        if not (entry.get("status") == "skipped" and stages.get(name, {}).get("status") == "ran"):
+            stages[name] = entry
+    data.update(fields)
+    if stages:
+        data["stages"] = stages
+    data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    write_json(path, data)
+    return data

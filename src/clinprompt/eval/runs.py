@@ -1,0 +1,248 @@
+"""The evaluation layout of a run directory, and reading evaluations back.
+
+Every evaluation (one artifact on one target under one training setting) lives in::
+
+    RUN/eval/<method>/<target>/<setting>/
+        metrics.json        all metrics of the task type, n, unparseable, parameters, provenance
+        predictions.jsonl   one row per example: id, raw, prediction, ok, gold, score
+        config.json         the resolved evaluation config
+    RUN/eval/index.json     every evaluation of the run: method, target, setting, metric, value
+    RUN/provenance.json     command, backbone, budgets, hardware and wall time of the run
+
+``method`` is one of :data:`METHODS` (``floor``, ``zeroshot``, ``pt``, ``lora``, ``mpt``) or any
+other name; ``setting`` is ``full`` (the whole training pool), ``k16``/``k64`` (few-shot) or
+``k0`` (zero-shot: no target training). The directory tree is the source of truth; the index is
+rebuilt from it after each evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clinprompt.artifacts import read_json, write_json
+from clinprompt.data.spec import DatasetSpec
+
+__all__ = [
+    "EVAL_DIR",
+    "METHODS",
+    "METHOD_LABELS",
+    "PROVENANCE_FILE",
+    "SETTINGS",
+    "TYPE_ORDER",
+    "Evaluation",
+    "collect",
+    "evaluation_dir",
+    "k_of",
+    "metric_label",
+    "setting_name",
+    "sort_settings",
+    "spec_from_dict",
+    "write_index",
+]
+
+EVAL_DIR = "eval"
+PROVENANCE_FILE = "provenance.json"
+METHODS = ("floor", "zeroshot", "pt", "lora", "mpt")
+METHOD_LABELS = {"floor": "Floor", "zeroshot": "Zero-shot", "pt": "PT", "lora": "LoRA", "mpt": "MPT"}
+SETTINGS = ("k0", "k16", "k64", "full")  # the protocol's; any k<N> is accepted
+TYPE_ORDER = ("ner", "re", "qa", "nli", "sum")
+_METRIC_LABELS = {
+    "accuracy": "accuracy",
+    "macro_f1": "macro F1",
+    "strict_f1": "strict F1",
+    "lenient_f1": "lenient F1",
+    "f1": "F1",
+    "exact_match": "exact match",
+    "token_f1": "token F1",
+    "rouge1": "ROUGE-1",
+    "rouge2": "ROUGE-2",
+    "rougeL": "ROUGE-L",
+}
+
+
+def metric_label(name: str) -> str:
+    """A readable metric name (``rougeL`` → ``ROUGE-L``)."""
+    return _METRIC_LABELS.get(name, name.replace("_", " "))
+
+
+def setting_name(k: int | None) -> str:
+    """``None`` → ``full``; ``16`` → ``k16``; ``0`` → ``k0``."""
+    return "full" if k is None else f"k{int(k)}"
+
+
+def k_of(setting: str) -> int | None:
+    """Inverse of :func:`setting_name`."""
+    if setting == "full":
+        return None
+    if setting.startswith("k") and setting[1:].isdigit():
+        return int(setting[1:])
+    raise ValueError(f"unknown setting {setting!r}; expected full or k<N> (k0, k16, k64)")
+
+
+def sort_settings(settings: set[str] | list[str]) -> list[str]:
+    """Settings ordered by k: ``k0``, ``k8``, ``k16``, ``k64``, ..., ``full``."""
+    return sorted(set(settings), key=lambda s: (k_of(s) is None, k_of(s) or 0))
+
+
+def evaluation_dir(run_dir: str | Path, method: str, target: str, setting: str = "full") -> Path:
+    """``RUN/eval/<method>/<target>/<setting>``."""
+    k_of(setting)  # validates
+    return Path(run_dir) / EVAL_DIR / method / target / setting
+
+
+def spec_from_dict(data: dict[str, Any]) -> DatasetSpec:
+    """A loader-less :class:`DatasetSpec` from :meth:`DatasetSpec.to_dict` output (for scoring)."""
+    return DatasetSpec(
+        name=data["name"],
+        task_type=data["task_type"],
+        labels=tuple(data.get("labels") or ()),
+        instruction=data.get("instruction"),
+        splits=tuple(data.get("splits") or ("train", "dev", "test")),
+        answer_style=data.get("answer_style", "short"),
+        joint=bool(data.get("joint", False)),
+        synthetic=bool(data.get("synthetic", False)),
+        description=data.get("description", ""),
+    )
+
+
+@dataclass
+class Evaluation:
+    """One ``metrics.json`` read back."""
+
+    path: Path
+    data: dict[str, Any]
+    _rows: dict[str, dict[str, Any]] | None = field(default=None, repr=False)
+
+    @classmethod
+    def load(cls, metrics_path: str | Path) -> Evaluation:
+        path = Path(metrics_path)
+        data = read_json(path)
+        for key in ("method", "target", "setting", "task_type", "primary_metric", "metrics", "n"):
+            if key not in data:
+                raise ValueError(f"{path}: field {key!r} is missing; was it written by `clinprompt evaluate`?")
+        return cls(path, data)
+
+    @property
+    def method(self) -> str:
+        return str(self.data["method"])
+
+    @property
+    def target(self) -> str:
+        return str(self.data["target"])
+
+    @property
+    def setting(self) -> str:
+        return str(self.data["setting"])
+
+    @property
+    def task_type(self) -> str:
+        return str(self.data["task_type"])
+
+    @property
+    def primary_metric(self) -> str:
+        return str(self.data["primary_metric"])
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return dict(self.data["metrics"])
+
+    @property
+    def primary(self) -> float:
+        return float(self.data["metrics"][self.primary_metric])
+
+    @property
+    def n(self) -> int:
+        return int(self.data["n"])
+
+    @property
+    def unparseable(self) -> int:
+        return int(self.data.get("unparseable", 0))
+
+    @property
+    def trainable_params(self) -> int | None:
+        value = self.data.get("trainable_params")
+        return None if value is None else int(value)
+
+    @property
+    def backbone_params(self) -> int | None:
+        value = self.data.get("backbone_params")
+        return None if value is None else int(value)
+
+    @property
+    def backbone(self) -> str:
+        return str(self.data.get("backbone", {}).get("name", "?"))
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.data.get("synthetic", False))
+
+    @property
+    def spec(self) -> DatasetSpec | None:
+        raw = self.data.get("spec")
+        return spec_from_dict(raw) if raw else None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.method, self.target, self.setting)
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        """The ``predictions.jsonl`` rows by example id (read once)."""
+        if self._rows is None:
+            file = self.path.parent / "predictions.jsonl"
+            rows: dict[str, dict[str, Any]] = {}
+            if file.exists():
+                for line in file.read_text(encoding="utf-8").splitlines():
+                    if line.strip():
+                        row = json.loads(line)
+                        rows[str(row["id"])] = row
+            self._rows = rows
+        return self._rows
+
+
+def collect(run_dirs: list[str | Path]) -> list[Evaluation]:
+    """Every evaluation under ``RUN/eval/*/*/*/metrics.json`` of each run directory.
+
+    A later run directory's evaluation replaces an earlier one with the same (method, target,
+    setting), so a rerun of one target can be laid over a full run.
+
+    Raises:
+        FileNotFoundError: a run directory that does not exist or holds no evaluation.
+    """
+    found: dict[tuple[str, str, str], Evaluation] = {}
+    for run in run_dirs:
+        root = Path(run)
+        if not root.is_dir():
+            raise FileNotFoundError(f"run directory {root} does not exist")
+        files = sorted((root / EVAL_DIR).glob("*/*/*/metrics.json"))
+        if not files:
+            raise FileNotFoundError(
+                f"{root} holds no evaluation ({root / EVAL_DIR}/<method>/<target>/<setting>/metrics.json); "
+                "run `clinprompt evaluate --run-dir` or `clinprompt demo` first"
+            )
+        for file in files:
+            ev = Evaluation.load(file)
+            found[ev.key] = ev
+    return list(found.values())
+
+
+def write_index(run_dir: str | Path) -> Path:
+    """Rebuild ``RUN/eval/index.json`` from the evaluation directories."""
+    root = Path(run_dir)
+    entries = []
+    for file in sorted((root / EVAL_DIR).glob("*/*/*/metrics.json")):
+        ev = Evaluation.load(file)
+        entries.append({
+            "method": ev.method,
+            "target": ev.target,
+            "setting": ev.setting,
+            "task_type": ev.task_type,
+            "metric": ev.primary_metric,
+            "value": ev.primary,
+            "n": ev.n,
+            "unparseable": ev.unparseable,
+            "path": str(file.parent.relative_to(root)),
+        })
+    return write_json(root / EVAL_DIR / "index.json", {"evaluations": entries})

@@ -1,0 +1,218 @@
+"""Baselines — single-task prompt tuning (PT) and LoRA on each target, same loop, data and budgets.
+
+``clinprompt baseline CONFIG [key=value ...] [--method pt|lora]``
+
+For every target and setting of ``adapt.modes``/``adapt.shots`` (so the budgets match MPT's):
+
+* **pt** — one (P, D) prompt, random or vocabulary init, trained with ``adapt.train`` (and
+  ``adapt.kshot_train``); saved into ``RUN/baselines/pt/bank``. Zero-shot (``k0``) transfers a
+  source's teacher prompt untrained: the mean of the teachers (``adapt.zero_shot: mean``) or the
+  closest source's (``closest``).
+* **lora** — PEFT ``LoraConfig(r, target_modules=[q_proj, v_proj], task CAUSAL_LM)`` trained with
+  ``baseline.lora_lr`` and otherwise the same budgets; saved with PEFT's ``save_pretrained``
+  (safetensors) plus ``clinprompt_task.json``. LoRA has no zero-shot row (it is the backbone).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from clinprompt.artifacts import atomic_dir, write_json
+from clinprompt.backbone import Backbone
+from clinprompt.config import ExperimentArgs, save_config
+from clinprompt.data.registry import get_dataset
+from clinprompt.prompts import SoftPrompt
+from clinprompt.prompts.bank import PromptBank, TaskEntry
+from clinprompt.train import PromptObjective, train
+from clinprompt.train.data import (
+    closest_source,
+    encode_records,
+    instruction_of,
+    load_task,
+    sample,
+    suite_tasks,
+)
+from clinprompt.train.workspace import (
+    ArtifactRef,
+    RunLayout,
+    is_main,
+    load_run_backbone,
+    settings,
+    task_name,
+    wait,
+)
+
+__all__ = ["BaselineResult", "train_baselines"]
+
+
+@dataclass
+class BaselineResult:
+    """One reference per (method, target, setting)."""
+
+    artifacts: list[ArtifactRef] = field(default_factory=list)
+
+
+def train_baselines(
+    args: ExperimentArgs, methods: list[str] | None = None, backbone: Backbone | None = None
+) -> BaselineResult:
+    """Train the PT and/or LoRA baselines on every target and setting."""
+    # ---- setup
+    layout = RunLayout(args.run_dir)
+    methods = methods or args.baseline.methods
+    suite, sources, targets = suite_tasks(args.data)
+    backbone = backbone or load_run_backbone(args.backbone)
+    tokenizer, model, a, b = backbone.tokenizer, backbone.model, args.adapt, args.baseline
+    if is_main():
+        save_config(args, layout.stage_dir("baseline") / "config.json")
+        if "pt" in methods and not (layout.pt_bank / "bank.json").exists():
+            PromptBank.create(layout.pt_bank, backbone.fingerprint, args.prompt.tokens)
+    wait()
+    pt_bank = (
+        PromptBank.load(layout.pt_bank, expect=backbone.fingerprint) if "pt" in methods else None
+    )
+    result = BaselineResult()
+
+    for target in targets:
+        task = load_task(target, args.data, suite.cap(target))
+        dev_set = encode_records(task.dev, task.spec, tokenizer, args.data)
+        for setting, k in settings(a):
+            records = task.train if k is None else sample(task.train, k or 0, args.data.seed)
+            train_set = encode_records(records, task.spec, tokenizer, args.data)
+            targs = (
+                args.stage_train(a.train) if k is None else args.stage_train(a.train, a.kshot_train)
+            )
+            entry = TaskEntry(
+                name=task_name(target, setting),
+                task_type=task.spec.task_type,
+                kind="prompt",
+                labels=list(task.spec.labels),
+                instruction=instruction_of(task.spec),
+                dataset=target,
+                meta={"method": "pt", "setting": setting},
+            )
+            if k:
+                entry.meta.update(
+                    shots=len(records),
+                    shots_split=task.pool_split,
+                    shot_ids=[r.get("id") for r in records],
+                )
+
+            # ---- prompt tuning
+            if "pt" in methods and pt_bank is not None:
+                result.artifacts.append(
+                    ArtifactRef("pt", target, setting, str(layout.pt_bank), entry.name)
+                )
+                if entry.name not in pt_bank.tasks:
+                    if k == 0:
+                        weight, entry.meta["zero_shot"] = _teacher_transfer(
+                            args, layout, sources, task.spec, backbone
+                        )
+                    else:
+                        prompt = SoftPrompt.create(
+                            args.prompt.tokens,
+                            model.get_input_embeddings().weight,
+                            b.pt_init,
+                            seed=targs.seed + zlib.crc32(target.encode()),
+                        ).to(backbone.device)
+                        run = train(
+                            PromptObjective(model, prompt),
+                            train_set,
+                            targs,
+                            layout.pt_run(target, setting),
+                            pad_id=tokenizer.pad_token_id,
+                            dev_set=dev_set,
+                            desc=f"pt {entry.name}",
+                        )
+                        weight = prompt.weight.detach().cpu()
+                        entry.meta.update(best_dev_loss=run.best_metric, steps=run.steps)
+                    if is_main():
+                        pt_bank.add_prompt(entry, weight)
+
+            # ---- LoRA
+            if "lora" in methods and k != 0:
+                adapter = layout.lora_adapter(target, setting)
+                result.artifacts.append(ArtifactRef("lora", target, setting, str(adapter)))
+                if not (adapter / "adapter_config.json").exists():
+                    _train_lora(
+                        args,
+                        backbone,
+                        train_set,
+                        dev_set,
+                        replace(targs, lr=b.lora_lr),
+                        layout,
+                        target,
+                        setting,
+                        {**entry.to_dict(), "meta": {**entry.meta, "method": "lora"}},
+                    )
+    wait()
+    if set(b.methods) <= set(methods):  # `--method lora` alone does not finish the stage
+        layout.mark_done("baseline", {"artifacts": [r.to_dict() for r in result.artifacts]})
+    return result
+
+
+def _train_lora(args, backbone, train_set, dev_set, targs, layout, target, setting, entry) -> None:
+    """Inject LoRA into the backbone, train it with the loop, save the adapter, remove LoRA."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    b = args.baseline
+    config = LoraConfig(
+        task_type=TaskType.CAUSAL_LM,
+        r=b.lora_r,
+        lora_alpha=b.lora_alpha,
+        lora_dropout=b.lora_dropout,
+        target_modules=list(b.lora_targets),
+    )
+    torch.manual_seed(targs.seed + zlib.crc32(f"lora:{target}".encode()))  # LoRA A's initialisation
+    peft_model = get_peft_model(backbone.model, config)
+    try:
+        # The LoRA layers live inside backbone.model now; train them through the same objective.
+        run = train(
+            PromptObjective(backbone.model, None, train_model=True),
+            train_set,
+            targs,
+            layout.lora_run(target, setting),
+            pad_id=backbone.tokenizer.pad_token_id,
+            dev_set=dev_set,
+            desc=f"lora {target}.{setting}",
+        )
+        if is_main():
+            with atomic_dir(layout.lora_adapter(target, setting)) as tmp:
+                peft_model.save_pretrained(str(tmp), safe_serialization=True)
+                write_json(
+                    tmp / "clinprompt_task.json",
+                    {
+                        "task": entry,
+                        "task_type": entry["task_type"],
+                        "instruction": entry["instruction"],
+                        "backbone": backbone.fingerprint.to_dict(),
+                        "method": "lora",
+                        "setting": setting,
+                        "best_dev_loss": run.best_metric,
+                        "steps": run.steps,
+                    },
+                )
+        wait()
+    finally:
+        peft_model.unload()  # the backbone is left exactly as it was
+        backbone.model.eval()
+
+
+def _teacher_transfer(
+    args: ExperimentArgs, layout: RunLayout, sources: list[str], spec, backbone: Backbone
+) -> tuple[torch.Tensor, str]:
+    """Zero-shot PT: the mean teacher prompt or the closest source's teacher, untrained."""
+    teachers = PromptBank.load(layout.teachers_bank, expect=backbone.fingerprint)
+    if args.adapt.zero_shot == "mean":
+        return torch.stack([teachers.task_prompt(s) for s in sources]).mean(
+            0
+        ), "mean of teacher prompts"
+    closest = closest_source(
+        spec,
+        [get_dataset(s) for s in sources],
+        backbone.model.get_input_embeddings().weight,
+        backbone.tokenizer,
+    )
+    return teachers.task_prompt(closest), f"teacher of the closest source {closest}"

@@ -1,0 +1,316 @@
+"""The one training loop, shared by teachers, distillation, adaptation and both baselines.
+
+AdamW with linear warm-up and decay; ``batch_size`` examples per optimizer step, split into
+``grad_accum`` micro-batches and across data-parallel processes (``accelerate launch``); every
+micro-batch's loss is a mean over its target tokens and is weighted by its share of the step's
+target tokens, so accumulation and data parallelism give the update of one large batch.
+Dev loss every ``eval_every`` steps keeps the best weights; early stopping; a checkpoint that
+resumes bit-exactly; a JSONL metrics log; a progress bar; a non-finite loss stops the run.
+
+Output directory::
+
+    OUT/checkpoint/     the latest checkpoint (see clinprompt.train.checkpoint)
+    OUT/best.safetensors  the best weights on dev
+    OUT/final.safetensors the weights the run ends with (the best when dev was evaluated)
+    OUT/metrics.jsonl   one line per logged step and per evaluation
+    OUT/result.json     written last: the run is finished
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from clinprompt.artifacts import atomic_write_text, read_json, write_json
+from clinprompt.config import TrainArgs
+from clinprompt.data.collate import Encoded
+from clinprompt.train.checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
+from clinprompt.train.objectives import Objective
+from clinprompt.train.sampling import BatchPlan
+from clinprompt.train.step import accumulate_gradients, clip_gradients, evaluate_loss
+from clinprompt.train.workspace import process_state
+
+__all__ = ["NonFiniteLossError", "TrainResult", "lr_at", "train"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss or the gradient became NaN/inf; the last good checkpoint is left in place."""
+
+
+@dataclass
+class TrainResult:
+    """What a training run did and where its weights are."""
+
+    out_dir: Path
+    steps: int
+    final_loss: float | None
+    best_metric: float | None
+    best_step: int | None
+    stopped_early: bool
+    tokens: int  # real (non-pad, non-prompt) input + target tokens trained on
+    wall_s: float
+    losses: list[float] = field(default_factory=list)  # per step, this session only
+
+    @property
+    def weights(self) -> Path:
+        return self.out_dir / "final.safetensors"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "out_dir": str(self.out_dir), "losses": self.losses[-50:]}
+
+
+def lr_at(step: int, args: TrainArgs) -> float:
+    """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then linear decay."""
+    warm = round(args.warmup * args.steps)
+    if step < warm:
+        return args.lr * (step + 1) / warm
+    span = max(args.steps - warm, 1)
+    return args.lr * (1.0 - (1.0 - args.min_lr_ratio) * (step - warm) / span)
+
+
+def _cap_per_task(examples: list[Encoded], cap: int) -> list[Encoded]:
+    seen: dict[int, int] = {}
+    out = []
+    for x in examples:
+        if seen.get(x.task_id, 0) < cap:
+            seen[x.task_id] = seen.get(x.task_id, 0) + 1
+            out.append(x)
+    return out
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+class _Log:
+    """metrics.jsonl, written by the main process; on resume, lines after the checkpoint are dropped."""
+
+    def __init__(self, path: Path, enabled: bool, resume_step: int | None) -> None:
+        self.path, self.enabled = path, enabled
+        if not enabled:
+            return
+        kept = ""
+        if resume_step is not None and path.exists():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            kept = "".join(
+                line + "\n"
+                for line in lines
+                if line and json.loads(line).get("step", 0) <= resume_step
+            )
+        atomic_write_text(path, kept)
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self.enabled:
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+
+
+def train(
+    objective: Objective,
+    train_set: list[Encoded],
+    args: TrainArgs,
+    out_dir: str | Path,
+    *,
+    pad_id: int,
+    dev_set: list[Encoded] | None = None,
+    plan: BatchPlan | None = None,
+    metric_fn: Callable[[int], float] | None = None,
+    metric_mode: str = "min",
+    on_step: Callable[[int, float], None] | None = None,
+    resume: bool = True,
+    desc: str = "train",
+) -> TrainResult:
+    """Train ``objective``'s parameters on ``train_set``; see the module docstring.
+
+    Args:
+        objective: the loss and its trainable parameters.
+        train_set: encoded examples (labels mask everything but the target).
+        args: optimiser, schedule, batching, evaluation and checkpoint settings.
+        out_dir: where checkpoints, logs and weights go.
+        pad_id: the tokenizer's pad token id.
+        dev_set: examples for the dev loss (``args.eval_examples`` per task id are used).
+        plan: the batch plan (default: all examples, by length when ``args.bucket``).
+        metric_fn: optional task metric at each evaluation, ``fn(step) -> value``; it then
+            selects the best checkpoint instead of the dev loss.
+        metric_mode: ``min`` or ``max`` for ``metric_fn``.
+        on_step: called after every optimizer step with (step, loss).
+        resume: continue from ``out_dir/checkpoint`` when it exists (a finished run returns its result).
+
+    Returns:
+        A :class:`TrainResult`; the parameters hold the final (best on dev) weights.
+
+    Raises:
+        NonFiniteLossError: the loss or gradient norm became NaN/inf (names the step).
+    """
+    dist = process_state()
+    main = dist.is_main_process
+    out = Path(out_dir)
+    params = objective.named_parameters()
+    if not params:
+        raise ValueError("the objective has no trainable parameters")
+    if resume and (out / "result.json").exists():
+        load_weights(out / "final.safetensors", params)
+        done = read_json(out / "result.json")
+        return TrainResult(**{**done, "out_dir": out, "losses": done.get("losses", [])})
+
+    optimizer = torch.optim.AdamW(list(params.values()), lr=args.lr, weight_decay=args.weight_decay)
+    lengths = [len(x) for x in train_set]
+    plan = plan or BatchPlan(lengths, args.batch_size, args.seed, args.bucket, args.bucket_window)
+    dev = _cap_per_task(dev_set, args.eval_examples) if dev_set else []
+    ckpt = out / "checkpoint"
+    pos: dict[str, Any] = {
+        "step": 0,
+        "epoch": 0,
+        "batch": 0,
+        "best": None,
+        "best_step": None,
+        "bad_evals": 0,
+        "tokens": 0,
+    }
+    if resume and (ckpt / "state.json").exists():
+        state = load_checkpoint(ckpt, params, optimizer)
+        if state["plan"] != plan.signature():
+            raise ValueError(
+                f"{ckpt} was written for other data ({state['plan']}); now {plan.signature()}: use a new output directory"
+            )
+        pos = state["position"]
+        log = _Log(out / "metrics.jsonl", main, pos["step"])
+    else:
+        _seed_everything(args.seed)
+        if main:
+            out.mkdir(parents=True, exist_ok=True)
+        log = _Log(out / "metrics.jsonl", main, None)
+
+    def checkpoint() -> None:
+        if main:
+            save_checkpoint(
+                ckpt,
+                params,
+                optimizer,
+                {"position": pos, "plan": plan.signature(), "train_args": asdict(args)},
+            )
+        dist.wait_for_everyone()
+
+    def evaluate(step: int) -> bool:
+        """Dev loss (+ metric); keep the best weights; True when early stopping triggers."""
+        row: dict[str, Any] = {
+            "step": step,
+            "dev_loss": evaluate_loss(objective, dev, pad_id, args.eval_batch_size),
+        }
+        value, mode = row["dev_loss"], "min"
+        if metric_fn is not None:
+            value, mode = metric_fn(step), metric_mode
+            row["dev_metric"] = value
+        better = math.isfinite(value) and (
+            pos["best"] is None or (value < pos["best"] if mode == "min" else value > pos["best"])
+        )
+        if better:
+            pos.update(best=value, best_step=step, bad_evals=0)
+            if main:
+                save_weights(out / "best.safetensors", params)
+        else:
+            pos["bad_evals"] += 1
+        log.write({**row, "best": bool(better)})
+        return args.patience > 0 and pos["bad_evals"] >= args.patience
+
+    batches = plan.epoch(pos["epoch"])
+    bar = tqdm(
+        total=args.steps,
+        initial=pos["step"],
+        desc=desc,
+        disable=not (args.progress and main),
+        leave=False,
+    )
+    losses: list[float] = []
+    stopped = False
+    t0 = time.perf_counter()
+    for step in range(pos["step"], args.steps):
+        if pos["batch"] >= len(batches):
+            pos.update(epoch=pos["epoch"] + 1, batch=0)
+            batches = plan.epoch(pos["epoch"])
+        ids = batches[pos["batch"]]
+        pos["batch"] += 1
+        lr = lr_at(step, args)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+        names = ["loss", *objective.part_names]
+        stats = accumulate_gradients(
+            objective, train_set, ids, pad_id=pad_id, grad_accum=args.grad_accum
+        )
+        loss = float(stats[0])
+        grad_norm = clip_gradients(params, args.max_grad_norm)
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            bar.close()
+            what = "loss" if not math.isfinite(loss) else "gradient norm"
+            value = loss if not math.isfinite(loss) else grad_norm
+            last = (
+                f"the last good checkpoint is {ckpt} (step {read_json(ckpt / 'state.json')['position']['step']})"
+                if (ckpt / "state.json").exists()
+                else "no checkpoint was written yet"
+            )
+            raise NonFiniteLossError(
+                f"{desc}: non-finite {what} ({value}) at step {step + 1} of {args.steps}; training stopped and "
+                f"{last}. Lower train.lr or check the data of that step."
+            )
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        pos["step"] = step + 1
+        pos["tokens"] += sum(lengths[i] for i in ids)
+        losses.append(loss)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+        done = step + 1 == args.steps
+        if args.log_every and ((step + 1) % args.log_every == 0 or done or step == 0):
+            parts = {k: round(float(v), 6) for k, v in zip(names, stats.tolist(), strict=True)}
+            log.write(
+                {
+                    "step": step + 1,
+                    **parts,
+                    "lr": lr,
+                    "grad_norm": grad_norm,
+                    "tokens": pos["tokens"],
+                    "epoch": pos["epoch"],
+                    "elapsed_s": round(time.perf_counter() - t0, 3),
+                }
+            )
+        evaluated = False
+        if dev and ((args.eval_every and (step + 1) % args.eval_every == 0) or done):
+            stopped, evaluated = evaluate(step + 1), True
+        if evaluated or (args.save_every and (step + 1) % args.save_every == 0):
+            checkpoint()
+        if on_step is not None:
+            on_step(step + 1, loss)
+        if stopped:
+            break
+    bar.close()
+    if pos["best_step"] is not None:
+        load_weights(out / "best.safetensors", params)
+    result = TrainResult(
+        out,
+        pos["step"],
+        losses[-1] if losses else None,
+        pos["best"],
+        pos["best_step"],
+        stopped,
+        pos["tokens"],
+        time.perf_counter() - t0,
+        losses,
+    )
+    if main:
+        save_weights(out / "final.safetensors", params)
+        write_json(out / "result.json", result.to_dict())
+    dist.wait_for_everyone()
+    return result

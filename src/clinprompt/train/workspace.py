@@ -1,0 +1,168 @@
+"""A run's workspace: where each stage writes, what it produced, and the process writing it.
+
+Layout of a run directory (``output_dir``)::
+
+    RUN/config.json                       the resolved experiment config
+    RUN/run.json                          RunResult: every artifact's path
+    RUN/teachers/bank/                    teachers: one single-prompt task per source
+    RUN/teachers/runs/<source>/           loop output per teacher (checkpoint, metrics.jsonl, ...)
+    RUN/distill/bank/                     P* + each source's factors
+    RUN/distill/run/                      loop output; teacher_cache.safetensors (optional)
+    RUN/bank/                             serving bank: the sources' factors + adapted targets
+    RUN/adapt/runs/<target>/<setting>/    loop output per adaptation
+    RUN/baselines/pt/bank/                prompt-tuning baseline prompts
+    RUN/baselines/pt/runs/<target>/<setting>/
+    RUN/baselines/lora/<target>/<setting>/adapter/   PEFT LoRA adapter (+ clinprompt_task.json)
+    RUN/baselines/lora/<target>/<setting>/run/
+    RUN/<stage>/DONE.json                 the stage finished (its summary); `run` skips it
+
+Settings follow the evaluation layout: ``full``, ``k16``/``k64`` (k-shot), ``k0`` (zero-shot).
+In a bank, a target's task is named ``<target>`` for ``full`` and ``<target>.<setting>`` otherwise.
+Under ``accelerate launch`` every process trains; only the main process writes artifacts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import PartialState
+
+from clinprompt.artifacts import read_json, write_json
+from clinprompt.backbone import Backbone, load_backbone
+from clinprompt.config import AdaptArgs, BackboneArgs
+from clinprompt.eval.runs import setting_name
+
+__all__ = [
+    "ArtifactRef",
+    "RunLayout",
+    "is_main",
+    "load_run_backbone",
+    "process_state",
+    "settings",
+    "task_name",
+    "wait",
+]
+
+
+def process_state() -> PartialState:
+    """This process's place in a data-parallel run (accelerate's shared state).
+
+    Without CUDA (or with ``ACCELERATE_USE_CPU``), processes launched by ``accelerate launch`` /
+    ``torchrun`` join a gloo group on the CPU; accelerate only does so when asked for the CPU.
+    """
+    cpu = not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in (
+        "1",
+        "true",
+    )
+    return PartialState(cpu=cpu)
+
+
+def is_main() -> bool:
+    """True in the process that writes artifacts (the only one without accelerate)."""
+    return process_state().is_main_process
+
+
+def wait() -> None:
+    """Barrier: every process reaches this point (no-op in a single process)."""
+    process_state().wait_for_everyone()
+
+
+def load_run_backbone(args: BackboneArgs) -> Backbone:
+    """The backbone on this process's device (its own GPU under ``accelerate launch``)."""
+    state = process_state()
+    device = args.device or (str(state.device) if state.num_processes > 1 else None)
+    return load_backbone(args.name, device=device, dtype=args.dtype)
+
+
+def settings(adapt: AdaptArgs) -> list[tuple[str, int | None]]:
+    """(setting, k) pairs of a run, named as in the evaluation layout: full, k16..., k0."""
+    ks: list[int | None] = [None] if "full" in adapt.modes else []
+    ks += list(adapt.shots) if "kshot" in adapt.modes else []
+    ks += [0] if "zero" in adapt.modes else []
+    return [(setting_name(k), k) for k in ks]
+
+
+def task_name(target: str, setting: str) -> str:
+    """Bank task name of a target's adaptation under ``setting``."""
+    return target if setting == "full" else f"{target}.{setting}"
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """One trained artifact to evaluate: ``clinprompt evaluate --artifact PATH [--task TASK]``."""
+
+    method: str  # mpt | pt | lora
+    target: str
+    setting: str  # full | k16 | k64 | k0
+    path: str  # a bank directory or a PEFT adapter directory
+    task: str | None = None  # the bank's task name (None for an adapter)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Paths of a run directory (see the module docstring)."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def teachers_bank(self) -> Path:
+        return self.root / "teachers" / "bank"
+
+    def teacher_run(self, task: str) -> Path:
+        return self.root / "teachers" / "runs" / task
+
+    @property
+    def distill_bank(self) -> Path:
+        return self.root / "distill" / "bank"
+
+    @property
+    def distill_run(self) -> Path:
+        return self.root / "distill" / "run"
+
+    @property
+    def teacher_cache(self) -> Path:
+        return self.root / "distill" / "teacher_cache.safetensors"
+
+    @property
+    def bank(self) -> Path:
+        return self.root / "bank"
+
+    def adapt_run(self, target: str, setting: str) -> Path:
+        return self.root / "adapt" / "runs" / target / setting
+
+    @property
+    def pt_bank(self) -> Path:
+        return self.root / "baselines" / "pt" / "bank"
+
+    def pt_run(self, target: str, setting: str) -> Path:
+        return self.root / "baselines" / "pt" / "runs" / target / setting
+
+    def lora_adapter(self, target: str, setting: str) -> Path:
+        return self.root / "baselines" / "lora" / target / setting / "adapter"
+
+    def lora_run(self, target: str, setting: str) -> Path:
+        return self.root / "baselines" / "lora" / target / setting / "run"
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.root / ("baselines" if stage == "baseline" else stage)
+
+    def done(self, stage: str) -> dict[str, Any] | None:
+        """The stage's DONE.json summary, or None when it has not finished."""
+        path = self.stage_dir(stage) / "DONE.json"
+        return read_json(path) if path.exists() else None
+
+    def mark_done(self, stage: str, summary: dict[str, Any]) -> None:
+        """Record that ``stage`` finished (main process only)."""
+        if is_main():
+            write_json(self.stage_dir(stage) / "DONE.json", summary)

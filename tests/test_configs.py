@@ -1,0 +1,108 @@
+"""Every shipped config loads and validates; YAML + dotted overrides; every problem at once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from clinprompt.config import (
+    PROFILES,
+    ConfigError,
+    ExperimentArgs,
+    TrainArgs,
+    config_keys,
+    load_config,
+    save_config,
+    to_dict,
+)
+
+
+@pytest.mark.parametrize(
+    "profile", PROFILES, ids=[f"{p}-profile" for p in PROFILES]
+)  # an id "gpu" would be skipped as a GPU test
+def test_shipped_profiles_validate(profile):
+    args = load_config(profile)
+    assert isinstance(args, ExperimentArgs) and args.name == profile
+    for stage in (args.teachers.train, args.distill.train, args.adapt.train):
+        assert isinstance(args.stage_train(stage), TrainArgs)
+
+
+def test_profiles_match_the_budgets_they_promise():
+    smoke, cpu, gpu = (load_config(p) for p in PROFILES)
+    assert smoke.backbone.name == "tiny-llama" and smoke.data.suite == "synthetic"
+    assert cpu.backbone.name == "smollm2-135m" and cpu.data.suite == "open-clinical"
+    assert cpu.prompt.tokens <= 50 and cpu.data.max_input_tokens <= 256
+    assert cpu.data.max_train_examples and 100 <= cpu.data.max_test_examples <= 200
+    assert gpu.prompt.tokens == 100 and gpu.data.max_train_examples is None
+
+
+def test_overrides_are_typed_by_the_dataclass():
+    args = load_config(
+        "smoke",
+        [
+            "train.lr=3e-2",
+            "prompt.tokens=20",
+            "adapt.shots=4,8",
+            "train.bucket=false",
+            "data.max_train_examples=null",
+            "distill.train={steps: 3}",
+            "adapt.modes=[full]",
+        ],
+    )
+    assert args.train.lr == 0.03 and args.prompt.tokens == 20 and args.adapt.shots == [4, 8]
+    assert args.train.bucket is False and args.data.max_train_examples is None
+    assert args.stage_train(args.distill.train).steps == 3 and args.adapt.modes == ["full"]
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as err:
+        load_config(
+            "smoke",
+            [
+                "train.lrr=1",
+                "prompt.tokens=zero",
+                "train.grad_accum=3",
+                "distill.terms=lm,kll",
+                "prompt.init=words",
+                "oops",
+            ],
+        )
+    text = str(err.value)
+    assert len(err.value.problems) == 6
+    for needle in (
+        "train.lrr: unknown key; did you mean train.lr?",
+        "prompt.tokens: 'zero' is not a valid int",
+        "train.grad_accum: 3",
+        "must divide batch_size=4",
+        "distill.terms",
+        "prompt.init: 'words'",
+        "expected one of vocab, random, text",
+        "override 'oops': expected key=value",
+    ):
+        assert needle in text
+
+
+def test_yaml_base_profile_and_saved_config_round_trip(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("base: smoke\nname: exp\ntrain:\n  lr: 1e-2\n")  # YAML reads 1e-2 as a string
+    args = load_config(path, ["output_dir=" + str(tmp_path / "run")])
+    assert (
+        args.train.lr == 0.01
+        and args.train.steps == load_config("smoke").train.steps
+        and args.name == "exp"
+    )
+    save_config(args, tmp_path / "config.json")
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved == to_dict(args)
+    again = tmp_path / "again.yaml"
+    again.write_text(json.dumps(saved))  # JSON is YAML: a saved config loads back as is
+    assert to_dict(load_config(again)) == saved
+
+
+def test_missing_file_and_every_key_documented(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "nope.yaml")
+    keys = config_keys()
+    assert len(keys) > 50 and all(help_text for _, _, _, help_text in keys)
+    assert "train.lr" in {k for k, *_ in keys}
