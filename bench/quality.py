@@ -23,6 +23,7 @@ import time
 from rich.console import Console
 
 from clinprompt.config import load_config
+from clinprompt.eval.generation import DEFAULT_MAX_NEW_TOKENS
 from clinprompt.eval.provenance import (
     budgets,
     command_line,
@@ -32,19 +33,33 @@ from clinprompt.eval.provenance import (
 )
 from clinprompt.eval.report import build_report, write_report
 from clinprompt.recipes.demo import StageClock, evaluate_all, train_stages
-from clinprompt.recipes.evaluate import DEFAULT_MAX_NEW_TOKENS
 from clinprompt.train.workspace import load_run_backbone
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", default="cpu", help="Config profile (smoke, cpu, gpu) or a YAML file [cpu].")
-    parser.add_argument("--data-root", default=None, help="Folder of the public datasets [../shared/data].")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--profile", default="cpu", help="Config profile (smoke, cpu, gpu) or a YAML file [cpu]."
+    )
+    parser.add_argument(
+        "--data-root", default=None, help="Folder of the public datasets [../shared/data]."
+    )
     parser.add_argument("--out", default="runs/quality", help="Run folder [runs/quality].")
     parser.add_argument("--suite", default=None, help="Suite [the profile's: open-clinical].")
-    parser.add_argument("--targets", default=None, help="Comma-separated subset of the suite's targets.")
-    parser.add_argument("--sources", default=None, help="Comma-separated subset of the suite's sources.")
-    parser.add_argument("--limit", type=int, default=None, help="Test examples per target [the profile's data.max_test_examples].")
+    parser.add_argument(
+        "--targets", default=None, help="Comma-separated subset of the suite's targets."
+    )
+    parser.add_argument(
+        "--sources", default=None, help="Comma-separated subset of the suite's sources."
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="Test examples per target [the profile's data.max_test_examples].",
+    )
     parser.add_argument("--backbone", default=None, help="Backbone [the profile's: smollm2-135m].")
     parser.add_argument("overrides", nargs="*", help="Dotted config overrides, e.g. train.steps=5.")
     return parser.parse_args(argv)
@@ -53,10 +68,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console()
-    command = command_line(["python", "bench/quality.py", *(sys.argv[1:] if argv is None else argv)])
+    command = command_line(
+        ["python", "bench/quality.py", *(sys.argv[1:] if argv is None else argv)]
+    )
     # ---- setup: the config of this benchmark run
     overrides = [f"output_dir={args.out}"]
-    for key, value in (("data.data_root", args.data_root), ("data.suite", args.suite), ("backbone.name", args.backbone)):
+    for key, value in (
+        ("data.data_root", args.data_root),
+        ("data.suite", args.suite),
+        ("backbone.name", args.backbone),
+    ):
         if value:
             overrides.append(f"{key}={value}")
     for key, value in (("data.targets", args.targets), ("data.sources", args.sources)):
@@ -64,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             overrides.append(f"{key}=[{value}]")
     cfg = load_config(args.profile, [*overrides, *args.overrides])
     spent = budgets(cfg, eval_limit=args.limit)
-    spent["max_new_tokens"] = f"1.5 x the longest training target + 4, at most {cfg.data.max_target_tokens + 1} (defaults {DEFAULT_MAX_NEW_TOKENS})"
+    spent["max_new_tokens"] = (
+        f"1.5 x the longest training target + 4, at most {cfg.data.max_target_tokens + 1} (defaults {DEFAULT_MAX_NEW_TOKENS})"
+    )
     machine = hardware()
     console.rule("[bold]Quality benchmark[/bold]")
     console.print(f"command:  {command}", markup=False, soft_wrap=True)
@@ -83,15 +106,24 @@ def main(argv: list[str] | None = None) -> int:
     clock.stage("report", "table, paired-bootstrap intervals and plots")
     wall = time.perf_counter() - clock.start
     record_provenance(
-        cfg.run_dir, command=command, backbone=backbone.fingerprint.describe(), suite=cfg.data.suite,
-        budgets=spent, hardware=machine, stages=clock.times,
+        cfg.run_dir,
+        command=command,
+        backbone=backbone.fingerprint.describe(),
+        suite=cfg.data.suite,
+        budgets=spent,
+        hardware=machine,
+        stages=clock.times,
         wall_time=f"{format_seconds(wall)} for this invocation (stages that ran before a resume keep their own times)",
     )
     paths = write_report(build_report([cfg.run_dir]), cfg.run_dir / "report")
     wall = clock.finish()
     console.rule("[bold]Result[/bold]")
-    console.print(paths["markdown"].read_text(encoding="utf-8"), markup=False, highlight=False, soft_wrap=True)
-    console.print(f"wall time: {format_seconds(wall)}   command: {command}", markup=False, soft_wrap=True)
+    console.print(
+        paths["markdown"].read_text(encoding="utf-8"), markup=False, highlight=False, soft_wrap=True
+    )
+    console.print(
+        f"wall time: {format_seconds(wall)}   command: {command}", markup=False, soft_wrap=True
+    )
     for name, path in paths.items():
         console.print(f"  {name:<14} {path}", markup=False, soft_wrap=True)
     return 0

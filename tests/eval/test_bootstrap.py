@@ -23,7 +23,13 @@ def test_strictly_better_system_interval_above_zero():
     rng = np.random.default_rng(2)
     base = [rng.random(40), rng.random(60)]
     better = [s + 0.1 for s in base]  # every example improves by 0.1
-    iv = paired_bootstrap([mean_statistic(s) for s in better], [mean_statistic(s) for s in base], [40, 60], resamples=300, seed=3)
+    iv = paired_bootstrap(
+        [mean_statistic(s) for s in better],
+        [mean_statistic(s) for s in base],
+        [40, 60],
+        resamples=300,
+        seed=3,
+    )
     assert iv.delta == pytest.approx(0.1)
     assert iv.low > 0 and iv.excludes_zero()
     assert iv.prob_a_better == 1.0

@@ -10,16 +10,33 @@ from clinprompt.eval.runs import evaluation_dir
 
 def _put(run, method, target, setting, task_type, primary, value):
     folder = evaluation_dir(run, method, target, setting)
-    write_json(folder / "metrics.json", {
-        "method": method, "target": target, "setting": setting, "task_type": task_type, "primary_metric": primary,
-        "metrics": {primary: value}, "n": 2, "backbone": {"name": "toy"}, "synthetic": True,
-    })
-    write_jsonl(folder / "predictions.jsonl", [{"id": "a", "score": value}, {"id": "b", "score": value}])
+    write_json(
+        folder / "metrics.json",
+        {
+            "method": method,
+            "target": target,
+            "setting": setting,
+            "task_type": task_type,
+            "primary_metric": primary,
+            "metrics": {primary: value},
+            "n": 2,
+            "backbone": {"name": "toy"},
+            "synthetic": True,
+        },
+    )
+    write_jsonl(
+        folder / "predictions.jsonl", [{"id": "a", "score": value}, {"id": "b", "score": value}]
+    )
 
 
 def test_plots_are_written(tmp_path):
     run = tmp_path / "run"
-    for target, task_type, metric in (("t_ner", "ner", "strict_f1"), ("t_qa", "qa", "accuracy"), ("t_sum", "sum", "rougeL"), ("t_re", "re", "f1")):
+    for target, task_type, metric in (
+        ("t_ner", "ner", "strict_f1"),
+        ("t_qa", "qa", "accuracy"),
+        ("t_sum", "sum", "rougeL"),
+        ("t_re", "re", "f1"),
+    ):
         _put(run, "floor", target, "full", task_type, metric, 0.1)
         _put(run, "zeroshot", target, "k0", task_type, metric, 0.15)
         _put(run, "lora", target, "full", task_type, metric, 0.45)
@@ -28,6 +45,9 @@ def test_plots_are_written(tmp_path):
             _put(run, "mpt", target, setting, task_type, metric, 0.3 + 0.05 * i)
     report = build_report([run], resamples=20)
     assert report.synthetic
-    for path in (plot_targets(report, tmp_path / "p" / "targets.png"), plot_fewshot(report, tmp_path / "p" / "fewshot.png")):
+    for path in (
+        plot_targets(report, tmp_path / "p" / "targets.png"),
+        plot_fewshot(report, tmp_path / "p" / "fewshot.png"),
+    ):
         assert path.exists() and path.stat().st_size > 1000
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

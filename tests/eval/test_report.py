@@ -14,37 +14,148 @@ from clinprompt.eval.runs import collect, evaluation_dir, setting_name, write_in
 BACKBONE = {"name": "toy-backbone"}
 
 
-def put(run, method, target, setting, task_type, metrics, primary, scores, trainable=None, unparseable=0):
+def put(
+    run, method, target, setting, task_type, metrics, primary, scores, trainable=None, unparseable=0
+):
     """Write one evaluation: metrics.json + predictions.jsonl with per-example scores."""
     folder = evaluation_dir(run, method, target, setting)
-    write_json(folder / "metrics.json", {
-        "method": method, "target": target, "setting": setting, "task_type": task_type,
-        "primary_metric": primary, "metrics": metrics, "n": len(scores), "unparseable": unparseable,
-        "trainable_params": trainable, "backbone_params": 1000 if trainable is not None else None,
-        "backbone": BACKBONE, "decomposable": True,
-    })
-    write_jsonl(folder / "predictions.jsonl", [{"id": f"e{i}", "score": s, "ok": True} for i, s in enumerate(scores)])
+    write_json(
+        folder / "metrics.json",
+        {
+            "method": method,
+            "target": target,
+            "setting": setting,
+            "task_type": task_type,
+            "primary_metric": primary,
+            "metrics": metrics,
+            "n": len(scores),
+            "unparseable": unparseable,
+            "trainable_params": trainable,
+            "backbone_params": 1000 if trainable is not None else None,
+            "backbone": BACKBONE,
+            "decomposable": True,
+        },
+    )
+    write_jsonl(
+        folder / "predictions.jsonl",
+        [{"id": f"e{i}", "score": s, "ok": True} for i, s in enumerate(scores)],
+    )
 
 
 @pytest.fixture
 def run(tmp_path):
     r = tmp_path / "run"
     # NLI target (classification: macro F1 primary, accuracy beside), 4 examples
-    put(r, "floor", "toy_nli", "full", "nli", {"macro_f1": 0.25, "accuracy": 0.5}, "macro_f1", [1, 0, 1, 0])
-    put(r, "zeroshot", "toy_nli", "k0", "nli", {"macro_f1": 0.3, "accuracy": 0.5}, "macro_f1", [0, 1, 0, 1], trainable=0)
-    put(r, "pt", "toy_nli", "full", "nli", {"macro_f1": 0.5, "accuracy": 0.5}, "macro_f1", [0.5] * 4, trainable=10)
-    put(r, "lora", "toy_nli", "full", "nli", {"macro_f1": 0.6, "accuracy": 0.75}, "macro_f1", [0.6] * 4, trainable=40)
-    put(r, "mpt", "toy_nli", "full", "nli", {"macro_f1": 0.7, "accuracy": 0.75}, "macro_f1", [0.7] * 4, trainable=12, unparseable=1)
+    put(
+        r,
+        "floor",
+        "toy_nli",
+        "full",
+        "nli",
+        {"macro_f1": 0.25, "accuracy": 0.5},
+        "macro_f1",
+        [1, 0, 1, 0],
+    )
+    put(
+        r,
+        "zeroshot",
+        "toy_nli",
+        "k0",
+        "nli",
+        {"macro_f1": 0.3, "accuracy": 0.5},
+        "macro_f1",
+        [0, 1, 0, 1],
+        trainable=0,
+    )
+    put(
+        r,
+        "pt",
+        "toy_nli",
+        "full",
+        "nli",
+        {"macro_f1": 0.5, "accuracy": 0.5},
+        "macro_f1",
+        [0.5] * 4,
+        trainable=10,
+    )
+    put(
+        r,
+        "lora",
+        "toy_nli",
+        "full",
+        "nli",
+        {"macro_f1": 0.6, "accuracy": 0.75},
+        "macro_f1",
+        [0.6] * 4,
+        trainable=40,
+    )
+    put(
+        r,
+        "mpt",
+        "toy_nli",
+        "full",
+        "nli",
+        {"macro_f1": 0.7, "accuracy": 0.75},
+        "macro_f1",
+        [0.7] * 4,
+        trainable=12,
+        unparseable=1,
+    )
     # NER target
     put(r, "floor", "toy_ner", "full", "ner", {"strict_f1": 0.0}, "strict_f1", [0, 0])
-    put(r, "pt", "toy_ner", "full", "ner", {"strict_f1": 0.2}, "strict_f1", [0.2, 0.2], trainable=10)
-    put(r, "lora", "toy_ner", "full", "ner", {"strict_f1": 0.4}, "strict_f1", [0.4, 0.4], trainable=40)
-    put(r, "mpt", "toy_ner", "full", "ner", {"strict_f1": 0.3}, "strict_f1", [0.3, 0.3], trainable=12)
+    put(
+        r, "pt", "toy_ner", "full", "ner", {"strict_f1": 0.2}, "strict_f1", [0.2, 0.2], trainable=10
+    )
+    put(
+        r,
+        "lora",
+        "toy_ner",
+        "full",
+        "ner",
+        {"strict_f1": 0.4},
+        "strict_f1",
+        [0.4, 0.4],
+        trainable=40,
+    )
+    put(
+        r,
+        "mpt",
+        "toy_ner",
+        "full",
+        "ner",
+        {"strict_f1": 0.3},
+        "strict_f1",
+        [0.3, 0.3],
+        trainable=12,
+    )
     # few-shot rows
     for k, v in ((0, 0.1), (16, 0.15)):
-        put(r, "pt", "toy_ner", setting_name(k), "ner", {"strict_f1": v}, "strict_f1", [v, v], trainable=10)
-        put(r, "mpt", "toy_ner", setting_name(k), "ner", {"strict_f1": v + 0.05}, "strict_f1", [v + 0.05] * 2, trainable=12)
-    write_json(r / "provenance.json", {"command": "clinprompt demo", "hardware": "2 CPU cores", "wall_time": "1s"})
+        put(
+            r,
+            "pt",
+            "toy_ner",
+            setting_name(k),
+            "ner",
+            {"strict_f1": v},
+            "strict_f1",
+            [v, v],
+            trainable=10,
+        )
+        put(
+            r,
+            "mpt",
+            "toy_ner",
+            setting_name(k),
+            "ner",
+            {"strict_f1": v + 0.05},
+            "strict_f1",
+            [v + 0.05] * 2,
+            trainable=12,
+        )
+    write_json(
+        r / "provenance.json",
+        {"command": "clinprompt demo", "hardware": "2 CPU cores", "wall_time": "1s"},
+    )
     return r
 
 
@@ -57,14 +168,58 @@ def test_table_numbers(run):
     assert rep.averages["zeroshot"] == (pytest.approx(0.3), 1)
     # MPT − PT: (0.1 + 0.2) / 2 = 0.15 exactly (constant per-example scores) → degenerate interval
     iv = rep.intervals["mpt-pt"]
-    assert iv.delta == pytest.approx(0.15) and iv.low == pytest.approx(0.15) and iv.high == pytest.approx(0.15)
+    assert (
+        iv.delta == pytest.approx(0.15)
+        and iv.low == pytest.approx(0.15)
+        and iv.high == pytest.approx(0.15)
+    )
     assert rep.intervals["mpt-lora"].delta == pytest.approx(0.0)
 
     rows = list(csv.reader(io.StringIO(render_csv(rep))))
-    assert rows[0] == ["task_type", "target", "metric", "n", "floor", "zeroshot", "pt", "lora", "mpt"]
-    assert rows[1] == ["ner", "toy_ner", "strict_f1", "2", "0.0000", "", "20.0000", "40.0000", "30.0000"]
-    assert rows[2] == ["nli", "toy_nli", "macro_f1", "4", "25.0000", "30.0000", "50.0000", "60.0000", "70.0000"]
-    assert rows[3] == ["nli", "toy_nli", "accuracy", "4", "50.0000", "50.0000", "50.0000", "75.0000", "75.0000"]
+    assert rows[0] == [
+        "task_type",
+        "target",
+        "metric",
+        "n",
+        "floor",
+        "zeroshot",
+        "pt",
+        "lora",
+        "mpt",
+    ]
+    assert rows[1] == [
+        "ner",
+        "toy_ner",
+        "strict_f1",
+        "2",
+        "0.0000",
+        "",
+        "20.0000",
+        "40.0000",
+        "30.0000",
+    ]
+    assert rows[2] == [
+        "nli",
+        "toy_nli",
+        "macro_f1",
+        "4",
+        "25.0000",
+        "30.0000",
+        "50.0000",
+        "60.0000",
+        "70.0000",
+    ]
+    assert rows[3] == [
+        "nli",
+        "toy_nli",
+        "accuracy",
+        "4",
+        "50.0000",
+        "50.0000",
+        "50.0000",
+        "75.0000",
+        "75.0000",
+    ]
     assert rows[4][1] == "average" and rows[4][6:] == ["35.0000", "50.0000", "50.0000"]
     assert rows[5][1] == "trainable_params" and rows[5][5:] == ["0", "10", "40", "12"]
 
@@ -89,7 +244,17 @@ def test_write_report_and_index(run, tmp_path):
 
 def test_later_run_overrides_earlier(run, tmp_path):
     other = tmp_path / "rerun"
-    put(other, "pt", "toy_ner", "full", "ner", {"strict_f1": 0.9}, "strict_f1", [0.9, 0.9], trainable=10)
+    put(
+        other,
+        "pt",
+        "toy_ner",
+        "full",
+        "ner",
+        {"strict_f1": 0.9},
+        "strict_f1",
+        [0.9, 0.9],
+        trainable=10,
+    )
     evs = {e.key: e for e in collect([run, other])}
     assert evs[("pt", "toy_ner", "full")].primary == 0.9
 
@@ -107,17 +272,46 @@ def test_corpus_metric_is_rescored_on_each_resample(tmp_path):
     from clinprompt.data.spec import DatasetSpec
 
     spec = DatasetSpec("toy_ner", "ner", labels=("Drug",))
-    gold = [{"id": f"d{i}", "text": "aspirin and ibuprofen", "entities": [{"start": 0, "end": 7, "type": "Drug"}, {"start": 12, "end": 21, "type": "Drug"}]} for i in range(6)]
+    gold = [
+        {
+            "id": f"d{i}",
+            "text": "aspirin and ibuprofen",
+            "entities": [
+                {"start": 0, "end": 7, "type": "Drug"},
+                {"start": 12, "end": 21, "type": "Drug"},
+            ],
+        }
+        for i in range(6)
+    ]
     one = [{**g, "entities": g["entities"][:1]} for g in gold]  # finds 1 of 2 → micro F1 2/3
     both = [dict(g) for g in gold]  # finds both → 1.0
     run = tmp_path / "run"
     for method, preds, f1 in (("pt", one, 2 / 3), ("mpt", both, 1.0)):
         folder = evaluation_dir(run, method, "toy_ner", "full")
-        write_json(folder / "metrics.json", {
-            "method": method, "target": "toy_ner", "setting": "full", "task_type": "ner", "primary_metric": "strict_f1",
-            "metrics": {"strict_f1": f1}, "n": 6, "decomposable": False, "spec": spec.to_dict(), "backbone": BACKBONE,
-        })
-        write_jsonl(folder / "predictions.jsonl", [{"id": g["id"], "gold": g, "prediction": p, "ok": True, "score": f1} for g, p in zip(gold, preds, strict=True)])
+        write_json(
+            folder / "metrics.json",
+            {
+                "method": method,
+                "target": "toy_ner",
+                "setting": "full",
+                "task_type": "ner",
+                "primary_metric": "strict_f1",
+                "metrics": {"strict_f1": f1},
+                "n": 6,
+                "decomposable": False,
+                "spec": spec.to_dict(),
+                "backbone": BACKBONE,
+            },
+        )
+        write_jsonl(
+            folder / "predictions.jsonl",
+            [
+                {"id": g["id"], "gold": g, "prediction": p, "ok": True, "score": f1}
+                for g, p in zip(gold, preds, strict=True)
+            ],
+        )
     iv = build_report([run], resamples=30).intervals["mpt-pt"]
     assert iv.delta == pytest.approx(1 / 3)
-    assert iv.low == pytest.approx(1 / 3) and iv.high == pytest.approx(1 / 3)  # every resample: 1.0 − 2/3
+    assert iv.low == pytest.approx(1 / 3) and iv.high == pytest.approx(
+        1 / 3
+    )  # every resample: 1.0 − 2/3

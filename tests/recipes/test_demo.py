@@ -21,18 +21,33 @@ def _one_thread():
     yield
     torch.set_num_threads(threads)
 
+
 TINY = [
-    "prompt.tokens=2", "train.steps=1", "distill.train={steps: 1}", "adapt.kshot_train={steps: 1}",
-    "adapt.shots=[4]", "data.max_train_examples=8", "data.max_dev_examples=2", "data.max_test_examples=2",
-    "data.max_input_tokens=32", "data.max_target_tokens=6", "train.eval_examples=2", "train.progress=false",
-    "data.sources=[syn_med_ner, syn_triage_nli]", "data.targets=[syn_vitals_ner, syn_symptom_nli]",
+    "prompt.tokens=2",
+    "train.steps=1",
+    "teachers.train={steps: 1}",
+    "distill.train={steps: 1}",
+    "adapt.kshot_train={steps: 1}",
+    "adapt.modes=[full, kshot, zero]",
+    "adapt.shots=[4]",
+    "data.max_train_examples=8",
+    "data.max_dev_examples=2",
+    "data.max_test_examples=2",
+    "data.max_input_tokens=32",
+    "data.max_target_tokens=6",
+    "train.eval_examples=2",
+    "train.progress=false",
+    "data.sources=[syn_med_ner, syn_triage_nli]",
+    "data.targets=[syn_vitals_ner, syn_symptom_nli]",
 ]
 
 
 def test_demo_end_to_end_and_resume(tmp_path):
     out = tmp_path / "demo"
     buf = io.StringIO()
-    paths = run_demo(out, backbone="tiny-llama", overrides=TINY, console=Console(file=buf, width=120))
+    paths = run_demo(
+        out, backbone="tiny-llama", overrides=TINY, console=Console(file=buf, width=120)
+    )
     printed = buf.getvalue()
     assert "SYNTHETIC" in printed and "[7/7] report" in printed and "| **average** |" in printed
     for key in ("markdown", "csv", "plot_targets", "plot_fewshot"):
@@ -42,7 +57,12 @@ def test_demo_end_to_end_and_resume(tmp_path):
     index = json.loads((out / "eval" / "index.json").read_text())["evaluations"]
     got = {(e["method"], e["target"], e["setting"]) for e in index}
     for target in ("syn_vitals_ner", "syn_symptom_nli"):
-        assert {("floor", target, "full"), ("zeroshot", target, "k0"), ("lora", target, "full"), ("lora", target, "k4")} <= got
+        assert {
+            ("floor", target, "full"),
+            ("zeroshot", target, "k0"),
+            ("lora", target, "full"),
+            ("lora", target, "k4"),
+        } <= got
         assert {(m, target, s) for m in ("pt", "mpt") for s in ("full", "k4", "k0")} <= got
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["synthetic"] and provenance["stages"]["teachers"]["status"] == "ran"
@@ -53,5 +73,9 @@ def test_demo_end_to_end_and_resume(tmp_path):
     buf2 = io.StringIO()
     run_demo(out, backbone="tiny-llama", overrides=TINY, console=Console(file=buf2, width=120))
     assert buf2.getvalue().count("already finished: skipped") == 4
-    assert (out / "eval" / "mpt" / "syn_vitals_ner" / "full" / "metrics.json").stat().st_mtime_ns == before
-    assert json.loads((out / "provenance.json").read_text())["stages"]["teachers"]["status"] == "ran"
+    assert (
+        out / "eval" / "mpt" / "syn_vitals_ner" / "full" / "metrics.json"
+    ).stat().st_mtime_ns == before
+    assert (
+        json.loads((out / "provenance.json").read_text())["stages"]["teachers"]["status"] == "ran"
+    )

@@ -22,6 +22,7 @@ def _one_thread():
     yield
     torch.set_num_threads(threads)
 
+
 P = 4
 
 
@@ -30,14 +31,29 @@ def bank(tiny, tmp_path):
     """A bank with a factor task (MPT-like) and a single-prompt task (PT-like) on the tiny model."""
     d = tiny.hidden_size
     gen = torch.Generator().manual_seed(0)
-    b = PromptBank.create(tmp_path / "bank", tiny.fingerprint, prompt_tokens=P, rank=1, shared=torch.randn(P, d, generator=gen) * 0.02)
+    b = PromptBank.create(
+        tmp_path / "bank",
+        tiny.fingerprint,
+        prompt_tokens=P,
+        rank=1,
+        shared=torch.randn(P, d, generator=gen) * 0.02,
+    )
     b.add_factors(TaskEntry("syn_vitals_ner", "ner", "factors"), torch.ones(P, 1), torch.ones(1, d))
-    b.add_prompt(TaskEntry("syn_symptom_nli", "nli", "prompt"), torch.randn(P, d, generator=gen) * 0.02)
+    b.add_prompt(
+        TaskEntry("syn_symptom_nli", "nli", "prompt"), torch.randn(P, d, generator=gen) * 0.02
+    )
     return b
 
 
 def test_generated_task_writes_predictions_and_metrics(tiny, bank, tmp_path):
-    args = EvalArgs(dataset="syn_vitals_ner", artifact=str(bank.path), limit=3, batch_size=2, max_new_tokens=4, run_dir=str(tmp_path / "run"))
+    args = EvalArgs(
+        dataset="syn_vitals_ner",
+        artifact=str(bank.path),
+        limit=3,
+        batch_size=2,
+        max_new_tokens=4,
+        run_dir=str(tmp_path / "run"),
+    )
     result = evaluate(args, backbone=tiny)
     out = evaluation_dir(tmp_path / "run", "mpt", "syn_vitals_ner", "full")
     assert result.out_dir == out
@@ -54,18 +70,38 @@ def test_generated_task_writes_predictions_and_metrics(tiny, bank, tmp_path):
 
 
 def test_option_scored_task_uses_one_forward_per_batch(tiny, bank, tmp_path):
-    args = EvalArgs(dataset="syn_symptom_nli", artifact=str(bank.path), limit=5, batch_size=6, out=str(tmp_path / "nli"))
+    args = EvalArgs(
+        dataset="syn_symptom_nli",
+        artifact=str(bank.path),
+        limit=5,
+        batch_size=6,
+        out=str(tmp_path / "nli"),
+    )
     result = evaluate(args, backbone=tiny)
     assert result.n == 5 and all(r["via"] == "options" for r in result.rows)
     assert {r["raw"] for r in result.rows} <= {"entailment", "neutral", "contradiction"}
     assert result.unparseable == 0  # an option is always a well-formed answer
     assert {"accuracy", "macro_f1"} <= set(result.metrics)
-    gen = evaluate(EvalArgs(dataset="syn_symptom_nli", artifact=str(bank.path), limit=2, generate=True, max_new_tokens=3), backbone=tiny)
-    assert all(r["via"] == "generate" for r in gen.rows) and gen.unparseable == sum(not r["ok"] for r in gen.rows)
+    gen = evaluate(
+        EvalArgs(
+            dataset="syn_symptom_nli",
+            artifact=str(bank.path),
+            limit=2,
+            generate=True,
+            max_new_tokens=3,
+        ),
+        backbone=tiny,
+    )
+    assert all(r["via"] == "generate" for r in gen.rows) and gen.unparseable == sum(
+        not r["ok"] for r in gen.rows
+    )
 
 
 def test_bare_backbone_and_floor(tiny, tmp_path):
-    zs = evaluate(EvalArgs(dataset="syn_symptom_nli", limit=4, setting="k0", run_dir=str(tmp_path)), backbone=tiny)
+    zs = evaluate(
+        EvalArgs(dataset="syn_symptom_nli", limit=4, setting="k0", run_dir=str(tmp_path)),
+        backbone=tiny,
+    )
     assert zs.summary["method"] == "zeroshot" and zs.summary["trainable_params"] == 0
     floor = evaluate_floor(EvalArgs(dataset="syn_symptom_nli", limit=4, run_dir=str(tmp_path)))
     assert floor.summary["floor"] == "majority-label" and floor.unparseable == 0
@@ -76,10 +112,14 @@ def test_lora_adapter_is_applied_then_removed(tiny, tmp_path):
     from peft import LoraConfig, get_peft_model
 
     before = {k: v.clone() for k, v in tiny.model.state_dict().items()}
-    peft_model = get_peft_model(tiny.model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model = get_peft_model(
+        tiny.model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     peft_model.save_pretrained(tmp_path / "lora")
     peft_model.unload()
-    result = evaluate(EvalArgs(dataset="syn_symptom_nli", artifact=str(tmp_path / "lora"), limit=2), backbone=tiny)
+    result = evaluate(
+        EvalArgs(dataset="syn_symptom_nli", artifact=str(tmp_path / "lora"), limit=2), backbone=tiny
+    )
     assert result.summary["method"] == "lora" and result.summary["trainable_params"] > 0
     after = tiny.model.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
@@ -87,8 +127,13 @@ def test_lora_adapter_is_applied_then_removed(tiny, tmp_path):
 
 def test_bad_input_is_reported(tiny, bank):
     with pytest.raises(EvalError, match="trained for a nli task.*syn_vitals_ner.*is ner"):
-        evaluate(EvalArgs(dataset="syn_vitals_ner", artifact=str(bank.path), task="syn_symptom_nli"), backbone=tiny)
-    with pytest.raises(EvalError, match="not in the bank.*it holds: syn_vitals_ner, syn_symptom_nli"):
+        evaluate(
+            EvalArgs(dataset="syn_vitals_ner", artifact=str(bank.path), task="syn_symptom_nli"),
+            backbone=tiny,
+        )
+    with pytest.raises(
+        EvalError, match="not in the bank.*it holds: syn_vitals_ner, syn_symptom_nli"
+    ):
         evaluate(EvalArgs(dataset="syn_plan_sum", artifact=str(bank.path)), backbone=tiny)
     with pytest.raises(EvalError, match="no 'validation' split.*it has: .*test"):
         evaluate(EvalArgs(dataset="syn_vitals_ner", split="validation"), backbone=tiny)

@@ -68,7 +68,9 @@ class Artifact:
                 f"{backbone.fingerprint.describe()}; pass --backbone {self.fingerprint.name}"
             )
         if self.prompt is not None and self.prompt.shape[-1] != backbone.hidden_size:
-            raise EvalError(f"{self.describe()} has D={self.prompt.shape[-1]} but the backbone's hidden size is {backbone.hidden_size}")
+            raise EvalError(
+                f"{self.describe()} has D={self.prompt.shape[-1]} but the backbone's hidden size is {backbone.hidden_size}"
+            )
         if self.instruction and self.instruction != spec.instruction:
             # Score with the text the prompt was trained on.
             return dataclasses.replace(spec, instruction=self.instruction)
@@ -79,7 +81,9 @@ def _from_bank(path: Path, task: str | None, dataset: str) -> Artifact:
     from clinprompt.prompts.bank import BankError, PromptBank
 
     bank = PromptBank.load(path)
-    name = task or (dataset if dataset in bank.tasks else (bank.names()[0] if len(bank.tasks) == 1 else dataset))
+    name = task or (
+        dataset if dataset in bank.tasks else (bank.names()[0] if len(bank.tasks) == 1 else dataset)
+    )
     try:
         entry = bank.entry(name)
         prompt = bank.task_prompt(name)
@@ -108,18 +112,39 @@ def _from_peft(path: Path, sidecar_name: str = "clinprompt_task.json") -> Artifa
     config = read_json(path / "adapter_config.json")
     sidecar = read_json(path / sidecar_name) if (path / sidecar_name).exists() else {}
     peft_type = config.get("peft_type")
-    fp = Fingerprint.from_dict(sidecar["backbone"]) if isinstance(sidecar.get("backbone"), dict) else None
-    common: dict[str, Any] = dict(path=str(path), task_type=sidecar.get("task_type"), instruction=sidecar.get("instruction"), fingerprint=fp)
+    fp = (
+        Fingerprint.from_dict(sidecar["backbone"])
+        if isinstance(sidecar.get("backbone"), dict)
+        else None
+    )
+    common: dict[str, Any] = dict(
+        path=str(path),
+        task_type=sidecar.get("task_type"),
+        instruction=sidecar.get("instruction"),
+        fingerprint=fp,
+    )
     if peft_type == "LORA":
         weights = path / "adapter_model.safetensors"
-        trainable = sum(t.numel() for t in load_tensors(weights).values()) if weights.exists() else 0
-        return Artifact(kind="lora", method="lora", lora_dir=path, trainable_params=trainable, **common)
+        trainable = (
+            sum(t.numel() for t in load_tensors(weights).values()) if weights.exists() else 0
+        )
+        return Artifact(
+            kind="lora", method="lora", lora_dir=path, trainable_params=trainable, **common
+        )
     if peft_type == "PROMPT_TUNING":
         from clinprompt.prompts.peft_interop import read_peft_prompt
 
         prompt, _, _ = read_peft_prompt(path)
-        return Artifact(kind="peft-prompt", method=str(sidecar.get("method", "pt")), prompt=prompt, trainable_params=prompt.numel(), **common)
-    raise EvalError(f"{path / 'adapter_config.json'}: peft_type {peft_type!r} is not supported; expected LORA or PROMPT_TUNING")
+        return Artifact(
+            kind="peft-prompt",
+            method=str(sidecar.get("method", "pt")),
+            prompt=prompt,
+            trainable_params=prompt.numel(),
+            **common,
+        )
+    raise EvalError(
+        f"{path / 'adapter_config.json'}: peft_type {peft_type!r} is not supported; expected LORA or PROMPT_TUNING"
+    )
 
 
 def _from_file(path: Path) -> Artifact:
@@ -128,8 +153,16 @@ def _from_file(path: Path) -> Artifact:
     if prompt is None and len(tensors) == 1:
         prompt = next(iter(tensors.values()))
     if prompt is None or prompt.dim() != 2:
-        raise EvalError(f"{path}: expected one (P, D) tensor named 'prompt'; found {({k: tuple(v.shape) for k, v in tensors.items()})}")
-    return Artifact(kind="prompt-file", method="pt", path=str(path), prompt=prompt.float(), trainable_params=prompt.numel())
+        raise EvalError(
+            f"{path}: expected one (P, D) tensor named 'prompt'; found { ({k: tuple(v.shape) for k, v in tensors.items()}) }"
+        )
+    return Artifact(
+        kind="prompt-file",
+        method="pt",
+        path=str(path),
+        prompt=prompt.float(),
+        trainable_params=prompt.numel(),
+    )
 
 
 def resolve_artifact(artifact: str | Path | None, task: str | None, dataset: str) -> Artifact:

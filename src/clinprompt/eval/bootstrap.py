@@ -126,7 +126,9 @@ def paired_bootstrap(
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1); got {level}")
     full = [np.arange(n)[None, :] for n in sizes]
-    delta = float(np.mean([a(i)[0] - b(i)[0] for a, b, i in zip(system_a, system_b, full, strict=True)]))
+    delta = float(
+        np.mean([a(i)[0] - b(i)[0] for a, b, i in zip(system_a, system_b, full, strict=True)])
+    )
     draws = resample_indices(sizes, resamples, seed)
     diffs = np.mean(
         [a(i) - b(i) for a, b, i in zip(system_a, system_b, draws, strict=True)], axis=0

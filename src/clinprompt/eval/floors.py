@@ -98,16 +98,31 @@ def floor_predictions(
     if kind == "nli":
         label = _majority([str(r["label"]) for r in pool])
         preds = [_replace(r, label=label) for r in records]
-        return Floor("majority-label", f"always {label!r}, the majority label {_source_note(reference)}", preds, label)
+        return Floor(
+            "majority-label",
+            f"always {label!r}, the majority label {_source_note(reference)}",
+            preds,
+            label,
+        )
     if kind == "qa":
         if any(r.get("options") for r in pool):
             letter = _majority([_answer(r) for r in pool if r.get("options")])
             preds = [_replace(r, answer=letter) for r in records]
-            return Floor("majority-option", f"always option {letter}, the most frequent answer letter {_source_note(reference)}", preds, letter)
+            return Floor(
+                "majority-option",
+                f"always option {letter}, the most frequent answer letter {_source_note(reference)}",
+                preds,
+                letter,
+            )
         if spec.labels:  # a label set (yes/no/maybe): the majority label
             label = _majority([_answer(r) for r in pool])
             preds = [_replace(r, answer=label) for r in records]
-            return Floor("majority-label", f"always {label!r}, the majority answer {_source_note(reference)}", preds, label)
+            return Floor(
+                "majority-label",
+                f"always {label!r}, the majority answer {_source_note(reference)}",
+                preds,
+                label,
+            )
         preds = [_replace(r, answer="") for r in records]
         return Floor("empty", "an empty answer", preds)
     if kind == "ner":
@@ -120,4 +135,6 @@ def floor_predictions(
     if kind == "sum":
         preds = [_replace(r, summary=first_sentence(str(r.get("source", "")))) for r in records]
         return Floor("first-sentence", "the first sentence of the source", preds)
-    raise ValueError(f"dataset {spec.name!r}: no floor for task type {kind!r}; expected ner, re, qa, nli or sum")
+    raise ValueError(
+        f"dataset {spec.name!r}: no floor for task type {kind!r}; expected ner, re, qa, nli or sum"
+    )

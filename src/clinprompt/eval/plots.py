@@ -47,21 +47,42 @@ def plot_targets(report: Report, path: str | Path) -> Path:
             if value is not None:
                 xs.append(j - 0.4 + width * (i + 0.5))
                 ys.append(100 * value)
-        bars = ax.bar(xs, ys, width, label=METHOD_LABELS.get(method, method), color=_COLORS.get(method))
+        bars = ax.bar(
+            xs, ys, width, label=METHOD_LABELS.get(method, method), color=_COLORS.get(method)
+        )
         ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
     floor_drawn = False
     for j, t in enumerate(targets):
         floor = report.value("floor", t, "full")
         if floor is not None:
-            ax.hlines(100 * floor, j - 0.45, j + 0.45, colors="black", linestyles="--", linewidth=1.2,
-                      label=None if floor_drawn else "floor (trivial baseline)")
+            ax.hlines(
+                100 * floor,
+                j - 0.45,
+                j + 0.45,
+                colors="black",
+                linestyles="--",
+                linewidth=1.2,
+                label=None if floor_drawn else "floor (trivial baseline)",
+            )
             floor_drawn = True
     ax.set_xticks(range(len(targets)))
-    ax.set_xticklabels([f"{t}\n({report.task_types[t].upper()}, {metric_label(report.metrics[t][0])}, n={report.test_size(t)})" for t in targets], fontsize=8)
+    ax.set_xticklabels(
+        [
+            f"{t}\n({report.task_types[t].upper()}, {metric_label(report.metrics[t][0])}, n={report.test_size(t)})"
+            for t in targets
+        ],
+        fontsize=8,
+    )
     ax.set_ylabel("primary metric of each target (×100)")
     ax.set_ylim(0, max(5.0, ax.get_ylim()[1] * 1.1))
     ax.set_title(_title(report, "Test score by target and method"))
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="method (full target pool)", title_fontsize=8)
+    ax.legend(
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        title="method (full target pool)",
+        title_fontsize=8,
+    )
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -85,7 +106,13 @@ def plot_fewshot(report: Report, path: str | Path) -> Path:
             pts = [(i, report.value(m, t, s)) for i, s in enumerate(settings)]
             pts = [(i, 100 * v) for i, v in pts if v is not None]
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=METHOD_LABELS.get(m, m), color=_COLORS.get(m))
+                ax.plot(
+                    [p[0] for p in pts],
+                    [p[1] for p in pts],
+                    marker="o",
+                    label=METHOD_LABELS.get(m, m),
+                    color=_COLORS.get(m),
+                )
         floor = report.value("floor", t, "full")
         if floor is not None:
             ax.axhline(100 * floor, color="black", linestyle="--", linewidth=1, label="floor")
@@ -97,7 +124,7 @@ def plot_fewshot(report: Report, path: str | Path) -> Path:
         ax.set_title(f"{t} ({report.task_types[t].upper()})", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(targets):]:
+    for ax in list(axes.flat)[len(targets) :]:
         ax.axis("off")
     fig.suptitle(_title(report, "Few-shot curves: test score vs. target training examples"))
     fig.tight_layout()

@@ -72,7 +72,9 @@ def hardware() -> dict[str, Any]:
     return info
 
 
-def budgets(cfg: Any, eval_limit: int | None = None, max_new_tokens: int | None = None) -> dict[str, Any]:
+def budgets(
+    cfg: Any, eval_limit: int | None = None, max_new_tokens: int | None = None
+) -> dict[str, Any]:
     """The budgets of an ``ExperimentArgs`` run, flattened: steps per stage, batch, P, token limits."""
     stage = {
         "teachers": cfg.stage_train(cfg.teachers.train),
@@ -81,18 +83,20 @@ def budgets(cfg: Any, eval_limit: int | None = None, max_new_tokens: int | None 
         "adapt_kshot": cfg.stage_train(cfg.adapt.train, cfg.adapt.kshot_train),
     }
     out: dict[str, Any] = {f"{name}_steps": t.steps for name, t in stage.items()}
-    out.update({
-        "batch_size": cfg.train.batch_size,
-        "prompt_tokens": cfg.prompt.tokens,
-        "rank": cfg.prompt.rank,
-        "max_input_tokens": cfg.data.max_input_tokens,
-        "max_target_tokens": cfg.data.max_target_tokens,
-        "max_train_examples": cfg.data.max_train_examples,
-        "test_examples": eval_limit if eval_limit is not None else cfg.data.max_test_examples,
-        "shots": list(cfg.adapt.shots),
-        "baselines": list(cfg.baseline.methods),
-        "lora_r": cfg.baseline.lora_r,
-    })
+    out.update(
+        {
+            "batch_size": cfg.train.batch_size,
+            "prompt_tokens": cfg.prompt.tokens,
+            "rank": cfg.prompt.rank,
+            "max_input_tokens": cfg.data.max_input_tokens,
+            "max_target_tokens": cfg.data.max_target_tokens,
+            "max_train_examples": cfg.data.max_train_examples,
+            "test_examples": eval_limit if eval_limit is not None else cfg.data.max_test_examples,
+            "shots": list(cfg.adapt.shots),
+            "baselines": list(cfg.baseline.methods),
+            "lora_r": cfg.baseline.lora_r,
+        }
+    )
     if max_new_tokens is not None:
         out["max_new_tokens"] = max_new_tokens
     return out

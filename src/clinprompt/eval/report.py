@@ -10,8 +10,6 @@ the few-shot and zero-shot rows (k = 0, 16, 64, full) of each method.
 
 from __future__ import annotations
 
-import csv
-import io
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,26 +24,24 @@ from clinprompt.eval.bootstrap import (
     paired_bootstrap,
 )
 from clinprompt.eval.runs import (
-    METHOD_LABELS,
-    METHODS,
+    MAIN_COLUMNS,
     PROVENANCE_FILE,
     TYPE_ORDER,
     Evaluation,
     collect,
-    metric_label,
     sort_settings,
 )
+from clinprompt.eval.tables import fewshot_rows, render_csv, render_long_csv, render_markdown
 
-__all__ = ["MAIN_COLUMNS", "Report", "build_report", "render_csv", "render_markdown", "write_report"]
+__all__ = [
+    "MAIN_COLUMNS",
+    "Report",
+    "build_report",
+    "render_csv",
+    "render_markdown",
+    "write_report",
+]
 
-# (method, setting) of each column of the main table.
-MAIN_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("floor", "full"),
-    ("zeroshot", "k0"),
-    ("pt", "full"),
-    ("lora", "full"),
-    ("mpt", "full"),
-)
 COMPARISONS = (("mpt", "pt"), ("mpt", "lora"))
 _CLASSIFICATION_PAIR = ("accuracy", "macro_f1")
 
@@ -67,7 +63,9 @@ class Report:
     def get(self, method: str, target: str, setting: str) -> Evaluation | None:
         return self.evaluations.get((method, target, setting))
 
-    def value(self, method: str, target: str, setting: str, metric: str | None = None) -> float | None:
+    def value(
+        self, method: str, target: str, setting: str, metric: str | None = None
+    ) -> float | None:
         ev = self.get(method, target, setting)
         if ev is None:
             return None
@@ -87,12 +85,16 @@ class Report:
 
 
 # --------------------------------------------------------------------------------- building
-def _statistics(a: Evaluation, b: Evaluation, memo: dict[Any, Statistic]) -> tuple[Statistic, Statistic, int]:
+def _statistics(
+    a: Evaluation, b: Evaluation, memo: dict[Any, Statistic]
+) -> tuple[Statistic, Statistic, int]:
     """Per-target statistics of two systems on their common examples (paired by id)."""
     rows_a, rows_b = a.rows(), b.rows()
     ids = sorted(set(rows_a) & set(rows_b))
     if not ids:
-        raise ValueError(f"{a.path.parent} and {b.path.parent} share no example ids; evaluate both on the same split")
+        raise ValueError(
+            f"{a.path.parent} and {b.path.parent} share no example ids; evaluate both on the same split"
+        )
     stats = []
     for ev in (a, b):
         key = (ev.key, tuple(ids))
@@ -111,8 +113,12 @@ def _statistic(ev: Evaluation, ids: list[str]) -> Statistic:
 
     task, spec, name = get_task_type(ev.task_type), ev.spec, ev.primary_metric
     golds = [rows[i]["gold"] for i in ids]
-    preds = [rows[i]["prediction"] for i in ids]  # unparseable ones carry their flag; score counts them
-    return corpus_statistic(lambda idx: task.score([golds[j] for j in idx], [preds[j] for j in idx], spec)[name])
+    preds = [
+        rows[i]["prediction"] for i in ids
+    ]  # unparseable ones carry their flag; score counts them
+    return corpus_statistic(
+        lambda idx: task.score([golds[j] for j in idx], [preds[j] for j in idx], spec)[name]
+    )
 
 
 def _ordered_targets(evals: list[Evaluation]) -> tuple[list[str], dict[str, str]]:
@@ -125,7 +131,9 @@ def _shown_metrics(evals: list[Evaluation], target: str) -> list[str]:
     mine = [ev for ev in evals if ev.target == target]
     primary = mine[0].primary_metric
     shown = [primary]
-    if primary in _CLASSIFICATION_PAIR and all(m in ev.metrics for ev in mine for m in _CLASSIFICATION_PAIR):
+    if primary in _CLASSIFICATION_PAIR and all(
+        m in ev.metrics for ev in mine for m in _CLASSIFICATION_PAIR
+    ):
         shown.append(_CLASSIFICATION_PAIR[1 - _CLASSIFICATION_PAIR.index(primary)])
     return shown
 
@@ -146,14 +154,20 @@ def build_report(run_dirs: list[str | Path], resamples: int = 1000, seed: int = 
     by_key = {ev.key: ev for ev in evals}
     averages: dict[str, tuple[float, int]] = {}
     for method, setting in MAIN_COLUMNS:
-        vals = [by_key[(method, t, setting)].primary for t in targets if (method, t, setting) in by_key]
+        vals = [
+            by_key[(method, t, setting)].primary for t in targets if (method, t, setting) in by_key
+        ]
         if vals:
             averages[method] = (sum(vals) / len(vals), len(vals))
     intervals: dict[str, BootstrapInterval] = {}
     memo: dict[Any, Statistic] = {}
     for a_name, b_name in COMPARISONS:
-        pairs = [(by_key.get((a_name, t, "full")), by_key.get((b_name, t, "full"))) for t in targets]
-        pairs = [(a, b) for a, b in pairs if a is not None and b is not None and a.rows() and b.rows()]
+        pairs = [
+            (by_key.get((a_name, t, "full")), by_key.get((b_name, t, "full"))) for t in targets
+        ]
+        pairs = [
+            (a, b) for a, b in pairs if a is not None and b is not None and a.rows() and b.rows()
+        ]
         if not pairs:
             continue
         stats = [_statistics(a, b, memo) for a, b in pairs]
@@ -179,165 +193,32 @@ def build_report(run_dirs: list[str | Path], resamples: int = 1000, seed: int = 
     )
 
 
-# -------------------------------------------------------------------------------- rendering
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}"
-
-
-def _average_cell(report: Report, method: str) -> str:
-    if method not in report.averages:
-        return "–"
-    value, used = report.averages[method]
-    # An average over fewer targets than the table has is not comparable: say so.
-    return _pct(value) if used == len(report.targets) else f"{_pct(value)} ({used}/{len(report.targets)} targets)"
-
-
-def _params(report: Report, method: str, setting: str) -> tuple[str, str]:
-    evs = [report.get(method, t, setting) for t in report.targets]
-    counts = sorted({ev.trainable_params for ev in evs if ev is not None and ev.trainable_params is not None})
-    totals = [ev.backbone_params for ev in evs if ev is not None and ev.backbone_params]
-    if not counts:
-        return "–", "–"
-    text = f"{counts[0]:,}" if len(counts) == 1 else f"{counts[0]:,}–{counts[-1]:,}"
-    if not totals:
-        return text, "–"
-    share = [100 * c / totals[0] for c in counts]
-    pct = f"{share[0]:.3f}%" if len(share) == 1 else f"{share[0]:.3f}–{share[-1]:.3f}%"
-    return text, pct
-
-
-def _table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
-    header = ["type", "target", "metric", "n", *[METHOD_LABELS.get(m, m) for m, _ in MAIN_COLUMNS]]
-    rows = []
-    for t in report.targets:
-        evs = [report.get(m, t, s) for m, s in MAIN_COLUMNS]
-        n = max((ev.n for ev in evs if ev is not None), default=0)
-        for metric in report.metrics[t]:
-            cells = [_pct(report.value(m, t, s, metric)) for m, s in MAIN_COLUMNS]
-            rows.append([report.task_types[t].upper(), t, metric_label(metric), str(n), *cells])
-    avg = [_average_cell(report, m) for m, _ in MAIN_COLUMNS]
-    rows.append(["", "**average**", "primary", "", *avg])
-    params = [_params(report, m, s) for m, s in MAIN_COLUMNS]
-    rows.append(["", "trainable params", "", "", *[p[0] for p in params]])
-    rows.append(["", "% of backbone", "", "", *[p[1] for p in params]])
-    return header, rows
-
-
-def _fewshot_rows(report: Report) -> tuple[list[str], list[list[str]]]:
-    methods = [m for m in METHODS if m not in ("floor", "zeroshot") and len(report.settings_of(m)) > 0]
-    settings = report.curve_settings(methods)
-    header = ["target", "metric", "method", *[("k=" + s[1:]) if s != "full" else "full" for s in settings]]
-    rows = []
-    for t in report.targets:
-        metric = report.metrics[t][0]
-        for m in methods:
-            if any(report.get(m, t, s) for s in settings):
-                rows.append([t, metric_label(metric), METHOD_LABELS.get(m, m), *[_pct(report.value(m, t, s)) for s in settings]])
-    return header, rows
-
-
-def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def _unparseable_note(report: Report) -> str:
-    bad = [ev for ev in report.evaluations.values() if ev.unparseable]
-    if not bad:
-        return "Every generation was parseable."
-    parts = [f"{METHOD_LABELS.get(ev.method, ev.method)}/{ev.target}/{ev.setting}: {ev.unparseable}/{ev.n}" for ev in sorted(bad, key=lambda e: e.key)]
-    return "Unparseable generations (scored as wrong, never dropped): " + "; ".join(parts) + "."
-
-
-def _provenance_md(report: Report) -> str:
-    if not report.provenance:
-        return "_No provenance.json in the run directory (command, budgets, hardware, wall time unknown)._"
-    out = []
-    for p in report.provenance:
-        out.append(f"- run `{p['run']}`")
-        for key in ("command", "backbone", "hardware", "wall_time", "budgets", "stages"):
-            if key in p:
-                value = p[key]
-                text = f"`{value}`" if key == "command" else (", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else str(value))
-                out.append(f"  - {key}: {text}")
-    return "\n".join(out)
-
-
-def render_markdown(report: Report) -> str:
-    """The report as Markdown: the main table, intervals, few-shot rows, notes, provenance."""
-    title = f"# Results on {report.backbone}" + (" — SYNTHETIC data (a functional check, not a clinical result)" if report.synthetic else "")
-    header, rows = _table_rows(report)
-    parts = [
-        title,
-        "Scores ×100 on each target's test examples; columns are methods trained on the full target pool "
-        "(zero-shot: the backbone with the instruction only). The floor is a trivial baseline "
-        "(majority label, most frequent option letter, empty prediction, first sentence of the source).",
-        _markdown_table(header, rows),
-    ]
-    if report.intervals:
-        lines = ["Paired bootstrap on the average over targets (95% interval, ×100):", ""]
-        for name, iv in report.intervals.items():
-            a, b = name.split("-")
-            lines.append(
-                f"- {METHOD_LABELS[a]} − {METHOD_LABELS[b]}: {iv.describe(100)} "
-                f"({iv.resamples} resamples, seed {iv.seed}; {METHOD_LABELS[a]} better in {100 * iv.prob_a_better:.0f}% of resamples)"
-            )
-        parts.append("\n".join(lines))
-    few_header, few_rows = _fewshot_rows(report)
-    if few_rows:
-        parts += ["## Few-shot and zero-shot rows", "Primary metric ×100 by number of target training examples k (k=0: no target training).", _markdown_table(few_header, few_rows)]
-    parts += ["## Notes", _unparseable_note(report), "## Provenance", _provenance_md(report)]
-    return "\n\n".join(parts) + "\n"
-
-
-def render_csv(report: Report) -> str:
-    """The main table as CSV (values ×100, unrounded to 4 decimals)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["task_type", "target", "metric", "n", *[m for m, _ in MAIN_COLUMNS]])
-    for t in report.targets:
-        n = max((ev.n for ev in (report.get(m, t, s) for m, s in MAIN_COLUMNS) if ev is not None), default=0)
-        for metric in report.metrics[t]:
-            vals = [report.value(m, t, s, metric) for m, s in MAIN_COLUMNS]
-            writer.writerow([report.task_types[t], t, metric, n, *["" if v is None else f"{100 * v:.4f}" for v in vals]])
-    writer.writerow(["", "average", "primary", "", *[f"{100 * report.averages[m][0]:.4f}" if m in report.averages else "" for m, _ in MAIN_COLUMNS]])
-    for label, idx in (("trainable_params", 0),):
-        writer.writerow(["", label, "", "", *[_params(report, m, s)[idx].replace(",", "") for m, s in MAIN_COLUMNS]])
-    return buf.getvalue()
-
-
-def _long_csv(report: Report) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["method", "target", "task_type", "setting", "metric", "value", "n", "unparseable", "trainable_params", "backbone_params"])
-    for (method, target, setting), ev in sorted(report.evaluations.items()):
-        for metric, value in sorted(ev.metrics.items()):
-            writer.writerow([method, target, ev.task_type, setting, metric, value, ev.n, ev.unparseable, ev.trainable_params or "", ev.backbone_params or ""])
-    return buf.getvalue()
-
-
 def write_report(report: Report, out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
     """Write ``report.md``, ``table.csv``, ``results.csv`` (long), ``report.json`` and the plots."""
     out = Path(out_dir)
     paths = {
         "markdown": atomic_write_text(out / "report.md", render_markdown(report)),
         "csv": atomic_write_text(out / "table.csv", render_csv(report)),
-        "long_csv": atomic_write_text(out / "results.csv", _long_csv(report)),
-        "json": write_json(out / "report.json", {
-            "backbone": report.backbone,
-            "synthetic": report.synthetic,
-            "targets": report.targets,
-            "averages": {m: {"value": v, "targets": n} for m, (v, n) in report.averages.items()},
-            "intervals": {k: iv.to_dict() for k, iv in report.intervals.items()},
-            "provenance": report.provenance,
-            "python": platform.python_version(),
-        }),
+        "long_csv": atomic_write_text(out / "results.csv", render_long_csv(report)),
+        "json": write_json(
+            out / "report.json",
+            {
+                "backbone": report.backbone,
+                "synthetic": report.synthetic,
+                "targets": report.targets,
+                "averages": {
+                    m: {"value": v, "targets": n} for m, (v, n) in report.averages.items()
+                },
+                "intervals": {k: iv.to_dict() for k, iv in report.intervals.items()},
+                "provenance": report.provenance,
+                "python": platform.python_version(),
+            },
+        ),
     }
     if plots:
         from clinprompt.eval.plots import plot_fewshot, plot_targets
 
         paths["plot_targets"] = plot_targets(report, out / "targets.png")
-        if _fewshot_rows(report)[1]:
+        if fewshot_rows(report)[1]:
             paths["plot_fewshot"] = plot_fewshot(report, out / "fewshot.png")
     return paths

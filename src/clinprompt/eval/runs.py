@@ -27,6 +27,7 @@ from clinprompt.data.spec import DatasetSpec
 
 __all__ = [
     "EVAL_DIR",
+    "MAIN_COLUMNS",
     "METHODS",
     "METHOD_LABELS",
     "PROVENANCE_FILE",
@@ -46,9 +47,23 @@ __all__ = [
 EVAL_DIR = "eval"
 PROVENANCE_FILE = "provenance.json"
 METHODS = ("floor", "zeroshot", "pt", "lora", "mpt")
-METHOD_LABELS = {"floor": "Floor", "zeroshot": "Zero-shot", "pt": "PT", "lora": "LoRA", "mpt": "MPT"}
+METHOD_LABELS = {
+    "floor": "Floor",
+    "zeroshot": "Zero-shot",
+    "pt": "PT",
+    "lora": "LoRA",
+    "mpt": "MPT",
+}
 SETTINGS = ("k0", "k16", "k64", "full")  # the protocol's; any k<N> is accepted
 TYPE_ORDER = ("ner", "re", "qa", "nli", "sum")
+# (method, setting) of each column of the report's main table.
+MAIN_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("floor", "full"),
+    ("zeroshot", "k0"),
+    ("pt", "full"),
+    ("lora", "full"),
+    ("mpt", "full"),
+)
 _METRIC_LABELS = {
     "accuracy": "accuracy",
     "macro_f1": "macro F1",
@@ -122,7 +137,9 @@ class Evaluation:
         data = read_json(path)
         for key in ("method", "target", "setting", "task_type", "primary_metric", "metrics", "n"):
             if key not in data:
-                raise ValueError(f"{path}: field {key!r} is missing; was it written by `clinprompt evaluate`?")
+                raise ValueError(
+                    f"{path}: field {key!r} is missing; was it written by `clinprompt evaluate`?"
+                )
         return cls(path, data)
 
     @property
@@ -234,15 +251,17 @@ def write_index(run_dir: str | Path) -> Path:
     entries = []
     for file in sorted((root / EVAL_DIR).glob("*/*/*/metrics.json")):
         ev = Evaluation.load(file)
-        entries.append({
-            "method": ev.method,
-            "target": ev.target,
-            "setting": ev.setting,
-            "task_type": ev.task_type,
-            "metric": ev.primary_metric,
-            "value": ev.primary,
-            "n": ev.n,
-            "unparseable": ev.unparseable,
-            "path": str(file.parent.relative_to(root)),
-        })
+        entries.append(
+            {
+                "method": ev.method,
+                "target": ev.target,
+                "setting": ev.setting,
+                "task_type": ev.task_type,
+                "metric": ev.primary_metric,
+                "value": ev.primary,
+                "n": ev.n,
+                "unparseable": ev.unparseable,
+                "path": str(file.parent.relative_to(root)),
+            }
+        )
     return write_json(root / EVAL_DIR / "index.json", {"evaluations": entries})

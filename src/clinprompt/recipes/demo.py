@@ -28,7 +28,14 @@ from clinprompt.eval.provenance import (
 )
 from clinprompt.eval.report import build_report, write_report
 
-__all__ = ["DEMO_CONFIG", "StageClock", "demo_config_path", "evaluate_all", "run_demo", "train_stages"]
+__all__ = [
+    "DEMO_CONFIG",
+    "StageClock",
+    "demo_config_path",
+    "evaluate_all",
+    "run_demo",
+    "train_stages",
+]
 
 DEMO_CONFIG = "demo"
 SYNTHETIC_BANNER = "SYNTHETIC data — a functional demonstration, not a clinical result"
@@ -58,11 +65,16 @@ class StageClock:
         self.index += 1
         self._name, self._t = name, time.perf_counter()
         elapsed = format_seconds(self._t - self.start)
-        self.console.rule(f"[bold][{self.index}/{self.total}] {name}[/bold] — {what}  [dim](elapsed {elapsed})[/dim]")
+        self.console.rule(
+            f"[bold][{self.index}/{self.total}] {name}[/bold] — {what}  [dim](elapsed {elapsed})[/dim]"
+        )
 
     def _close(self, status: str = "ran") -> None:
         if self._name is not None:
-            self.times[self._name] = {"seconds": round(time.perf_counter() - self._t, 1), "status": status}
+            self.times[self._name] = {
+                "seconds": round(time.perf_counter() - self._t, 1),
+                "status": status,
+            }
             self._name = None
 
     def skipped(self) -> None:
@@ -90,13 +102,27 @@ def train_stages(cfg: ExperimentArgs, backbone: Backbone, clock: StageClock) -> 
     return run_experiment(replace(cfg, stages=[s for s, _ in TRAIN_STAGES]), backbone=backbone)
 
 
-def evaluate_all(cfg: ExperimentArgs, run: Any, backbone: Backbone, clock: StageClock, console: Console,
-                 limit: int | None = None) -> None:
+def evaluate_all(
+    cfg: ExperimentArgs,
+    run: Any,
+    backbone: Backbone,
+    clock: StageClock,
+    console: Console,
+    limit: int | None = None,
+) -> None:
     """Evaluate every artifact of ``run``, each target's floor and the zero-shot backbone (resumable)."""
     from clinprompt.recipes.evaluate import evaluate_run
 
-    clock.stage("evaluate", "every artifact, each target's floor and the zero-shot backbone, on the test sets")
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    clock.stage(
+        "evaluate",
+        "every artifact, each target's floor and the zero-shot backbone, on the test sets",
+    )
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as bar:
         job = bar.add_task("evaluating", total=None)
 
@@ -128,10 +154,16 @@ def run_demo(
     console = console or Console()
     command = command or command_line()
     # ---- setup: the config, the run folder, the backbone
-    cfg = load_config(config or demo_config_path(), [f"backbone.name={backbone}", f"output_dir={out}", *overrides])
+    cfg = load_config(
+        config or demo_config_path(), [f"backbone.name={backbone}", f"output_dir={out}", *overrides]
+    )
     console.print(f"[bold yellow]{SYNTHETIC_BANNER}[/bold yellow]")
-    console.print(f"run folder: {cfg.run_dir}   backbone: {cfg.backbone.name}   suite: {cfg.data.suite}")
-    clock = StageClock(console, total=1 + len(TRAIN_STAGES) + 2)  # backbone, training, evaluate, report
+    console.print(
+        f"run folder: {cfg.run_dir}   backbone: {cfg.backbone.name}   suite: {cfg.data.suite}"
+    )
+    clock = StageClock(
+        console, total=1 + len(TRAIN_STAGES) + 2
+    )  # backbone, training, evaluate, report
     clock.stage("backbone", f"load {cfg.backbone.name} (converted and cached on first use)")
     from clinprompt.train.workspace import load_run_backbone
 
@@ -145,14 +177,22 @@ def run_demo(
     # ---- report, with the provenance of every figure
     clock.stage("report", "table, paired-bootstrap intervals and plots")
     record_provenance(
-        cfg.run_dir, command=command, backbone=model.fingerprint.describe(), suite=f"{cfg.data.suite} (SYNTHETIC)",
-        budgets=budgets(cfg), hardware=hardware(), stages=clock.times, synthetic=True,
+        cfg.run_dir,
+        command=command,
+        backbone=model.fingerprint.describe(),
+        suite=f"{cfg.data.suite} (SYNTHETIC)",
+        budgets=budgets(cfg),
+        hardware=hardware(),
+        stages=clock.times,
+        synthetic=True,
         wall_time=f"{format_seconds(time.perf_counter() - clock.start)} (this invocation, before the report)",
     )
     paths = write_report(build_report([cfg.run_dir]), cfg.run_dir / "report")
     wall = clock.finish()
     console.rule(f"[bold]Result[/bold] — {SYNTHETIC_BANNER}")
-    console.print(paths["markdown"].read_text(encoding="utf-8"), markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        paths["markdown"].read_text(encoding="utf-8"), markup=False, highlight=False, soft_wrap=True
+    )
     console.print(f"wall time: {format_seconds(wall)}")
     for name, path in [("run folder", cfg.run_dir), ("serving bank", run.bank), *paths.items()]:
         console.print(f"  {name:<14} {path}", markup=False, highlight=False, soft_wrap=True)

@@ -11,44 +11,35 @@ Unparseable generations are kept and scored as wrong (the task type's ``score`` 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from clinprompt.artifacts import atomic_dir, write_json, write_jsonl
 from clinprompt.backbone import Backbone, load_backbone
-from clinprompt.data.collate import encode_prompt
 from clinprompt.data.registry import get_dataset, load_splits
 from clinprompt.data.spec import DatasetSpec, Records
-from clinprompt.eval.artifact import Artifact, EvalError, resolve_artifact
+from clinprompt.eval.artifact import EvalError, resolve_artifact
 from clinprompt.eval.floors import floor_predictions
-from clinprompt.eval.generation import (
-    PromptKVCache,
-    encode_options,
-    greedy_generate,
-    option_logprobs,
-)
+from clinprompt.eval.predict import generation_budget, predict
 from clinprompt.eval.runs import evaluation_dir, write_index
 from clinprompt.tasks.base import get_task_type
 
 __all__ = [
-    "DEFAULT_MAX_NEW_TOKENS",
     "EvalArgs",
     "EvalError",
     "EvalResult",
     "evaluate",
     "evaluate_floor",
     "evaluate_run",
-    "generation_budget",
     "select_records",
 ]
 
-# Generation budget per task type when --max-new-tokens is not given (labels are short).
-DEFAULT_MAX_NEW_TOKENS = {"nli": 8, "qa": 48, "ner": 96, "re": 96, "sum": 96}
+
+def _opt(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -56,22 +47,31 @@ class EvalArgs:
     """One evaluation. Every field is a ``clinprompt evaluate`` option of the same name."""
 
     dataset: str = field(metadata={"help": "Registered dataset to evaluate on."})
-    artifact: str | None = field(default=None, metadata={"help": "Bank dir, PEFT adapter dir or .safetensors prompt; none: the bare backbone."})
-    task: str | None = field(default=None, metadata={"help": "Task of the bank (default: the dataset's name, or the bank's only task)."})
-    split: str = field(default="test", metadata={"help": "Split to evaluate."})
-    limit: int | None = field(default=None, metadata={"help": "At most N examples, a seeded sample in file order."})
-    data_root: str | None = field(default=None, metadata={"help": "Folder of the public datasets."})
-    backbone: str | None = field(default=None, metadata={"help": "Backbone (default: the artifact's, else smollm2-135m)."})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda... (default: CUDA when available)."})
-    batch_size: int = field(default=32, metadata={"help": "Examples per forward pass (greedy decoding on a CPU is bound by reading the weights, so large batches are nearly free)."})
-    max_input_tokens: int = field(default=256, metadata={"help": "Input tokens kept per example (as in training)."})
-    max_new_tokens: int | None = field(default=None, metadata={"help": "Generation budget (default per task type)."})
-    generate: bool = field(default=False, metadata={"help": "Generate even for classification tasks instead of scoring the options."})
-    seed: int = field(default=0, metadata={"help": "Seed of the --limit sample."})
-    method: str | None = field(default=None, metadata={"help": "Report column (zeroshot, pt, lora, mpt); default from the artifact."})
-    setting: str = field(default="full", metadata={"help": "Training setting: full, k16, k64 or k0 (zero-shot)."})
-    run_dir: str | None = field(default=None, metadata={"help": "Write into RUN/eval/<method>/<dataset>/<setting>/."})
-    out: str | None = field(default=None, metadata={"help": "Write into this directory instead."})
+    artifact: str | None = _opt(
+        None, "Bank dir, PEFT adapter dir or .safetensors prompt; none: the bare backbone."
+    )
+    task: str | None = _opt(
+        None, "Task of the bank (default: the dataset's name, or the bank's only task)."
+    )
+    split: str = _opt("test", "Split to evaluate.")
+    limit: int | None = _opt(None, "At most N examples, a seeded sample kept in file order.")
+    data_root: str | None = _opt(None, "Folder of the public datasets.")
+    backbone: str | None = _opt(None, "Backbone (default: the artifact's, else smollm2-135m).")
+    device: str | None = _opt(None, "cpu, cuda... (default: CUDA when available).")
+    # Greedy decoding on a CPU is bound by reading the weights: large batches are nearly free.
+    batch_size: int = _opt(32, "Examples per forward pass.")
+    max_input_tokens: int = _opt(256, "Input tokens kept per example (as in training).")
+    max_new_tokens: int | None = _opt(None, "Generation budget (default per task type).")
+    generate: bool = _opt(
+        False, "Generate even for classification tasks instead of scoring the options."
+    )
+    seed: int = _opt(0, "Seed of the --limit sample.")
+    method: str | None = _opt(
+        None, "Report column (zeroshot, pt, lora, mpt); default from the artifact."
+    )
+    setting: str = _opt("full", "Training setting: full, k16, k64 or k0 (zero-shot).")
+    run_dir: str | None = _opt(None, "Write into RUN/eval/<method>/<dataset>/<setting>/.")
+    out: str | None = _opt(None, "Write into this directory instead.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -109,76 +109,30 @@ def _load_records(spec: DatasetSpec, split: str, data_root: str | None) -> tuple
     splits = load_splits(spec.name, data_root)
     if not splits.get(split):
         have = ", ".join(s for s, r in splits.items() if r) or "none"
-        raise EvalError(f"dataset {spec.name!r} has no {split!r} split (it has: {have}); pass --split")
+        raise EvalError(
+            f"dataset {spec.name!r} has no {split!r} split (it has: {have}); pass --split"
+        )
     pool = next((splits[s] for s in ("train", "dev") if s != split and splits.get(s)), [])
     return splits[split], pool
 
 
-# ------------------------------------------------------------------------------ prediction
-@contextlib.contextmanager
-def _conditioned(backbone: Backbone, artifact: Artifact) -> Iterator[Any]:
-    """The model to run: the backbone, or the backbone with a LoRA adapter (removed afterwards)."""
-    if artifact.kind != "lora":
-        yield backbone.model
-        return
-    from peft import PeftModel
-
-    peft_model = PeftModel.from_pretrained(backbone.model, str(artifact.lora_dir))
-    try:
-        yield peft_model.get_base_model().eval()
-    finally:
-        peft_model.unload()  # the backbone is unchanged for the next evaluation
-
-
-def _predict(backbone: Backbone, artifact: Artifact, spec: DatasetSpec, records: Records, args: EvalArgs) -> list[tuple[str, str]]:
-    """Per record: (raw text, how it was obtained: ``generate`` or ``options``)."""
-    task, tok = get_task_type(spec.task_type), backbone.tokenizer
-    inputs = [encode_prompt(tok, task.example(r, spec), args.max_input_tokens) for r in records]
-    cands = [None if args.generate else task.candidates(r, spec) for r in records]
-    prompt = None if artifact.prompt is None else artifact.prompt.to(backbone.device, backbone.dtype)
-    cache = PromptKVCache(backbone.model) if prompt is not None else None
-    key = f"{artifact.path}:{artifact.task}"
-    budget = args.max_new_tokens or DEFAULT_MAX_NEW_TOKENS.get(spec.task_type, 64)
-    out: list[tuple[str, str]] = [("", "")] * len(records)
-    # Longest first, so each batch pads little and a too-long batch fails early.
-    order = sorted(range(len(records)), key=lambda i: -len(inputs[i]))
-    scored = [i for i in order if cands[i]]
-    generated = [i for i in order if not cands[i]]
-    with _conditioned(backbone, artifact) as model:
-        per_batch = max(1, args.batch_size // max((len(cands[i]) for i in scored), default=1))
-        for start in range(0, len(scored), per_batch):
-            idx = scored[start:start + per_batch]
-            prompts = None if prompt is None else prompt.unsqueeze(0).expand(len(idx), -1, -1)
-            scores = option_logprobs(
-                model, prompts, [inputs[i] for i in idx], [encode_options(tok, cands[i]) for i in idx],
-                prompt_cache=cache, task_keys=[key] * len(idx) if cache else None,
-                pad_token_id=tok.pad_token_id,
-            )
-            for i, s in zip(idx, scores, strict=True):
-                out[i] = (cands[i][max(range(len(s)), key=s.__getitem__)], "options")
-        for start in range(0, len(generated), args.batch_size):
-            idx = generated[start:start + args.batch_size]
-            prompts = None if prompt is None else prompt.unsqueeze(0).expand(len(idx), -1, -1)
-            ids = greedy_generate(
-                model, prompts, [inputs[i] for i in idx], budget, tok.eos_token_id, tok.pad_token_id,
-                prompt_cache=cache, task_keys=[key] * len(idx) if cache else None,
-            )
-            for i, g in zip(idx, ids, strict=True):
-                out[i] = (tok.decode(g, skip_special_tokens=True).strip(), "generate")
-    return out
-
-
 # --------------------------------------------------------------------------------- scoring
-def _score(spec: DatasetSpec, records: Records, preds: list[dict[str, Any]]) -> tuple[dict[str, float], str, list[float]]:
+def _score(
+    spec: DatasetSpec, records: Records, preds: list[dict[str, Any]]
+) -> tuple[dict[str, float], str, list[float]]:
     """(corpus metrics, primary metric name, per-example primary scores)."""
     task = get_task_type(spec.task_type)
     metrics = task.score(records, preds, spec)
     primary = task.primary_metric(spec)
-    per_example = [float(task.score([g], [p], spec)[primary]) for g, p in zip(records, preds, strict=True)]
+    per_example = [
+        float(task.score([g], [p], spec)[primary]) for g, p in zip(records, preds, strict=True)
+    ]
     return metrics, primary, per_example
 
 
-def _write(out_dir: Path, rows: list[dict[str, Any]], summary: dict[str, Any], config: dict[str, Any]) -> Path:
+def _write(
+    out_dir: Path, rows: list[dict[str, Any]], summary: dict[str, Any], config: dict[str, Any]
+) -> Path:
     with atomic_dir(out_dir) as tmp:
         write_jsonl(tmp / "predictions.jsonl", rows)
         write_json(tmp / "config.json", config)
@@ -186,20 +140,48 @@ def _write(out_dir: Path, rows: list[dict[str, Any]], summary: dict[str, Any], c
     return out_dir
 
 
-def _finish(spec: DatasetSpec, split: str, records: Records, raw: list[tuple[str, str]], preds: list[dict[str, Any]],
-            oks: list[bool], out_dir: Path | None, extra: dict[str, Any], config: dict[str, Any]) -> EvalResult:
+def _finish(
+    spec: DatasetSpec,
+    split: str,
+    records: Records,
+    raw: list[tuple[str, str]],
+    preds: list[dict[str, Any]],
+    oks: list[bool],
+    out_dir: Path | None,
+    extra: dict[str, Any],
+    config: dict[str, Any],
+) -> EvalResult:
     metrics, primary, per_example = _score(spec, records, preds)
     rows = [
-        {"id": r.get("id", str(i)), "raw": text, "prediction": p, "ok": ok, "via": via, "gold": r, "score": s}
-        for i, (r, (text, via), p, ok, s) in enumerate(zip(records, raw, preds, oks, per_example, strict=True))
+        {
+            "id": r.get("id", str(i)),
+            "raw": text,
+            "prediction": p,
+            "ok": ok,
+            "via": via,
+            "gold": r,
+            "score": s,
+        }
+        for i, (r, (text, via), p, ok, s) in enumerate(
+            zip(records, raw, preds, oks, per_example, strict=True)
+        )
     ]
     mean = sum(per_example) / len(per_example)
     summary = {
-        "target": spec.name, "dataset": spec.name, "split": split, "task_type": spec.task_type,
-        "primary_metric": primary, "metrics": metrics, "n": len(records), "unparseable": oks.count(False),
+        "target": spec.name,
+        "dataset": spec.name,
+        "split": split,
+        "task_type": spec.task_type,
+        "primary_metric": primary,
+        "metrics": metrics,
+        "n": len(records),
+        "unparseable": oks.count(False),
         # True when the metric is the mean of per-example scores: the bootstrap may resample those.
-        "decomposable": abs(mean - float(metrics[primary])) < 1e-9, "per_example_mean": mean,
-        "synthetic": spec.synthetic, "spec": spec.to_dict(), **extra,
+        "decomposable": abs(mean - float(metrics[primary])) < 1e-9,
+        "per_example_mean": mean,
+        "synthetic": spec.synthetic,
+        "spec": spec.to_dict(),
+        **extra,
     }
     if out_dir is not None:
         _write(out_dir, rows, summary, config)
@@ -239,24 +221,50 @@ def evaluate(args: EvalArgs, backbone: Backbone | None = None) -> EvalResult:
     records, _ = _load_records(spec, args.split, args.data_root)
     records = select_records(records, args.limit, args.seed)
     if backbone is None:
-        name = args.backbone or (artifact.fingerprint.name if artifact.fingerprint else "smollm2-135m")
+        name = args.backbone or (
+            artifact.fingerprint.name if artifact.fingerprint else "smollm2-135m"
+        )
         backbone = load_backbone(name, device=args.device)
     spec = artifact.check_backbone(spec, backbone)
     # 2. predict, parse
     task = get_task_type(spec.task_type)
-    raw = _predict(backbone, artifact, spec, records, args)
+    raw = predict(
+        backbone,
+        artifact,
+        spec,
+        records,
+        args.max_input_tokens,
+        args.max_new_tokens,
+        args.batch_size,
+        args.generate,
+    )
     parsed = [task.parse(text, r, spec) for (text, _), r in zip(raw, records, strict=True)]
     # 3. score and write
     method = args.method or artifact.method
     extra = {
-        "method": method, "setting": args.setting, "artifact": artifact.describe(),
-        "scoring": "generate" if args.generate else "options where the task type has candidates, else generate",
-        "trainable_params": artifact.trainable_params, "backbone_params": backbone.num_parameters(),
-        "backbone": backbone.fingerprint.to_dict(), "wall_s": round(time.perf_counter() - started, 2),
+        "method": method,
+        "setting": args.setting,
+        "artifact": artifact.describe(),
+        "scoring": "generate"
+        if args.generate
+        else "options where the task type has candidates, else generate",
+        "trainable_params": artifact.trainable_params,
+        "backbone_params": backbone.num_parameters(),
+        "backbone": backbone.fingerprint.to_dict(),
+        "wall_s": round(time.perf_counter() - started, 2),
     }
     config = {**args.to_dict(), "method": method, "resolved_instruction": task.instruction(spec)}
-    return _finish(spec, args.split, records, raw, [p.prediction for p in parsed], [p.ok for p in parsed],
-                   _out_dir(args, method), extra, config)
+    return _finish(
+        spec,
+        args.split,
+        records,
+        raw,
+        [p.prediction for p in parsed],
+        [p.ok for p in parsed],
+        _out_dir(args, method),
+        extra,
+        config,
+    )
 
 
 def evaluate_floor(args: EvalArgs, backbone_name: str | None = None) -> EvalResult:
@@ -270,26 +278,29 @@ def evaluate_floor(args: EvalArgs, backbone_name: str | None = None) -> EvalResu
     floor = floor_predictions(spec, records, pool)
     raw = [(str(floor.constant or ""), "floor")] * len(records)
     extra = {
-        "method": "floor", "setting": args.setting, "artifact": f"floor: {floor.description}", "floor": floor.kind,
-        "trainable_params": None, "backbone_params": None, "backbone": {"name": backbone_name or "-"},
+        "method": "floor",
+        "setting": args.setting,
+        "artifact": f"floor: {floor.description}",
+        "floor": floor.kind,
+        "trainable_params": None,
+        "backbone_params": None,
+        "backbone": {"name": backbone_name or "-"},
     }
     args = dataclasses.replace(args, method="floor")
-    return _finish(spec, args.split, records, raw, floor.predictions, [True] * len(records),
-                   _out_dir(args, "floor"), extra, args.to_dict())
+    return _finish(
+        spec,
+        args.split,
+        records,
+        raw,
+        floor.predictions,
+        [True] * len(records),
+        _out_dir(args, "floor"),
+        extra,
+        args.to_dict(),
+    )
 
 
 # ------------------------------------------------------------------------- a whole run
-def generation_budget(spec: DatasetSpec, pool: Records, tokenizer: Any, cap: int) -> int:
-    """Tokens to generate for ``spec``: 1.5x the longest target of the training pool (+4), at most ``cap``.
-
-    Measured on training records only; an untrained prompt that never emits EOS then costs
-    what a trained one needs, not the full ``cap``.
-    """
-    task = get_task_type(spec.task_type)
-    longest = max((len(tokenizer(" " + task.format_target(r, spec), add_special_tokens=False)["input_ids"]) for r in pool), default=cap)
-    return max(4, min(cap, int(1.5 * longest) + 4))
-
-
 def evaluate_run(
     run_dir: str | Path,
     cfg: Any,
@@ -321,15 +332,38 @@ def evaluate_run(
     for target in targets:
         pool = load_task(target, cfg.data, suite.cap(target))
         if pool.pool_split == split:
-            raise EvalError(f"target {target!r} was trained on its {split!r} split (it has no train or dev split); evaluating there would score training data")
-        budget = generation_budget(pool.spec, pool.train, backbone.tokenizer, cfg.data.max_target_tokens + 1)
-        base = EvalArgs(dataset=target, split=split, limit=limit, data_root=cfg.data.data_root, seed=cfg.data.seed,
-                        max_input_tokens=cfg.data.max_input_tokens, max_new_tokens=budget, run_dir=str(run_dir))
+            raise EvalError(
+                f"target {target!r} was trained on its {split!r} split (it has no train or dev split); evaluating there would score training data"
+            )
+        budget = generation_budget(
+            pool.spec, pool.train, backbone.tokenizer, cfg.data.max_target_tokens + 1
+        )
+        base = EvalArgs(
+            dataset=target,
+            split=split,
+            limit=limit,
+            data_root=cfg.data.data_root,
+            seed=cfg.data.seed,
+            max_input_tokens=cfg.data.max_input_tokens,
+            max_new_tokens=budget,
+            run_dir=str(run_dir),
+        )
         plan.append(("floor", dataclasses.replace(base, method="floor")))
         plan.append(("zeroshot", dataclasses.replace(base, method="zeroshot", setting="k0")))
         for ref in artifacts:
             if ref.target == target:
-                plan.append((ref.method, dataclasses.replace(base, artifact=ref.path, task=ref.task, method=ref.method, setting=ref.setting)))
+                plan.append(
+                    (
+                        ref.method,
+                        dataclasses.replace(
+                            base,
+                            artifact=ref.path,
+                            task=ref.task,
+                            method=ref.method,
+                            setting=ref.setting,
+                        ),
+                    )
+                )
     results: list[EvalResult | None] = []
     for i, (method, args) in enumerate(plan):
         label = f"{method} {args.dataset} {args.setting}"
@@ -338,5 +372,7 @@ def evaluate_run(
         if (evaluation_dir(run_dir, method, args.dataset, args.setting) / "metrics.json").exists():
             results.append(None)
             continue
-        results.append(evaluate_floor(args, backbone.name) if method == "floor" else evaluate(args, backbone))
+        results.append(
+            evaluate_floor(args, backbone.name) if method == "floor" else evaluate(args, backbone)
+        )
     return results
