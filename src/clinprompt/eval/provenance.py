@@ -82,10 +82,12 @@ def budgets(
         "adapt": cfg.stage_train(cfg.adapt.train),
         "adapt_kshot": cfg.stage_train(cfg.adapt.train, cfg.adapt.kshot_train),
     }
-    out: dict[str, Any] = {f"{name}_steps": t.steps for name, t in stage.items()}
+    out: dict[str, Any] = {}
+    for name, t in stage.items():
+        out[f"{name}_steps"] = t.steps
+        out[f"{name}_batch"] = t.batch_size
     out.update(
         {
-            "batch_size": cfg.train.batch_size,
             "prompt_tokens": cfg.prompt.tokens,
             "rank": cfg.prompt.rank,
             "max_input_tokens": cfg.data.max_input_tokens,
