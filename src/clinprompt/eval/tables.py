@@ -65,10 +65,13 @@ def _table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
 
 
 def fewshot_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    """The few-shot/zero-shot table (header, rows); no rows when every method has one setting."""
     methods = [
         m for m in METHODS if m not in ("floor", "zeroshot") and len(report.settings_of(m)) > 0
     ]
     settings = report.curve_settings(methods)
+    if len(settings) < 2:  # only full-data runs: the main table already shows them
+        return [], []
     header = [
         "target",
         "metric",
