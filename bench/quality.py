@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         backbone=backbone.fingerprint.describe(),
         suite=cfg.data.suite,
         budgets=spent,
-        hardware=machine,
+        hardware=hardware(),  # at the end: the load average covers the last 15 minutes
         stages=clock.times,
         wall_time=f"{format_seconds(wall)} for this invocation (stages that ran before a resume keep their own times)",
     )

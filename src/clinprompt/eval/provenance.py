@@ -51,7 +51,7 @@ def _cpu_model() -> str:
 
 
 def hardware() -> dict[str, Any]:
-    """CPU model and usable cores, torch threads, GPU (if any), memory, versions."""
+    """CPU model and usable cores, torch threads, GPU (if any), memory, load, versions."""
     import torch
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -64,6 +64,10 @@ def hardware() -> dict[str, Any]:
         "torch": torch.__version__,
         "platform": platform.platform(terse=True),
     }
+    if hasattr(os, "getloadavg"):
+        # On a shared machine the load says whether the wall times were measured alone: a run
+        # using both cores shows ~2; more means other work competed for them.
+        info["load_average_1_5_15min"] = [round(x, 2) for x in os.getloadavg()]
     try:
         pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
         info["memory_gib"] = round(pages * size / 2**30, 1)
@@ -76,29 +80,32 @@ def budgets(
     cfg: Any, eval_limit: int | None = None, max_new_tokens: int | None = None
 ) -> dict[str, Any]:
     """The budgets of an ``ExperimentArgs`` run, flattened: steps per stage, batch, P, token limits."""
+    kshot = "kshot" in cfg.adapt.modes
     stage = {
         "teachers": cfg.stage_train(cfg.teachers.train),
         "distill": cfg.stage_train(cfg.distill.train),
         "adapt": cfg.stage_train(cfg.adapt.train),
-        "adapt_kshot": cfg.stage_train(cfg.adapt.train, cfg.adapt.kshot_train),
     }
+    if kshot:
+        stage["adapt_kshot"] = cfg.stage_train(cfg.adapt.train, cfg.adapt.kshot_train)
     out: dict[str, Any] = {}
     for name, t in stage.items():
         out[f"{name}_steps"] = t.steps
         out[f"{name}_batch"] = t.batch_size
     out.update(
         {
+            "adapt_modes": list(cfg.adapt.modes),
+            "baselines": f"{', '.join(cfg.baseline.methods)} with the adapt budgets (LoRA r={cfg.baseline.lora_r})",
             "prompt_tokens": cfg.prompt.tokens,
             "rank": cfg.prompt.rank,
             "max_input_tokens": cfg.data.max_input_tokens,
             "max_target_tokens": cfg.data.max_target_tokens,
             "max_train_examples": cfg.data.max_train_examples,
             "test_examples": eval_limit if eval_limit is not None else cfg.data.max_test_examples,
-            "shots": list(cfg.adapt.shots),
-            "baselines": list(cfg.baseline.methods),
-            "lora_r": cfg.baseline.lora_r,
         }
     )
+    if kshot:
+        out["shots"] = list(cfg.adapt.shots)
     if max_new_tokens is not None:
         out["max_new_tokens"] = max_new_tokens
     return out

@@ -27,6 +27,9 @@ from clinprompt.eval.provenance import (
     record_provenance,
 )
 from clinprompt.eval.report import build_report, write_report
+from clinprompt.recipes.evaluate import evaluate_run
+from clinprompt.recipes.run import run_experiment
+from clinprompt.train.workspace import RunLayout, load_run_backbone
 
 __all__ = [
     "DEMO_CONFIG",
@@ -88,9 +91,6 @@ class StageClock:
 
 def train_stages(cfg: ExperimentArgs, backbone: Backbone, clock: StageClock) -> Any:
     """Run the four training stages one by one (each a resumable ``run_experiment`` call)."""
-    from clinprompt.recipes.run import run_experiment
-    from clinprompt.train.workspace import RunLayout
-
     layout = RunLayout(cfg.run_dir)
     for stage, what in TRAIN_STAGES:
         clock.stage(stage, what)
@@ -111,8 +111,6 @@ def evaluate_all(
     limit: int | None = None,
 ) -> None:
     """Evaluate every artifact of ``run``, each target's floor and the zero-shot backbone (resumable)."""
-    from clinprompt.recipes.evaluate import evaluate_run
-
     clock.stage(
         "evaluate",
         "every artifact, each target's floor and the zero-shot backbone, on the test sets",
@@ -161,12 +159,9 @@ def run_demo(
     console.print(
         f"run folder: {cfg.run_dir}   backbone: {cfg.backbone.name}   suite: {cfg.data.suite}"
     )
-    clock = StageClock(
-        console, total=1 + len(TRAIN_STAGES) + 2
-    )  # backbone, training, evaluate, report
+    n_stages = 1 + len(TRAIN_STAGES) + 2  # backbone, the training stages, evaluate, report
+    clock = StageClock(console, total=n_stages)
     clock.stage("backbone", f"load {cfg.backbone.name} (converted and cached on first use)")
-    from clinprompt.train.workspace import load_run_backbone
-
     model = load_run_backbone(cfg.backbone)
     console.print(f"  {model.fingerprint.describe()}, {model.num_parameters():,} parameters")
 
