@@ -18,7 +18,11 @@ from clinprompt.eval.generation import (
 from clinprompt.prompts import prompted_logits
 from clinprompt.tasks.base import Example
 
-TEXTS = ["Warfarin interacts with aspirin.", "Hb 9.8 g/dL, started on iron supplements twice daily.", "BP 120/80."]
+TEXTS = [
+    "Warfarin interacts with aspirin.",
+    "Hb 9.8 g/dL, started on iron supplements twice daily.",
+    "BP 120/80.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +44,9 @@ def batch(lively):
 
 
 def _gen(bb, prompts, ids, n=10, **kw):
-    return greedy_generate(bb.model, prompts, ids, n, bb.tokenizer.eos_token_id, bb.tokenizer.pad_token_id, **kw)
+    return greedy_generate(
+        bb.model, prompts, ids, n, bb.tokenizer.eos_token_id, bb.tokenizer.pad_token_id, **kw
+    )
 
 
 def test_batched_equals_one_by_one(lively, batch):
@@ -68,8 +74,16 @@ def test_prompt_kv_cache_gives_identical_tokens(lively, batch):
 def test_cached_instruction_prefix_gives_identical_tokens(lively, batch):
     ids, prompts, _ = batch
     tok = lively.tokenizer
-    heads = {"a": tok("Extract drugs.\n\n", add_special_tokens=False)["input_ids"], "c": tok("Summarise.\n\n", add_special_tokens=False)["input_ids"]}
-    rows = [ids[0], heads["c"] + tok(" BP 120/80.", add_special_tokens=False)["input_ids"], ids[2], ids[1]]
+    heads = {
+        "a": tok("Extract drugs.\n\n", add_special_tokens=False)["input_ids"],
+        "c": tok("Summarise.\n\n", add_special_tokens=False)["input_ids"],
+    }
+    rows = [
+        ids[0],
+        heads["c"] + tok(" BP 120/80.", add_special_tokens=False)["input_ids"],
+        ids[2],
+        ids[1],
+    ]
     keys = ["a", "c", "a", "x"]  # prefixes of different lengths, and a key with none
     row_prompts = prompts[[0, 1, 2, 1]]
     cache = PromptKVCache(lively.model)
@@ -80,8 +94,18 @@ def test_cached_instruction_prefix_gives_identical_tokens(lively, batch):
     assert _gen(lively, row_prompts, rows, prompt_cache=cache, task_keys=keys) == plain
     assert sorted(cache.keys()) == ["a", "c", "x"]
     options = [encode_options(tok, ["yes", "no"])] * len(rows)
-    expected = option_logprobs(lively.model, row_prompts, rows, options, pad_token_id=tok.pad_token_id)
-    got = option_logprobs(lively.model, row_prompts, rows, options, prompt_cache=cache, task_keys=keys, pad_token_id=tok.pad_token_id)
+    expected = option_logprobs(
+        lively.model, row_prompts, rows, options, pad_token_id=tok.pad_token_id
+    )
+    got = option_logprobs(
+        lively.model,
+        row_prompts,
+        rows,
+        options,
+        prompt_cache=cache,
+        task_keys=keys,
+        pad_token_id=tok.pad_token_id,
+    )
     torch.testing.assert_close(torch.tensor(got), torch.tensor(expected), rtol=1e-5, atol=1e-4)
 
 
@@ -99,7 +123,9 @@ def test_rows_joining_a_running_batch_decode_as_alone(lively, batch):
     done.update(running.add(prompts[:1], [ids[0]], [8], ["r0"], ["a"]))
     for _ in range(3):
         done.update(running.step())
-    done.update(running.add(prompts[1:3], ids[1:3], [8, 0], ["r1", "r2"], ["b", "a"]))  # join mid-flight
+    done.update(
+        running.add(prompts[1:3], ids[1:3], [8, 0], ["r1", "r2"], ["b", "a"])
+    )  # join mid-flight
     assert done.pop("r2") == []  # a zero budget finishes at once
     while running:
         done.update(running.step())
@@ -129,7 +155,14 @@ def test_stops_at_eos_per_row(lively, batch):
 
 def test_per_row_budgets_and_no_prompt(lively, batch):
     ids, _, _ = batch
-    out = greedy_generate(lively.model, None, ids, [1, 4, 0], lively.tokenizer.eos_token_id, lively.tokenizer.pad_token_id)
+    out = greedy_generate(
+        lively.model,
+        None,
+        ids,
+        [1, 4, 0],
+        lively.tokenizer.eos_token_id,
+        lively.tokenizer.pad_token_id,
+    )
     full = _gen(lively, None, ids)
     assert out == [full[0][:1], full[1][:4], []]
 
@@ -140,20 +173,37 @@ def test_option_logprobs_match_training_loss(lively, batch):
     cands = ["entailment", "neutral", "contradiction"]
     options = [encode_options(tok, cands)] * len(ids)
     scores = option_logprobs(lively.model, prompts, ids, options, pad_token_id=tok.pad_token_id)
-    cached = option_logprobs(lively.model, prompts, ids, options, prompt_cache=PromptKVCache(lively.model), task_keys=keys, pad_token_id=tok.pad_token_id)
+    cached = option_logprobs(
+        lively.model,
+        prompts,
+        ids,
+        options,
+        prompt_cache=PromptKVCache(lively.model),
+        task_keys=keys,
+        pad_token_id=tok.pad_token_id,
+    )
     torch.testing.assert_close(torch.tensor(cached), torch.tensor(scores), rtol=1e-5, atol=1e-4)
     # Each score is minus the summed training cross-entropy of " " + candidate + EOS.
     for i, text in enumerate(TEXTS):
         for j, cand in enumerate(cands):
             enc = encode_example(tok, Example("Extract drugs.\n\n", text, cand))
             assert enc.input_ids == ids[i] + options[i][j]
-            logp = prompted_logits(lively.model, prompts[i : i + 1], torch.tensor([enc.input_ids]))[0].log_softmax(-1)
+            logp = prompted_logits(lively.model, prompts[i : i + 1], torch.tensor([enc.input_ids]))[
+                0
+            ].log_softmax(-1)
             p = prompts.shape[1]
-            expected = sum(float(logp[p + k - 1, enc.input_ids[k]]) for k in range(enc.prompt_length, len(enc.input_ids)))
+            expected = sum(
+                float(logp[p + k - 1, enc.input_ids[k]])
+                for k in range(enc.prompt_length, len(enc.input_ids))
+            )
             assert scores[i][j] == pytest.approx(expected, abs=1e-4)
-    normed = option_logprobs(lively.model, prompts, ids, options, length_normalize=True, pad_token_id=tok.pad_token_id)
+    normed = option_logprobs(
+        lively.model, prompts, ids, options, length_normalize=True, pad_token_id=tok.pad_token_id
+    )
     lengths = [len(o) for o in options[0]]
-    assert normed[0] == pytest.approx([s / n for s, n in zip(scores[0], lengths, strict=True)], abs=1e-5)
+    assert normed[0] == pytest.approx(
+        [s / n for s, n in zip(scores[0], lengths, strict=True)], abs=1e-5
+    )
 
 
 def test_bad_arguments_are_explained(lively, batch):
@@ -164,3 +214,31 @@ def test_bad_arguments_are_explained(lively, batch):
         _gen(lively, prompts, ids, prompt_cache=PromptKVCache(lively.model), task_keys=["a"])
     with pytest.raises(ValueError, match="empty"):
         _gen(lively, None, [])
+
+
+def test_option_logprobs_with_uneven_candidates_equal_scoring_each_row_alone(lively, batch):
+    """Candidates differ in number and length per example; each score equals its row scored alone."""
+    ids, prompts, keys = batch
+    tok = lively.tokenizer
+    per_example = [["A"], ["yes", "no", "maybe"], ["severe hepatotoxicity with jaundice", "none"]]
+    options = [encode_options(tok, c) for c in per_example]
+    cache = PromptKVCache(lively.model)
+    together = option_logprobs(
+        lively.model,
+        prompts,
+        ids,
+        options,
+        prompt_cache=cache,
+        task_keys=keys,
+        pad_token_id=tok.pad_token_id,
+    )
+    assert [len(s) for s in together] == [1, 3, 2]
+    p = prompts.shape[1]
+    for i, cands in enumerate(options):
+        for j, cand in enumerate(cands):
+            seq = ids[i] + cand
+            logp = prompted_logits(lively.model, prompts[i : i + 1], torch.tensor([seq]))[
+                0
+            ].log_softmax(-1)
+            alone = sum(float(logp[p + k - 1, seq[k]]) for k in range(len(ids[i]), len(seq)))
+            assert together[i][j] == pytest.approx(alone, abs=1e-4)

@@ -41,21 +41,32 @@ __all__ = [
 DEFAULT_MAX_NEW_TOKENS = {"nli": 8, "qa": 48, "ner": 96, "re": 96, "sum": 96}
 
 
-def _left_pad(input_ids: Sequence[Sequence[int]], pad_token_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _left_pad(
+    input_ids: Sequence[Sequence[int]], pad_token_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, T) ids and mask, left-padded to the longest row."""
     width = max(len(x) for x in input_ids)
     ids = [[pad_token_id] * (width - len(x)) + list(x) for x in input_ids]
     mask = [[0] * (width - len(x)) + [1] * len(x) for x in input_ids]
-    return (torch.tensor(ids, dtype=torch.long, device=device), torch.tensor(mask, dtype=torch.long, device=device))
+    return (
+        torch.tensor(ids, dtype=torch.long, device=device),
+        torch.tensor(mask, dtype=torch.long, device=device),
+    )
 
 
-def _check_batch(prompts: torch.Tensor | None, input_ids: Sequence[Sequence[int]], task_keys: Sequence[str] | None) -> None:
+def _check_batch(
+    prompts: torch.Tensor | None,
+    input_ids: Sequence[Sequence[int]],
+    task_keys: Sequence[str] | None,
+) -> None:
     if not input_ids:
         raise ValueError("input_ids is empty; pass at least one row")
     if any(len(x) == 0 for x in input_ids):
         raise ValueError("every row of input_ids needs at least one token")
     if prompts is not None and (prompts.dim() != 3 or prompts.shape[0] != len(input_ids)):
-        raise ValueError(f"prompts must be (B={len(input_ids)}, P, D); got shape {tuple(prompts.shape)}")
+        raise ValueError(
+            f"prompts must be (B={len(input_ids)}, P, D); got shape {tuple(prompts.shape)}"
+        )
     if task_keys is not None and len(task_keys) != len(input_ids):
         raise ValueError(f"got {len(task_keys)} task keys for {len(input_ids)} rows")
 
@@ -79,22 +90,37 @@ def prefill(
         the token ids fed (B, T), left-padded).
     """
     device = model.get_input_embeddings().weight.device
-    if prompts is not None and prompt_cache is not None and task_keys is not None and prompts.shape[1] > 0:
-        cache, cache_mask, tails = prompt_cache.batch(task_keys, prompts, rows, min_tail=logits_to_keep)
+    if (
+        prompts is not None
+        and prompt_cache is not None
+        and task_keys is not None
+        and prompts.shape[1] > 0
+    ):
+        cache, cache_mask, tails = prompt_cache.batch(
+            task_keys, prompts, rows, min_tail=logits_to_keep
+        )
         ids, mask = _left_pad(tails, pad_token_id, device)
         full_mask = torch.cat([cache_mask.to(device), mask], dim=1)  # (B, L_max + T)
         cached = cache_mask.sum(-1, keepdim=True).to(device)  # (B, 1) cached positions per row
         position_ids = (cached + mask.cumsum(-1) - 1).clamp(min=0)  # continue after the cache
         out = model(
-            input_ids=ids, attention_mask=full_mask, position_ids=position_ids,
-            cache=cache, use_cache=True, logits_to_keep=logits_to_keep,
+            input_ids=ids,
+            attention_mask=full_mask,
+            position_ids=position_ids,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=logits_to_keep,
         )
         return out.logits, out.cache, full_mask, ids
     ids, mask = _left_pad(rows, pad_token_id, device)
     x = inject_prompt(model, prompts, ids, mask)
     out = model(
-        inputs_embeds=x.inputs_embeds, attention_mask=x.attention_mask, position_ids=x.position_ids,
-        cache=DynamicCache(config=model.config), use_cache=True, logits_to_keep=logits_to_keep,
+        inputs_embeds=x.inputs_embeds,
+        attention_mask=x.attention_mask,
+        position_ids=x.position_ids,
+        cache=DynamicCache(config=model.config),
+        use_cache=True,
+        logits_to_keep=logits_to_keep,
     )
     return out.logits, out.cache, x.attention_mask, ids
 
@@ -114,8 +140,19 @@ class DecodeBatch:
         prompt_cache: per-task prompt caches for joining rows (with ``task_keys`` in :meth:`add`).
     """
 
-    def __init__(self, model: PreTrainedModel, eos_token_id: int, pad_token_id: int, prompt_cache: PromptKVCache | None = None) -> None:
-        self.model, self.eos, self.pad, self.prompt_cache = model, eos_token_id, pad_token_id, prompt_cache
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        eos_token_id: int,
+        pad_token_id: int,
+        prompt_cache: PromptKVCache | None = None,
+    ) -> None:
+        self.model, self.eos, self.pad, self.prompt_cache = (
+            model,
+            eos_token_id,
+            pad_token_id,
+            prompt_cache,
+        )
         self.cache: DynamicCache | None = None
         self.mask = self.positions = self.tokens = None  # (B, L), (B, 1), (B,) for the live rows
         self.tags: list[Any] = []
@@ -126,11 +163,19 @@ class DecodeBatch:
         return len(self.tags)
 
     @torch.no_grad()
-    def add(self, prompts: torch.Tensor | None, input_ids: list[list[int]], max_new_tokens: list[int],
-            tags: list[Any], task_keys: list[str] | None = None) -> list[tuple[Any, list[int]]]:
+    def add(
+        self,
+        prompts: torch.Tensor | None,
+        input_ids: list[list[int]],
+        max_new_tokens: list[int],
+        tags: list[Any],
+        task_keys: list[str] | None = None,
+    ) -> list[tuple[Any, list[int]]]:
         """Prefill new rows and take their first token; returns the rows already finished."""
         _check_batch(prompts, input_ids, task_keys)
-        logits, cache, mask, _ = prefill(self.model, prompts, input_ids, self.pad, self.prompt_cache, task_keys, 1)
+        logits, cache, mask, _ = prefill(
+            self.model, prompts, input_ids, self.pad, self.prompt_cache, task_keys, 1
+        )
         state = (cache, mask, mask.sum(-1, keepdim=True) - 1)  # positions of each row's last token
         if self.cache is None:
             self.cache, self.mask, self.positions = state
@@ -140,7 +185,7 @@ class DecodeBatch:
         self.outputs += [[] for _ in tags]
         self.limits += list(max_new_tokens)
         new = torch.zeros(len(self.tags), dtype=torch.bool)
-        new[-len(tags):] = True
+        new[-len(tags) :] = True
         tokens = logits[:, -1].argmax(-1)
         self.tokens = tokens if self.tokens is None else torch.cat([self.tokens, tokens])
         return self._accept(new)
@@ -153,8 +198,12 @@ class DecodeBatch:
         self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.tags), 1)], dim=1)
         self.positions = self.positions + 1
         out = self.model(
-            input_ids=self.tokens.unsqueeze(1), attention_mask=self.mask, position_ids=self.positions,
-            cache=self.cache, use_cache=True, logits_to_keep=1,
+            input_ids=self.tokens.unsqueeze(1),
+            attention_mask=self.mask,
+            position_ids=self.positions,
+            cache=self.cache,
+            use_cache=True,
+            logits_to_keep=1,
         )
         self.cache, self.tokens = out.cache, out.logits[:, -1].argmax(-1)
         return self._accept(torch.ones(len(self.tags), dtype=torch.bool))
@@ -169,11 +218,17 @@ class DecodeBatch:
             (finished if done else keep).append(i)
         if finished:
             done_rows = [(self.tags[i], self.outputs[i]) for i in finished]
-            self.tags, self.outputs, self.limits = ([x[i] for i in keep] for x in (self.tags, self.outputs, self.limits))
+            self.tags, self.outputs, self.limits = (
+                [x[i] for i in keep] for x in (self.tags, self.outputs, self.limits)
+            )
             if keep:
                 index = torch.tensor(keep, device=self.mask.device)
                 self.cache.batch_select_indices(index)
-                self.mask, self.positions, self.tokens = self.mask[index], self.positions[index], self.tokens[index]
+                self.mask, self.positions, self.tokens = (
+                    self.mask[index],
+                    self.positions[index],
+                    self.tokens[index],
+                )
                 self._trim()
             else:
                 self.cache = self.mask = self.positions = self.tokens = None
@@ -185,8 +240,10 @@ class DecodeBatch:
         width = max(self.mask.shape[1], mask.shape[1])
         a, b = width - self.mask.shape[1], width - mask.shape[1]
         data = [
-            (torch.cat([F.pad(x.keys, (0, 0, a, 0)), F.pad(y.keys, (0, 0, b, 0))]),
-             torch.cat([F.pad(x.values, (0, 0, a, 0)), F.pad(y.values, (0, 0, b, 0))]))
+            (
+                torch.cat([F.pad(x.keys, (0, 0, a, 0)), F.pad(y.keys, (0, 0, b, 0))]),
+                torch.cat([F.pad(x.values, (0, 0, a, 0)), F.pad(y.values, (0, 0, b, 0))]),
+            )
             for x, y in zip(self.cache.layers, cache.layers, strict=True)
         ]  # per layer: (B_old + B_new, H_kv, width, head_dim)
         self.cache = DynamicCache(ddp_cache_data=data, config=self.model.config)
@@ -249,7 +306,10 @@ def greedy_generate(
 
 def encode_options(tokenizer, candidates: Sequence[str]) -> list[list[int]]:
     """Token ids of candidate answers exactly as training saw targets: ``" " + c`` then EOS."""
-    return [tokenizer(" " + c, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for c in candidates]
+    return [
+        tokenizer(" " + c, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        for c in candidates
+    ]
 
 
 @torch.no_grad()
@@ -263,11 +323,13 @@ def option_logprobs(
     task_keys: list[str] | None = None,
     pad_token_id: int = 0,
 ) -> list[list[float]]:
-    """Log-likelihood of each candidate continuation, every candidate of the batch in one pass.
+    """Log-likelihood of each candidate continuation: the input once, then all candidates at once.
 
-    Each (example, option) pair becomes one row ``prompt ⊕ input ⊕ option``, left-padded, so
-    the option tokens are right-aligned and the LM head runs only on the last ``L_max + 1``
-    positions.
+    Each input is prefilled once (from the prompt cache where given); its key/value cache is then
+    repeated once per candidate and every candidate's tokens are fed together, right-padded, in
+    one more forward. A multiple-choice question with a long stem thus costs one pass over the
+    stem rather than one per option, and the scores equal those of scoring each
+    ``prompt ⊕ input ⊕ option`` row on its own.
 
     Args:
         model: a frozen causal LM.
@@ -284,25 +346,52 @@ def option_logprobs(
     _check_batch(prompts, input_ids, task_keys)
     if len(options) != len(input_ids):
         raise ValueError(f"got options for {len(options)} examples but {len(input_ids)} rows")
-    rows, owner, lengths = [], [], []
-    for b, (ids, cands) in enumerate(zip(input_ids, options, strict=True)):
+    for b, cands in enumerate(options):
         if not cands or any(len(c) == 0 for c in cands):
             raise ValueError(f"example {b}: every example needs at least one non-empty candidate")
-        for cand in cands:
-            rows.append(list(ids) + list(cand))
-            owner.append(b)
-            lengths.append(len(cand))
-    device = model.get_input_embeddings().weight.device
+    cands = [list(c) for cs in options for c in cs]
+    owner = [b for b, cs in enumerate(options) for _ in cs]
+    # 1. Each input once: its cache, and the distribution of every candidate's first token.
+    logits, cache, mask, _ = prefill(
+        model, prompts, input_ids, pad_token_id, prompt_cache, task_keys, 1
+    )
+    device = logits.device
     index = torch.tensor(owner, device=device)
-    row_prompts = prompts[index.to(prompts.device)] if prompts is not None else None  # (N, P, D)
-    row_keys = [task_keys[b] for b in owner] if task_keys is not None else None
-    width = max(lengths)
-    logits, _, _, ids = prefill(model, row_prompts, rows, pad_token_id, prompt_cache, row_keys, width + 1)
-    logprobs = logits[:, :-1].float().log_softmax(-1)  # (N, L_max, V): position j predicts token j+1
-    targets = ids[:, -width:]  # (N, L_max) the last L_max tokens, option tokens right-aligned
-    picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (N, L_max)
+    first = (
+        logits[:, -1]
+        .float()
+        .log_softmax(-1)[index, torch.tensor([c[0] for c in cands], device=device)]
+    )  # (N,)
+    totals = first
+    # 2. The rest of every candidate in one forward over the repeated caches.
+    rest = max(len(c) for c in cands) - 1
+    if rest > 0:
+        cache.batch_select_indices(index)  # row n continues its input's cache
+        feed = torch.tensor(
+            [c[:-1] + [pad_token_id] * (rest + 1 - len(c)) for c in cands], device=device
+        )
+        target = torch.tensor(
+            [c[1:] + [pad_token_id] * (rest + 1 - len(c)) for c in cands], device=device
+        )
+        valid = torch.tensor(
+            [[1] * (len(c) - 1) + [0] * (rest + 1 - len(c)) for c in cands], device=device
+        )
+        base = mask[index]
+        positions = base.sum(-1, keepdim=True) + torch.arange(
+            rest, device=device
+        )  # after each input
+        out = model(
+            input_ids=feed,
+            attention_mask=torch.cat([base, valid], dim=1),
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+        )
+        picked = (
+            out.logits.float().log_softmax(-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        )  # (N, rest)
+        totals = totals + (picked * valid).sum(-1)
     scores: list[list[float]] = [[] for _ in input_ids]
-    for n, (b, length) in enumerate(zip(owner, lengths, strict=True)):
-        total = float(picked[n, width - length:].sum())
-        scores[b].append(total / length if length_normalize else total)
+    for b, cand, total in zip(owner, cands, totals.tolist(), strict=True):
+        scores[b].append(total / len(cand) if length_normalize else total)
     return scores
