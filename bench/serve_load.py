@@ -84,7 +84,8 @@ def free_port() -> int:
 
 def start_server(bank: Path, port: int, args) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "clinprompt", "serve", "--bank", str(bank), "--host", "127.0.0.1", "--port", str(port),
-           "--max-batch", str(args.max_batch), "--wait-ms", str(args.wait_ms), "--max-queue", "4096", "--timeout", "600",
+           "--max-batch", str(args.max_batch), "--wait-ms", str(args.wait_ms),
+           "--prefill-group", str(args.prefill_group), "--max-defer-steps", str(args.max_defer_steps), "--max-queue", "4096", "--timeout", "600",
            "--watch", "0", "--log-level", "warning", "--backbone", args.backbone]
     if args.device:
         cmd += ["--device", args.device]
@@ -171,6 +172,10 @@ def run_peer(backbone, bank_path: Path, models, work, args, batch_size: int) -> 
     tok = backbone.tokenizer
     table = load_task_table(PromptBank.load(bank_path), tok, backbone.device, backbone.dtype)
     by_task: dict[str, list[tuple[str, list[int]]]] = {}
+    # A seeded shuffle: the peer runs a uniform sample of the server's work when time runs out
+    # (the answers' order favours short generations, which finish first on the server).
+    work = list(work)
+    random.Random(args.seed).shuffle(work)
     for name, text in work:  # the server's exact prompt ids
         rt = table.tasks[name]
         ids = encode_prompt(tok, rt.example(0, rt.check_input(0, record_for(rt.entry.task_type, text))))
@@ -218,6 +223,8 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--max-batch", type=int, default=32)
     ap.add_argument("--wait-ms", type=float, default=20.0)
+    ap.add_argument("--prefill-group", type=int, default=4, help="the server's --prefill-group")
+    ap.add_argument("--max-defer-steps", type=int, default=4, help="the server's --max-defer-steps")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads for the server and the peer (on a shared CPU, 1 avoids oversubscription)")
@@ -256,7 +263,8 @@ def main() -> None:
     print(f"\ncommand: {command}")
     print(f"device: {backbone.device} ({torch.get_num_threads()} torch threads, load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} CPUs), backbone {args.backbone}, "
-          f"{args.tasks} tasks, P={args.prompt_tokens}, max_new_tokens={args.max_new_tokens}, max_batch={args.max_batch}")
+          f"{args.tasks} tasks, P={args.prompt_tokens}, max_new_tokens={args.max_new_tokens}, max_batch={args.max_batch}, "
+          f"prefill_group={args.prefill_group}, max_defer_steps={args.max_defer_steps}")
     print(f"server: {args.clients} clients x {args.duration:.0f} s: sent {res['sent']}, answered {res['answered']}, "
           f"failed {res['failed']}, lost {lost}")
     print(f"  latency p50 {pct(lat, 50):.2f} s, p95 {pct(lat, 95):.2f} s; throughput {srv_rps:.2f} req/s, "
@@ -264,7 +272,8 @@ def main() -> None:
     for label, peer, mismatch in (("peer batch 1", peer1, mismatch1), (f"peer batch {args.max_batch}", peerb, mismatchb)):
         rps = peer["done"] / peer["wall_s"]
         print(f"{label}: {peer['done']} requests in {peer['wall_s']:.1f} s: {rps:.2f} req/s, {peer['tokens'] / peer['wall_s']:.1f} tok/s; "
-              f"server/peer throughput {srv_rps / rps:.1f}x; outputs differing from the server's: {mismatch}/{peer['done']}")
+              f"server/peer throughput {srv_rps / rps:.1f}x in req/s, {gen_tokens / res['wall_s'] / (peer['tokens'] / peer['wall_s']):.1f}x in tok/s; "
+              f"outputs differing from the server's: {mismatch}/{peer['done']}")
     if res["errors"]:
         print("first errors:", *res["errors"], sep="\n  ")
     if lost or res["failed"]:

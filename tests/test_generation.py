@@ -242,3 +242,41 @@ def test_option_logprobs_with_uneven_candidates_equal_scoring_each_row_alone(liv
             ].log_softmax(-1)
             alone = sum(float(logp[p + k - 1, seq[k]]) for k in range(len(ids[i]), len(seq)))
             assert together[i][j] == pytest.approx(alone, abs=1e-4)
+
+
+def test_freed_slots_are_taken_over_and_compacted_with_outputs_as_alone(lively, batch):
+    """Rows leave and join over many steps: freed slots are reused in place (no new slot), a row
+    finding none is merged, free slots are compacted; every row decodes as it would alone."""
+    ids, prompts, keys = batch
+    tok = lively.tokenizer
+    alone = {i: _gen(lively, prompts[i : i + 1], [ids[i]], n=12)[0] for i in range(3)}
+    cache = PromptKVCache(lively.model)
+    running = DecodeBatch(lively.model, tok.eos_token_id, tok.pad_token_id, cache, compact_ratio=10.0)
+    done: dict[str, list[int]] = {}
+    budget = {"a2": 2, "b0": 12, "c1": 12, "d0": 5, "e2": 9, "f1": 12}
+
+    def join(*tags: str) -> None:
+        rows = [int(t[1]) for t in tags]
+        done.update(running.add(prompts[rows], [ids[r] for r in rows], [budget[t] for t in tags], list(tags), [keys[r] for r in rows]))
+
+    join("a2", "b0", "c1")
+    for _ in range(2):
+        done.update(running.step())
+    assert "a2" in done and running.slots == 3 and len(running) == 2  # a2's slot is free, not dropped
+    join("d0")  # narrower than the batch: takes a2's slot in place
+    assert running.slots == 3 and len(running) == 3
+    for _ in range(5):
+        done.update(running.step())
+    assert "d0" in done
+    join("e2")  # takes d0's slot
+    assert running.slots == 3
+    for _ in range(6):
+        done.update(running.step())
+    assert set(done) == {"a2", "d0", "b0", "c1"} and running.slots == 3 and len(running) == 1
+    running.compact_ratio = 0.25
+    done.update(running.step())  # two free slots for one live row: compacted
+    assert running.slots == 1
+    join("f1")
+    while running:
+        done.update(running.step())
+    assert done == {t: alone[int(t[1])][: budget[t]] for t in budget}

@@ -5,22 +5,9 @@ from __future__ import annotations
 import io
 import json
 
-import pytest
-import torch
 from rich.console import Console
 
 from clinprompt.recipes.demo import run_demo
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # On a shared 2-core machine two torch threads contend with other processes and run
-    # tiny-model forwards up to 30x slower; one thread keeps this test to seconds.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 TINY = [
     "prompt.tokens=2",

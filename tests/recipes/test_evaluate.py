@@ -12,17 +12,6 @@ from clinprompt.eval.runs import Evaluation, evaluation_dir
 from clinprompt.prompts.bank import PromptBank, TaskEntry
 from clinprompt.recipes.evaluate import EvalArgs, evaluate, evaluate_floor, select_records
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # On a shared 2-core machine two torch threads contend with other processes and run
-    # tiny-model forwards up to 30x slower; one thread keeps this test to seconds.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 P = 4
 
 

@@ -34,6 +34,8 @@ def serve(
     dtype: str = typer.Option(None, help="float32 | bfloat16 | float16 [default: bf16 on CUDA, fp32 on CPU]."),
     max_batch: int = typer.Option(16, help="Most inputs run together in one batch."),
     wait_ms: float = typer.Option(10.0, help="How long the worker waits to fill a batch."),
+    prefill_group: int = typer.Option(4, help="While decoding, prefill waiting inputs once this many are queued (or the batch would fill)."),
+    max_defer_steps: int = typer.Option(4, help="...or after at most this many decode steps."),
     max_input_tokens: int = typer.Option(1024, help="Longest input (tokens, instruction excluded) → 413 beyond."),
     max_inputs: int = typer.Option(32, help="Most inputs per request → 422 beyond."),
     max_queue: int = typer.Option(256, help="Most inputs waiting → 429 beyond."),
@@ -52,7 +54,8 @@ def serve(
         typer.echo(f"warning: binding {host} without an API key exposes the server to the network; set --api-key or ${API_KEY_ENV}", err=True)
     try:
         fastapi_app, _ = build_server(bank, backbone, api_key, engine, model_path, device, dtype, max_batch, wait_ms,
-                                      max_input_tokens, max_inputs, max_queue, timeout, max_new_tokens, watch)
+                                      max_input_tokens, max_inputs, max_queue, timeout, max_new_tokens, watch,
+                                      prefill_group, max_defer_steps)
     except (BankError, BackboneError, ValueError, ImportError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from err
@@ -64,6 +67,7 @@ def build_server(
     model_path: str | None = None, device: str | None = None, dtype: str | None = None,
     max_batch: int = 16, wait_ms: float = 10.0, max_input_tokens: int = 1024, max_inputs: int = 32,
     max_queue: int = 256, timeout: float = 60.0, max_new_tokens: int = 512, watch: float = 2.0,
+    prefill_group: int = 4, max_defer_steps: int = 4,
 ):  # -> (FastAPI, ServeEngine)
     """Load the backbone and the bank and build the app (what ``serve`` runs; also for scripts)."""
     from clinprompt.backbone import load_backbone
@@ -75,7 +79,8 @@ def build_server(
         raise ValueError(f"--engine must be hf or vllm; got {engine!r}")
     header = PromptBank.load(bank)  # fail early, before loading a backbone
     limits = Limits(max_input_tokens, max_inputs, max_queue, timeout, max_new_tokens)
-    args = EngineArgs(max_batch=max_batch, wait_ms=wait_ms, watch_interval_s=watch)
+    args = EngineArgs(max_batch=max_batch, wait_ms=wait_ms, prefill_group=prefill_group, max_defer_steps=max_defer_steps,
+                      watch_interval_s=watch)
     name = backbone or header.fingerprint.name
     if engine == "vllm":
         from clinprompt.serve.vllm_engine import VllmServeEngine

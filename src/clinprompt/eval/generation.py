@@ -23,6 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, PreTrainedModel
+from transformers.cache_utils import DynamicLayer
 
 from clinprompt.eval.prompt_cache import PromptKVCache
 from clinprompt.prompts.injection import inject_prompt
@@ -30,6 +31,7 @@ from clinprompt.prompts.injection import inject_prompt
 __all__ = [
     "DEFAULT_MAX_NEW_TOKENS",
     "DecodeBatch",
+    "ReservedLayer",
     "PromptKVCache",
     "encode_options",
     "greedy_generate",
@@ -125,138 +127,243 @@ def prefill(
     return out.logits, out.cache, x.attention_mask, ids
 
 
+class ReservedLayer(DynamicLayer):
+    """A cache layer with room reserved past its end: a decode step writes in place.
+
+    ``DynamicLayer`` concatenates at every step, copying the whole cache once per token and
+    layer (measured: 44% of a batch-32 decode step of SmolLM2-135M on CPU). This layer keeps its
+    keys and values as the first ``length`` slots of a larger buffer and writes new tokens into
+    the free slots; when they run out the buffer doubles, so the copies are amortized.
+    ``keys``/``values`` stay views of the used slots, as the model expects.
+
+    Args:
+        keys, values: (B, H_kv, L, head_dim) the initial contents.
+        reserve: free slots to allocate past them.
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, reserve: int = 64) -> None:
+        super().__init__()
+        self.device, self.is_initialized = keys.device, True
+        self._place(keys, values, reserve)
+
+    def _place(self, keys: torch.Tensor, values: torch.Tensor, reserve: int) -> None:
+        b, h, n, d = keys.shape
+        self._kbuf = keys.new_empty(b, h, n + reserve, d)
+        self._vbuf = values.new_empty(b, h, n + reserve, d)
+        self._kbuf[:, :, :n] = keys
+        self._vbuf[:, :, :n] = values
+        self._view(0, n)
+
+    def _view(self, start: int, end: int) -> None:
+        self._start, self._end = start, end
+        self.keys, self.values = self._kbuf[:, :, start:end], self._vbuf[:, :, start:end]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        t = key_states.shape[-2]
+        if self._end + t > self._kbuf.shape[-2]:
+            self._place(self.keys, self.values, max(t, self._end - self._start, 16))
+        self._kbuf[:, :, self._end : self._end + t] = key_states
+        self._vbuf[:, :, self._end : self._end + t] = value_states
+        self._view(self._start, self._end + t)
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self._end - self._start
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._kbuf, self._vbuf = self._kbuf[indices], self._vbuf[indices]
+        self._view(self._start, self._end)
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self._kbuf = self._kbuf.repeat_interleave(repeats, dim=0)
+        self._vbuf = self._vbuf.repeat_interleave(repeats, dim=0)
+        self._view(self._start, self._end)
+
+    def write_rows(self, rows: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> None:
+        """Overwrite batch ``rows`` with ``keys``/``values`` (R, H_kv, L, hd), right-aligned to the end."""
+        n = keys.shape[-2]
+        self._kbuf[rows, :, self._end - n : self._end] = keys
+        self._vbuf[rows, :, self._end - n : self._end] = values
+
+    def drop_front(self, n: int) -> None:
+        """Forget the first ``n`` used slots (no copy)."""
+        self._view(self._start + n, self._end)
+
+    def crop(self, tokens_to_remove: int) -> None:
+        if tokens_to_remove > 0:
+            raise ValueError("crop takes a negative number of tokens to remove")
+        self._view(self._start, self._end + tokens_to_remove)
+
+
+def reserved_cache(layers: Sequence[tuple[torch.Tensor, torch.Tensor]], config: Any, reserve: int) -> DynamicCache:
+    """A ``DynamicCache`` holding ``layers`` (keys, values) in :class:`ReservedLayer` objects."""
+    cache = DynamicCache(config=config)
+    cache.layers = [ReservedLayer(k, v, reserve) for k, v in layers]
+    return cache
+
+
 class DecodeBatch:
     """Rows decoded greedily together; rows join (prefilled) and leave (EOS, budget) at any step.
 
-    The batch holds one KV cache (B, L) with a mask; joining rows are prefilled on their own and
-    merged in, the shorter side left-padded with masked slots, so every row keeps exactly the
-    keys, values and positions it would have alone. This is what the server's continuous
-    batching runs, and what :func:`greedy_generate` runs with all rows joining at once.
+    The batch holds one KV cache (slots, L) with a mask. Joining rows are prefilled together; a
+    row that finishes leaves at once, but its slot stays in the cache until a joining row takes
+    it over (its prefilled keys/values written right-aligned into the slot, the rest masked) or
+    until enough slots are free that compacting them pays. So a server with steady traffic
+    rarely copies its cache: neither per token (:class:`ReservedLayer`) nor per arriving or
+    departing request. When slots do not suffice, the new rows are merged in, the shorter side
+    left-padded with masked slots. In every case each row keeps exactly the keys, values and
+    positions it would have alone. This is what the server's continuous batching runs, and what
+    :func:`greedy_generate` runs with all rows joining at once.
 
     Args:
         model: a frozen causal LM (full-attention layers; sliding-window caches are not merged).
         eos_token_id: ends a row (not included in its output).
         pad_token_id: fills paddings.
         prompt_cache: per-task prompt caches for joining rows (with ``task_keys`` in :meth:`add`).
+        compact_ratio: compact when free slots exceed this share of the live rows (a free slot
+            still costs its share of every decode step).
     """
 
-    def __init__(
-        self,
-        model: PreTrainedModel,
-        eos_token_id: int,
-        pad_token_id: int,
-        prompt_cache: PromptKVCache | None = None,
-    ) -> None:
-        self.model, self.eos, self.pad, self.prompt_cache = (
-            model,
-            eos_token_id,
-            pad_token_id,
-            prompt_cache,
-        )
+    def __init__(self, model: PreTrainedModel, eos_token_id: int, pad_token_id: int, prompt_cache: PromptKVCache | None = None,
+                 compact_ratio: float = 0.25) -> None:
+        self.model, self.eos, self.pad, self.prompt_cache = model, eos_token_id, pad_token_id, prompt_cache
+        self.compact_ratio = compact_ratio
+        self._reset()
+
+    def _reset(self) -> None:
         self.cache: DynamicCache | None = None
-        self.mask = self.positions = self.tokens = None  # (B, L), (B, 1), (B,) for the live rows
+        self.mask = self.positions = self.tokens = None  # per slot: (S, L), (S, 1), (S,)
+        self.alive: list[bool] = []
         self.tags: list[Any] = []
         self.outputs: list[list[int]] = []
         self.limits: list[int] = []
 
     def __len__(self) -> int:
-        return len(self.tags)
+        """The number of live rows."""
+        return sum(self.alive)
+
+    @property
+    def live_tags(self) -> list[Any]:
+        """The tags of the rows still decoding."""
+        return [t for t, a in zip(self.tags, self.alive, strict=True) if a]
+
+    @property
+    def slots(self) -> int:
+        """Rows in the cache, live or free."""
+        return len(self.alive)
 
     @torch.no_grad()
-    def add(
-        self,
-        prompts: torch.Tensor | None,
-        input_ids: list[list[int]],
-        max_new_tokens: list[int],
-        tags: list[Any],
-        task_keys: list[str] | None = None,
-    ) -> list[tuple[Any, list[int]]]:
+    def add(self, prompts: torch.Tensor | None, input_ids: list[list[int]], max_new_tokens: list[int],
+            tags: list[Any], task_keys: list[str] | None = None) -> list[tuple[Any, list[int]]]:
         """Prefill new rows and take their first token; returns the rows already finished."""
         _check_batch(prompts, input_ids, task_keys)
-        logits, cache, mask, _ = prefill(
-            self.model, prompts, input_ids, self.pad, self.prompt_cache, task_keys, 1
-        )
-        state = (cache, mask, mask.sum(-1, keepdim=True) - 1)  # positions of each row's last token
-        if self.cache is None:
-            self.cache, self.mask, self.positions = state
-        else:
-            self._merge(*state)
-        self.tags += list(tags)
-        self.outputs += [[] for _ in tags]
-        self.limits += list(max_new_tokens)
-        new = torch.zeros(len(self.tags), dtype=torch.bool)
-        new[-len(tags) :] = True
+        logits, cache, mask, _ = prefill(self.model, prompts, input_ids, self.pad, self.prompt_cache, task_keys, 1)
+        positions = mask.sum(-1, keepdim=True) - 1  # of each row's last token
         tokens = logits[:, -1].argmax(-1)
-        self.tokens = tokens if self.tokens is None else torch.cat([self.tokens, tokens])
-        return self._accept(new)
+        n, width = mask.shape
+        reserve = max(max_new_tokens, default=1)
+        free = [i for i, a in enumerate(self.alive) if not a]
+        if self.cache is None:
+            layers = [(layer.keys, layer.values) for layer in cache.layers]
+            self.cache = reserved_cache(layers, self.model.config, reserve)
+            self.mask, self.positions, self.tokens = mask, positions, tokens
+            slots = list(range(n))
+            self.alive, self.tags, self.outputs, self.limits = [True] * n, list(tags), [[] for _ in tags], list(max_new_tokens)
+        else:
+            reuse = min(n, len(free)) if width <= self.mask.shape[1] else 0
+            slots = free[:reuse]
+            if reuse:  # take over free slots in place: right-aligned, the rest masked
+                index = torch.tensor(slots, device=self.mask.device)
+                for old, new in zip(self.cache.layers, cache.layers, strict=True):
+                    old.write_rows(index, new.keys[:reuse], new.values[:reuse])
+                self.mask[index] = F.pad(mask[:reuse], (self.mask.shape[1] - width, 0))
+                self.positions[index] = positions[:reuse]
+                self.tokens[index] = tokens[:reuse]
+                for j, slot in enumerate(slots):
+                    self.alive[slot], self.tags[slot], self.outputs[slot], self.limits[slot] = True, tags[j], [], max_new_tokens[j]
+            if reuse < n:  # the rest joins after the last slot
+                rest, first = slice(reuse, n), self.slots
+                layers = [(layer.keys[rest], layer.values[rest]) for layer in cache.layers]
+                self._merge(layers, mask[rest], positions[rest], tokens[rest], reserve)
+                self.alive += [True] * (n - reuse)
+                self.tags += list(tags[reuse:])
+                self.outputs += [[] for _ in range(n - reuse)]
+                self.limits += list(max_new_tokens[reuse:])
+                slots += list(range(first, self.slots))
+        fresh = torch.zeros(self.slots, dtype=torch.bool)
+        fresh[slots] = True
+        return self._accept(fresh)
 
     @torch.no_grad()
     def step(self) -> list[tuple[Any, list[int]]]:
         """Decode one token for every live row; returns the rows that finished."""
-        if not self.tags:
+        live = len(self)
+        if not live:
             return []
-        self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.tags), 1)], dim=1)
+        if self.slots - live > self.compact_ratio * live:
+            self._compact()
+        self.mask = torch.cat([self.mask, self.mask.new_ones(self.slots, 1)], dim=1)
         self.positions = self.positions + 1
         out = self.model(
-            input_ids=self.tokens.unsqueeze(1),
-            attention_mask=self.mask,
-            position_ids=self.positions,
-            cache=self.cache,
-            use_cache=True,
-            logits_to_keep=1,
+            input_ids=self.tokens.unsqueeze(1), attention_mask=self.mask, position_ids=self.positions,
+            cache=self.cache, use_cache=True, logits_to_keep=1,
         )
         self.cache, self.tokens = out.cache, out.logits[:, -1].argmax(-1)
-        return self._accept(torch.ones(len(self.tags), dtype=torch.bool))
+        return self._accept(torch.tensor(self.alive, dtype=torch.bool))
 
     def _accept(self, fresh: torch.Tensor) -> list[tuple[Any, list[int]]]:
-        """Append each row's new token (rows flagged in ``fresh``); drop and return finished rows."""
-        finished, keep = [], []
+        """Append each fresh row's new token; free and return the rows that finished."""
+        finished = []
         for i, tok in enumerate(self.tokens.tolist()):
-            if fresh[i] and tok != self.eos and self.limits[i] > len(self.outputs[i]):
+            if not fresh[i]:
+                continue
+            if tok != self.eos and self.limits[i] > len(self.outputs[i]):
                 self.outputs[i].append(tok)
-            done = (fresh[i] and tok == self.eos) or len(self.outputs[i]) >= self.limits[i]
-            (finished if done else keep).append(i)
+            if tok == self.eos or len(self.outputs[i]) >= self.limits[i]:
+                finished.append((self.tags[i], self.outputs[i]))
+                self.alive[i], self.tags[i], self.outputs[i] = False, None, []
+                self.tokens[i] = self.pad
         if finished:
-            done_rows = [(self.tags[i], self.outputs[i]) for i in finished]
-            self.tags, self.outputs, self.limits = (
-                [x[i] for i in keep] for x in (self.tags, self.outputs, self.limits)
-            )
-            if keep:
-                index = torch.tensor(keep, device=self.mask.device)
-                self.cache.batch_select_indices(index)
-                self.mask, self.positions, self.tokens = (
-                    self.mask[index],
-                    self.positions[index],
-                    self.tokens[index],
-                )
-                self._trim()
+            if not any(self.alive):
+                self._reset()
             else:
-                self.cache = self.mask = self.positions = self.tokens = None
-            return done_rows
-        return []
+                self._trim()
+        return finished
 
-    def _merge(self, cache: DynamicCache, mask: torch.Tensor, positions: torch.Tensor) -> None:
+    def _compact(self) -> None:
+        """Drop the free slots (one copy of the cache)."""
+        keep = [i for i, a in enumerate(self.alive) if a]
+        if len(keep) == self.slots:
+            return
+        index = torch.tensor(keep, device=self.mask.device)
+        self.cache.batch_select_indices(index)
+        self.mask, self.positions, self.tokens = self.mask[index], self.positions[index], self.tokens[index]
+        self.alive, self.tags, self.outputs, self.limits = ([x[i] for i in keep] for x in (self.alive, self.tags, self.outputs, self.limits))
+        self._trim()
+
+    def _merge(self, layers: list[tuple[torch.Tensor, torch.Tensor]], mask: torch.Tensor, positions: torch.Tensor,
+               tokens: torch.Tensor, reserve: int) -> None:
         """Append rows to the batch, left-padding the shorter cache with masked slots."""
         width = max(self.mask.shape[1], mask.shape[1])
         a, b = width - self.mask.shape[1], width - mask.shape[1]
         data = [
-            (
-                torch.cat([F.pad(x.keys, (0, 0, a, 0)), F.pad(y.keys, (0, 0, b, 0))]),
-                torch.cat([F.pad(x.values, (0, 0, a, 0)), F.pad(y.values, (0, 0, b, 0))]),
-            )
-            for x, y in zip(self.cache.layers, cache.layers, strict=True)
-        ]  # per layer: (B_old + B_new, H_kv, width, head_dim)
-        self.cache = DynamicCache(ddp_cache_data=data, config=self.model.config)
+            (torch.cat([F.pad(x.keys, (0, 0, a, 0)), F.pad(k, (0, 0, b, 0))]),
+             torch.cat([F.pad(x.values, (0, 0, a, 0)), F.pad(v, (0, 0, b, 0))]))
+            for x, (k, v) in zip(self.cache.layers, layers, strict=True)
+        ]  # per layer: (S_old + S_new, H_kv, width, head_dim)
+        left = max((lim - len(out) for lim, out, alive in zip(self.limits, self.outputs, self.alive, strict=True) if alive), default=0)
+        self.cache = reserved_cache(data, self.model.config, max(reserve, left))
         self.mask = torch.cat([F.pad(self.mask, (a, 0)), F.pad(mask, (b, 0))])
         self.positions = torch.cat([self.positions, positions])
+        self.tokens = torch.cat([self.tokens, tokens])
 
     def _trim(self) -> None:
-        """Drop leading slots no live row attends to (left by rows that left)."""
-        used = self.mask.any(0).nonzero()
+        """Drop leading slots no live row attends to (left by rows that left); no copy."""
+        used = self.mask[torch.tensor(self.alive, device=self.mask.device)].any(0).nonzero()
         first = int(used[0]) if used.numel() else 0
         if first > 0:
             for layer in self.cache.layers:
-                layer.keys, layer.values = layer.keys[..., first:, :], layer.values[..., first:, :]
+                layer.drop_front(first)
             self.mask = self.mask[:, first:]
 
 

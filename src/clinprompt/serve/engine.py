@@ -57,10 +57,19 @@ class Limits:
 
 @dataclass(frozen=True)
 class EngineArgs:
-    """Batching: up to ``max_batch`` rows decode together; an idle worker waits ``wait_ms`` to fill."""
+    """Batching: up to ``max_batch`` rows decode together; an idle worker waits ``wait_ms`` to fill.
+
+    While rows are decoding, queued inputs join once ``prefill_group`` of them are waiting (or
+    fewer when that fills the batch), or after at most ``max_defer_steps`` decode steps: joining
+    rows are prefilled together, and one prefill of 8 rows costs about as much as 4 of 1 row on a
+    CPU, so gathering a few before interrupting the decode raises throughput at the cost of a
+    few decode steps of latency.
+    """
 
     max_batch: int = 16
     wait_ms: float = 10.0
+    prefill_group: int = 4
+    max_defer_steps: int = 4
     length_normalize: bool = False  # option scoring: mean instead of summed log-probability
     watch_interval_s: float = 0.0  # > 0: poll bank.json and reload when it changes
 
@@ -117,6 +126,7 @@ class ServeEngine:
         self._bank_mtime = 0
         self.stats = {"requests": 0, "items": 0, "batches": 0, "reloads": 0}
         self._decoding = self._new_decoding()  # the rows being generated (worker thread only)
+        self._deferred = 0  # decode steps run while inputs were waiting to join
         self.table = self._load_table(0)
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -139,7 +149,7 @@ class ServeEngine:
         for t in self._threads:
             t.join(timeout)
         self._threads = []
-        self._fail(list(self._decoding.tags), ServeError(503, "shutting_down", "the server is shutting down"))
+        self._fail(self._decoding.live_tags, ServeError(503, "shutting_down", "the server is shutting down"))
         self._decoding = self._new_decoding()
         while True:
             try:
@@ -296,7 +306,7 @@ class ServeEngine:
                     self._cycle(taken)
             except Exception as err:  # these rows fail, the server keeps serving
                 log.exception("a batch failed")
-                self._fail(taken + list(self._decoding.tags), ServeError(500, "internal_error", f"the batch failed: {err!r}"))
+                self._fail(taken + self._decoding.live_tags, ServeError(500, "internal_error", f"the batch failed: {err!r}"))
                 self._decoding = self._new_decoding()
 
     def _cycle(self, taken: list[WorkItem]) -> None:
@@ -307,7 +317,12 @@ class ServeEngine:
         full while requests keep coming. Classification inputs are scored in one pass on arrival.
         """
         running = self._decoding
-        taken += self._take(self.args.max_batch - len(running), wait=not running)
+        free = self.args.max_batch - len(running)
+        if running and free > 0 and self._queue.qsize() < min(free, self.args.prefill_group) and self._deferred < self.args.max_defer_steps:
+            self._deferred += 1  # let a few more arrive and prefill them together
+        elif free > 0:
+            self._deferred = 0
+            taken += self._take(free, wait=not running)
         if taken:
             self.stats["batches"] += 1
             for (scoring, _), items in self._groups(taken).items():
