@@ -56,11 +56,17 @@ INPUTS = [
 
 def record_for(task_type: str, text: str) -> dict:
     """A request input of the task type carrying ``text``."""
-    return {"ner": {"text": text}, "sum": {"source": text}, "qa": {"question": f"What is the main problem? {text}"},
-            "re": {"text": text, "entities": []}}[task_type]
+    return {
+        "ner": {"text": text},
+        "sum": {"source": text},
+        "qa": {"question": f"What is the main problem? {text}"},
+        "re": {"text": text, "entities": []},
+    }[task_type]
 
 
-def build_bank(backbone, path: Path, num_tasks: int, prompt_tokens: int, seed: int) -> list[tuple[str, str]]:
+def build_bank(
+    backbone, path: Path, num_tasks: int, prompt_tokens: int, seed: int
+) -> list[tuple[str, str]]:
     from clinprompt.prompts.bank import PromptBank, TaskEntry
 
     gen = torch.Generator().manual_seed(seed)
@@ -70,7 +76,9 @@ def build_bank(backbone, path: Path, num_tasks: int, prompt_tokens: int, seed: i
     for k in range(num_tasks):
         ttype = TYPES[k % len(TYPES)]
         name = f"{ttype}_{k}"
-        prompt = emb[torch.randint(0, 5000, (prompt_tokens,), generator=gen)]  # vocab init, as training
+        prompt = emb[
+            torch.randint(0, 5000, (prompt_tokens,), generator=gen)
+        ]  # vocab init, as training
         bank.add_prompt(TaskEntry(name, ttype, "prompt"), prompt)
         tasks.append((name, ttype))
     return tasks
@@ -83,10 +91,36 @@ def free_port() -> int:
 
 
 def start_server(bank: Path, port: int, args) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "clinprompt", "serve", "--bank", str(bank), "--host", "127.0.0.1", "--port", str(port),
-           "--max-batch", str(args.max_batch), "--wait-ms", str(args.wait_ms),
-           "--prefill-group", str(args.prefill_group), "--max-defer-steps", str(args.max_defer_steps), "--max-queue", "4096", "--timeout", "600",
-           "--watch", "0", "--log-level", "warning", "--backbone", args.backbone]
+    cmd = [
+        sys.executable,
+        "-m",
+        "clinprompt",
+        "serve",
+        "--bank",
+        str(bank),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--max-batch",
+        str(args.max_batch),
+        "--wait-ms",
+        str(args.wait_ms),
+        "--prefill-group",
+        str(args.prefill_group),
+        "--max-defer-steps",
+        str(args.max_defer_steps),
+        "--max-queue",
+        "4096",
+        "--timeout",
+        "600",
+        "--watch",
+        "0",
+        "--log-level",
+        "warning",
+        "--backbone",
+        args.backbone,
+    ]
     if args.device:
         cmd += ["--device", args.device]
     env = {**os.environ, "CLINPROMPT_API_KEY": ""}
@@ -120,7 +154,12 @@ async def load(port: int, tasks, args) -> dict:
         while time.monotonic() < stop_at:
             name, ttype = rng.choice(tasks)
             text = rng.choice(INPUTS)
-            body = {"task": name, "inputs": [record_for(ttype, text)], "mode": "generate", "max_new_tokens": args.max_new_tokens}
+            body = {
+                "task": name,
+                "inputs": [record_for(ttype, text)],
+                "mode": "generate",
+                "max_new_tokens": args.max_new_tokens,
+            }
             counts["sent"] += 1
             t0 = time.perf_counter()
             try:
@@ -143,7 +182,13 @@ async def load(port: int, tasks, args) -> dict:
         t0 = time.perf_counter()
         await asyncio.gather(*(client(i, http) for i in range(args.clients)))
         wall = time.perf_counter() - t0
-    return {**counts, "wall_s": wall, "latencies": latencies, "answers": answers, "errors": errors[:5]}
+    return {
+        **counts,
+        "wall_s": wall,
+        "latencies": latencies,
+        "answers": answers,
+        "errors": errors[:5],
+    }
 
 
 def peer_models(backbone, bank_path: Path, tasks):
@@ -156,7 +201,10 @@ def peer_models(backbone, bank_path: Path, tasks):
     bank = PromptBank.load(bank_path)
     models = {}
     for name, _ in tasks:
-        model = get_peft_model(copy.deepcopy(backbone.model), PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=bank.prompt_tokens))
+        model = get_peft_model(
+            copy.deepcopy(backbone.model),
+            PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=bank.prompt_tokens),
+        )
         with torch.no_grad():
             model.prompt_encoder["default"].embedding.weight.copy_(bank.task_prompt(name))
         models[name] = patch_peft_generation(model.eval())
@@ -178,26 +226,50 @@ def run_peer(backbone, bank_path: Path, models, work, args, batch_size: int) -> 
     random.Random(args.seed).shuffle(work)
     for name, text in work:  # the server's exact prompt ids
         rt = table.tasks[name]
-        ids = encode_prompt(tok, rt.example(0, rt.check_input(0, record_for(rt.entry.task_type, text))))
+        ids = encode_prompt(
+            tok, rt.example(0, rt.check_input(0, record_for(rt.entry.task_type, text)))
+        )
         by_task.setdefault(name, []).append((text, ids))
     # Each generate call serves one task's model; tasks take turns so that every task is measured.
-    chunks = {name: [items[i:i + batch_size] for i in range(0, len(items), batch_size)] for name, items in by_task.items()}
-    rounds = [(name, c[r]) for r in range(max(map(len, chunks.values()))) for name, c in chunks.items() if r < len(c)]
+    chunks = {
+        name: [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+        for name, items in by_task.items()
+    }
+    rounds = [
+        (name, c[r])
+        for r in range(max(map(len, chunks.values())))
+        for name, c in chunks.items()
+        if r < len(c)
+    ]
     done, tokens, outputs = 0, 0, []
     device = backbone.device
     for name, items in by_task.items():  # warm-up, not timed (first calls pay one-off costs)
-        models[name].generate(input_ids=torch.tensor([items[0][1]], device=device), max_new_tokens=2, do_sample=False,
-                              pad_token_id=tok.pad_token_id)
+        models[name].generate(
+            input_ids=torch.tensor([items[0][1]], device=device),
+            max_new_tokens=2,
+            do_sample=False,
+            pad_token_id=tok.pad_token_id,
+        )
     t0 = time.perf_counter()
     for name, chunk in rounds:
         if time.perf_counter() - t0 > args.peer_duration:
             break
         width = max(len(ids) for _, ids in chunk)
-        ids = torch.tensor([[tok.pad_token_id] * (width - len(x)) + x for _, x in chunk], device=device)
-        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for _, x in chunk], device=device)
+        ids = torch.tensor(
+            [[tok.pad_token_id] * (width - len(x)) + x for _, x in chunk], device=device
+        )
+        mask = torch.tensor(
+            [[0] * (width - len(x)) + [1] * len(x) for _, x in chunk], device=device
+        )
         with torch.no_grad():
-            out = models[name].generate(input_ids=ids, attention_mask=mask, max_new_tokens=args.max_new_tokens, do_sample=False,
-                                        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+            out = models[name].generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=args.max_new_tokens,
+                do_sample=False,
+                eos_token_id=tok.eos_token_id,
+                pad_token_id=tok.pad_token_id,
+            )
         for (text, _), row in zip(chunk, out[:, width:].tolist(), strict=True):
             new = row[: row.index(tok.eos_token_id)] if tok.eos_token_id in row else row
             outputs.append((name, text, tok.decode(new, skip_special_tokens=True).strip()))
@@ -208,7 +280,11 @@ def run_peer(backbone, bank_path: Path, models, work, args, batch_size: int) -> 
 
 
 def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else (values[0] if values else float("nan"))
+    return (
+        statistics.quantiles(values, n=100)[int(q) - 1]
+        if len(values) > 1
+        else (values[0] if values else float("nan"))
+    )
 
 
 def main() -> None:
@@ -226,8 +302,12 @@ def main() -> None:
     ap.add_argument("--prefill-group", type=int, default=4, help="the server's --prefill-group")
     ap.add_argument("--max-defer-steps", type=int, default=4, help="the server's --max-defer-steps")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch CPU threads for the server and the peer (on a shared CPU, 1 avoids oversubscription)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads for the server and the peer (on a shared CPU, 1 avoids oversubscription)",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -242,7 +322,11 @@ def main() -> None:
     server = start_server(tmp / "bank", port, args)
     try:
         for name, ttype in tasks:  # warm-up, not counted (first calls pay one-off costs)
-            httpx.post(f"http://127.0.0.1:{port}/v1/predict", json={"task": name, "inputs": [record_for(ttype, INPUTS[0])], "max_new_tokens": 2}, timeout=300)
+            httpx.post(
+                f"http://127.0.0.1:{port}/v1/predict",
+                json={"task": name, "inputs": [record_for(ttype, INPUTS[0])], "max_new_tokens": 2},
+                timeout=300,
+            )
         res = asyncio.run(load(port, tasks, args))
     finally:
         server.terminate()
@@ -261,19 +345,30 @@ def main() -> None:
     mismatchb = sum(server_out[(n, t)] != g for n, t, g in peerb["outputs"])
 
     print(f"\ncommand: {command}")
-    print(f"device: {backbone.device} ({torch.get_num_threads()} torch threads, load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} CPUs), backbone {args.backbone}, "
-          f"{args.tasks} tasks, P={args.prompt_tokens}, max_new_tokens={args.max_new_tokens}, max_batch={args.max_batch}, "
-          f"prefill_group={args.prefill_group}, max_defer_steps={args.max_defer_steps}")
-    print(f"server: {args.clients} clients x {args.duration:.0f} s: sent {res['sent']}, answered {res['answered']}, "
-          f"failed {res['failed']}, lost {lost}")
-    print(f"  latency p50 {pct(lat, 50):.2f} s, p95 {pct(lat, 95):.2f} s; throughput {srv_rps:.2f} req/s, "
-          f"{gen_tokens / res['wall_s']:.1f} generated tok/s")
-    for label, peer, mismatch in (("peer batch 1", peer1, mismatch1), (f"peer batch {args.max_batch}", peerb, mismatchb)):
+    print(
+        f"device: {backbone.device} ({torch.get_num_threads()} torch threads, load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs), backbone {args.backbone}, "
+        f"{args.tasks} tasks, P={args.prompt_tokens}, max_new_tokens={args.max_new_tokens}, max_batch={args.max_batch}, "
+        f"prefill_group={args.prefill_group}, max_defer_steps={args.max_defer_steps}"
+    )
+    print(
+        f"server: {args.clients} clients x {args.duration:.0f} s: sent {res['sent']}, answered {res['answered']}, "
+        f"failed {res['failed']}, lost {lost}"
+    )
+    print(
+        f"  latency p50 {pct(lat, 50):.2f} s, p95 {pct(lat, 95):.2f} s; throughput {srv_rps:.2f} req/s, "
+        f"{gen_tokens / res['wall_s']:.1f} generated tok/s"
+    )
+    for label, peer, mismatch in (
+        ("peer batch 1", peer1, mismatch1),
+        (f"peer batch {args.max_batch}", peerb, mismatchb),
+    ):
         rps = peer["done"] / peer["wall_s"]
-        print(f"{label}: {peer['done']} requests in {peer['wall_s']:.1f} s: {rps:.2f} req/s, {peer['tokens'] / peer['wall_s']:.1f} tok/s; "
-              f"server/peer throughput {srv_rps / rps:.1f}x in req/s, {gen_tokens / res['wall_s'] / (peer['tokens'] / peer['wall_s']):.1f}x in tok/s; "
-              f"outputs differing from the server's: {mismatch}/{peer['done']}")
+        print(
+            f"{label}: {peer['done']} requests in {peer['wall_s']:.1f} s: {rps:.2f} req/s, {peer['tokens'] / peer['wall_s']:.1f} tok/s; "
+            f"server/peer throughput {srv_rps / rps:.1f}x in req/s, {gen_tokens / res['wall_s'] / (peer['tokens'] / peer['wall_s']):.1f}x in tok/s; "
+            f"outputs differing from the server's: {mismatch}/{peer['done']}"
+        )
     if res["errors"]:
         print("first errors:", *res["errors"], sep="\n  ")
     if lost or res["failed"]:

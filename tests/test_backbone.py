@@ -48,7 +48,19 @@ def test_directory_without_config(tmp_path):
 
 
 def test_directory_without_causal_lm_head(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"], "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64, "vocab_size": 100}))
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "bert",
+                "architectures": ["BertModel"],
+                "hidden_size": 32,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "intermediate_size": 64,
+                "vocab_size": 100,
+            }
+        )
+    )
     with pytest.raises(BackboneError, match=r"no causal-LM head"):
         load_backbone(str(tmp_path))
 
@@ -74,7 +86,18 @@ def test_device_resolution():
 
 def test_config_only_from_json(tmp_path):
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"model_type": "llama", "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256, "vocab_size": 1000}))
+    path.write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "hidden_size": 128,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "intermediate_size": 256,
+                "vocab_size": 1000,
+            }
+        )
+    )
     assert load_backbone_config(str(path)).hidden_size == 128
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
@@ -88,9 +111,15 @@ def test_real_backbone_answers_sensibly(smollm2):
     tok = smollm2.tokenizer
     assert smollm2.fingerprint.hidden_size == 576 and smollm2.fingerprint.num_layers == 30
     assert all(not p.requires_grad for p in smollm2.model.parameters())
-    ids = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}], add_generation_prompt=True, return_tensors="pt")
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+    )
     ids = ids if isinstance(ids, torch.Tensor) else ids["input_ids"]
-    out = smollm2.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False)
+    out = smollm2.model.generate(
+        ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False
+    )
     answer = tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
     assert "Paris" in answer
 

@@ -22,9 +22,15 @@ runner = CliRunner()
 
 def _bank(path, tiny, seed=0, names=("a", "b")):
     gen = torch.Generator().manual_seed(seed)
-    bank = PromptBank.create(path, tiny.fingerprint, P, rank=1, shared=torch.randn(P, D, generator=gen))
+    bank = PromptBank.create(
+        path, tiny.fingerprint, P, rank=1, shared=torch.randn(P, D, generator=gen)
+    )
     for n in names:
-        bank.add_factors(TaskEntry(n, "nli", "factors", labels=["yes", "no"]), torch.randn(P, 1, generator=gen), torch.randn(1, D, generator=gen))
+        bank.add_factors(
+            TaskEntry(n, "nli", "factors", labels=["yes", "no"]),
+            torch.randn(P, 1, generator=gen),
+            torch.randn(1, D, generator=gen),
+        )
     return bank
 
 
@@ -41,7 +47,9 @@ def test_add_from_bank_touches_no_other_task(tmp_path, tiny):
     dest = _bank(tmp_path / "dest", tiny)
     other_shared = _bank(tmp_path / "src", tiny, seed=1, names=("t1", "t2"))
     before = _stamp(dest)
-    code, out = _run("bank", "add", dest.path, other_shared.path, "--task", "t2", "--name", "target")
+    code, out = _run(
+        "bank", "add", dest.path, other_shared.path, "--task", "t2", "--name", "target"
+    )
     assert code == 0, out
     after = PromptBank.load(dest.path)
     assert list(after.tasks) == ["a", "b", "target"]
@@ -69,7 +77,18 @@ def test_add_from_run_dir_and_remove(tmp_path, tiny):
     save_tensors(run / "final.safetensors", {"prompt.weight": weight})
     code, out = _run("bank", "add", dest.path, run)
     assert code != 0 and "--name and --task-type" in out
-    code, out = _run("bank", "add", dest.path, run, "--name", "teacher", "--task-type", "ner", "--labels", "Drug,Problem")
+    code, out = _run(
+        "bank",
+        "add",
+        dest.path,
+        run,
+        "--name",
+        "teacher",
+        "--task-type",
+        "ner",
+        "--labels",
+        "Drug,Problem",
+    )
     assert code == 0, out
     bank = PromptBank.load(dest.path)
     assert bank.tasks["teacher"].labels == ["Drug", "Problem"]
@@ -99,7 +118,11 @@ def test_show_compares_with_lora(tmp_path, tiny):
     assert code == 0, out
     s = json.loads(out)
     lora = lora_parameter_count(_meta_model(load_backbone_config("tiny-llama")), 8)
-    assert s["lora_parameters"] == lora and s["lora_bytes_fp32"] == 4 * lora and s["lora_bytes_bf16"] == 2 * lora
+    assert (
+        s["lora_parameters"] == lora
+        and s["lora_bytes_fp32"] == 4 * lora
+        and s["lora_bytes_bf16"] == 2 * lora
+    )
     tasks = {t["name"]: t for t in s["tasks"]}
     assert tasks["a"]["parameters"] == P * 1 + 1 * D and tasks["a"]["bytes_fp32"] == 4 * (P + D)
     assert tasks["single"]["parameters"] == P * D

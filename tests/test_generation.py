@@ -251,18 +251,30 @@ def test_freed_slots_are_taken_over_and_compacted_with_outputs_as_alone(lively, 
     tok = lively.tokenizer
     alone = {i: _gen(lively, prompts[i : i + 1], [ids[i]], n=12)[0] for i in range(3)}
     cache = PromptKVCache(lively.model)
-    running = DecodeBatch(lively.model, tok.eos_token_id, tok.pad_token_id, cache, compact_ratio=10.0)
+    running = DecodeBatch(
+        lively.model, tok.eos_token_id, tok.pad_token_id, cache, compact_ratio=10.0
+    )
     done: dict[str, list[int]] = {}
     budget = {"a2": 2, "b0": 12, "c1": 12, "d0": 5, "e2": 9, "f1": 12}
 
     def join(*tags: str) -> None:
         rows = [int(t[1]) for t in tags]
-        done.update(running.add(prompts[rows], [ids[r] for r in rows], [budget[t] for t in tags], list(tags), [keys[r] for r in rows]))
+        done.update(
+            running.add(
+                prompts[rows],
+                [ids[r] for r in rows],
+                [budget[t] for t in tags],
+                list(tags),
+                [keys[r] for r in rows],
+            )
+        )
 
     join("a2", "b0", "c1")
     for _ in range(2):
         done.update(running.step())
-    assert "a2" in done and running.slots == 3 and len(running) == 2  # a2's slot is free, not dropped
+    assert (
+        "a2" in done and running.slots == 3 and len(running) == 2
+    )  # a2's slot is free, not dropped
     join("d0")  # narrower than the batch: takes a2's slot in place
     assert running.slots == 3 and len(running) == 3
     for _ in range(5):

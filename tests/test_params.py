@@ -11,15 +11,23 @@ from clinprompt.backbone import load_backbone_config
 from clinprompt.params import DEFAULT_PROMPT_TOKENS, parameter_table
 
 LLAMA31_8B = {
-    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
-    "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
-    "num_key_value_heads": 8, "vocab_size": 128256, "tie_word_embeddings": False,
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "vocab_size": 128256,
+    "tie_word_embeddings": False,
 }
 
 
 def _rows(config, **kw):
     rows, info = parameter_table(config, **kw)
-    return {r.method.split(" (")[0] if r.method.startswith("prompt") else r.method: r for r in rows}, info
+    return {
+        r.method.split(" (")[0] if r.method.startswith("prompt") else r.method: r for r in rows
+    }, info
 
 
 def test_llama31_8b_from_config(tmp_path: Path):
@@ -48,8 +56,13 @@ def test_packaged_paper_backbone_configs():
 def test_smollm2_share_under_005_percent():
     # SmolLM2-135M's config, answered without weights (same numbers as the converted model).
     config = load_backbone_config("tiny-llama").__class__(
-        vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-        num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True,
+        vocab_size=49152,
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        tie_word_embeddings=True,
     )
     rows, info = parameter_table(config)
     by = {r.method: r for r in rows}
@@ -65,4 +78,7 @@ def test_params_cli_prints_table():
     result = CliRunner().invoke(app, ["params", "--backbone", "tiny-llama", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert {m["method"] for m in data["methods"]} >= {"prompt tuning (per task)", "LoRA r=8 (q_proj, v_proj)"}
+    assert {m["method"] for m in data["methods"]} >= {
+        "prompt tuning (per task)",
+        "LoRA r=8 (q_proj, v_proj)",
+    }

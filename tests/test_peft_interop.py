@@ -32,8 +32,14 @@ def lively():
 @pytest.fixture()
 def bank(tmp_path, lively):
     gen = torch.Generator().manual_seed(3)
-    bank = PromptBank.create(tmp_path / "bank", lively.fingerprint, P, rank=1, shared=torch.randn(P, D, generator=gen))
-    bank.add_factors(TaskEntry("ade", "ner", "factors", labels=["Drug", "AE"], instruction="Find drugs."), torch.randn(P, 1, generator=gen), torch.randn(1, D, generator=gen))
+    bank = PromptBank.create(
+        tmp_path / "bank", lively.fingerprint, P, rank=1, shared=torch.randn(P, D, generator=gen)
+    )
+    bank.add_factors(
+        TaskEntry("ade", "ner", "factors", labels=["Drug", "AE"], instruction="Find drugs."),
+        torch.randn(P, 1, generator=gen),
+        torch.randn(1, D, generator=gen),
+    )
     return bank
 
 
@@ -42,14 +48,27 @@ def test_exported_adapter_generates_what_clinprompt_generates(tmp_path, lively, 
     assert code.exit_code == 0, code.output
     config = read_json(tmp_path / "adapter" / "adapter_config.json")
     assert (config["peft_type"], config["task_type"]) == ("PROMPT_TUNING", "CAUSAL_LM")
-    assert (config["num_virtual_tokens"], config["token_dim"], config["base_model_name_or_path"]) == (P, D, "tiny-llama")
+    assert (
+        config["num_virtual_tokens"],
+        config["token_dim"],
+        config["base_model_name_or_path"],
+    ) == (P, D, "tiny-llama")
 
     plain = PeftModel.from_pretrained(copy.deepcopy(lively.model), str(tmp_path / "adapter")).eval()
-    patched = patch_peft_generation(PeftModel.from_pretrained(copy.deepcopy(lively.model), str(tmp_path / "adapter")).eval())
+    patched = patch_peft_generation(
+        PeftModel.from_pretrained(copy.deepcopy(lively.model), str(tmp_path / "adapter")).eval()
+    )
     tok = lively.tokenizer
     for text in ["Started metformin 500 mg.", "Rash after amoxicillin; stopped it."]:
         ids = encode_prompt(tok, Example("Find drugs.\n\n", text, ""))
-        ours = greedy_generate(lively.model, bank.task_prompt("ade").unsqueeze(0), [ids], 12, tok.eos_token_id, tok.pad_token_id)[0]
+        ours = greedy_generate(
+            lively.model,
+            bank.task_prompt("ade").unsqueeze(0),
+            [ids],
+            12,
+            tok.eos_token_id,
+            tok.pad_token_id,
+        )[0]
         assert len(ours) == 12
         # PEFT's generate without a KV cache, and with one once patched (see patch_peft_generation).
         for model, use_cache in ((plain, False), (patched, True)):
@@ -59,25 +78,42 @@ def test_exported_adapter_generates_what_clinprompt_generates(tmp_path, lively, 
 def _peft_generate(model, tok, ids, n, use_cache):
     x = torch.tensor([ids])
     with torch.no_grad():
-        out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=n, do_sample=False,
-                             use_cache=use_cache, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    new = out[0, len(ids):].tolist()
+        out = model.generate(
+            input_ids=x,
+            attention_mask=torch.ones_like(x),
+            max_new_tokens=n,
+            do_sample=False,
+            use_cache=use_cache,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    new = out[0, len(ids) :].tolist()
     return new[: new.index(tok.eos_token_id)] if tok.eos_token_id in new else new
 
 
 def test_round_trip_keeps_the_prompt_and_task_metadata(tmp_path, lively, bank):
     export_peft(bank, "ade", tmp_path / "adapter")
     other = PromptBank.create(tmp_path / "other", lively.fingerprint, P)
-    code = runner.invoke(app, ["import", "peft", str(tmp_path / "adapter"), str(other.path), "--name", "ade_teacher"])
+    code = runner.invoke(
+        app, ["import", "peft", str(tmp_path / "adapter"), str(other.path), "--name", "ade_teacher"]
+    )
     assert code.exit_code == 0, code.output
     other = PromptBank.load(other.path)
     entry = other.tasks["ade_teacher"]
-    assert (entry.kind, entry.task_type, entry.labels, entry.instruction) == ("prompt", "ner", ["Drug", "AE"], "Find drugs.")
+    assert (entry.kind, entry.task_type, entry.labels, entry.instruction) == (
+        "prompt",
+        "ner",
+        ["Drug", "AE"],
+        "Find drugs.",
+    )
     torch.testing.assert_close(other.task_prompt("ade_teacher"), bank.task_prompt("ade"))
 
 
 def test_import_a_native_peft_adapter(tmp_path, lively):
-    peft_model = get_peft_model(copy.deepcopy(lively.model), PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=P))
+    peft_model = get_peft_model(
+        copy.deepcopy(lively.model),
+        PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=P),
+    )
     weight = torch.randn(P, D)
     with torch.no_grad():
         peft_model.prompt_encoder["default"].embedding.weight.copy_(weight)
@@ -95,6 +131,20 @@ def test_import_a_native_peft_adapter(tmp_path, lively):
 
 def test_import_refuses_other_adapters(tmp_path, bank):
     (tmp_path / "lora").mkdir()
-    (tmp_path / "lora" / "adapter_config.json").write_text('{"peft_type": "LORA", "task_type": "CAUSAL_LM"}')
-    code = runner.invoke(app, ["import", "peft", str(tmp_path / "lora"), str(bank.path), "--name", "x", "--task-type", "ner"])
+    (tmp_path / "lora" / "adapter_config.json").write_text(
+        '{"peft_type": "LORA", "task_type": "CAUSAL_LM"}'
+    )
+    code = runner.invoke(
+        app,
+        [
+            "import",
+            "peft",
+            str(tmp_path / "lora"),
+            str(bank.path),
+            "--name",
+            "x",
+            "--task-type",
+            "ner",
+        ],
+    )
     assert code.exit_code == 1 and "only PROMPT_TUNING" in code.output

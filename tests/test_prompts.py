@@ -55,7 +55,9 @@ def test_multitask_prompt_errors():
 
 
 def test_trainable_subsets():
-    mp = MultitaskPrompt.create(torch.randn(4, 6), num_tasks=2).trainable(shared=False, cols=True, rows=False)
+    mp = MultitaskPrompt.create(torch.randn(4, 6), num_tasks=2).trainable(
+        shared=False, cols=True, rows=False
+    )
     assert [p.requires_grad for p in (mp.shared, mp.cols, mp.rows)] == [False, True, False]
 
 
@@ -98,10 +100,14 @@ def test_mixed_task_batch_equals_per_task_forward(tiny, encode_texts):
     mp = MultitaskPrompt.create(torch.randn(3, 64) * 0.1, num_tasks=2, init="normal", seed=4)
     batch = pad_batch(items, tiny.tokenizer.pad_token_id)
     with torch.no_grad():
-        mixed = prompted_logits(tiny.model, mp(2, torch.tensor([1, 0])), batch["input_ids"], batch["attention_mask"])
+        mixed = prompted_logits(
+            tiny.model, mp(2, torch.tensor([1, 0])), batch["input_ids"], batch["attention_mask"]
+        )
         for b, k in enumerate([1, 0]):
             single = pad_batch([items[b]], tiny.tokenizer.pad_token_id)
-            alone = prompted_logits(tiny.model, mp.task_prompt(k)[None], single["input_ids"], single["attention_mask"])
+            alone = prompted_logits(
+                tiny.model, mp.task_prompt(k)[None], single["input_ids"], single["attention_mask"]
+            )
             n = alone.shape[1]
             torch.testing.assert_close(mixed[b, :n], alone[0], atol=1e-5, rtol=1e-4)
 
@@ -111,9 +117,18 @@ def test_target_outputs_match_full_logits_loss(tiny, encode_texts):
     items = encode_texts(["Patient denies fever.", "Metformin 500 mg twice daily with meals."])
     batch = pad_batch(items, tiny.tokenizer.pad_token_id)
     prompt = torch.randn(2, 4, 64) * 0.1
-    out = target_outputs(tiny.model, prompt, batch["input_ids"], batch["attention_mask"], batch["labels"])
-    x = inject_prompt(tiny.model, prompt, batch["input_ids"], batch["attention_mask"], batch["labels"])
-    full = tiny.model(inputs_embeds=x.inputs_embeds, attention_mask=x.attention_mask, position_ids=x.position_ids, labels=x.labels)
+    out = target_outputs(
+        tiny.model, prompt, batch["input_ids"], batch["attention_mask"], batch["labels"]
+    )
+    x = inject_prompt(
+        tiny.model, prompt, batch["input_ids"], batch["attention_mask"], batch["labels"]
+    )
+    full = tiny.model(
+        inputs_embeds=x.inputs_embeds,
+        attention_mask=x.attention_mask,
+        position_ids=x.position_ids,
+        labels=x.labels,
+    )
     torch.testing.assert_close(out.loss, full.loss, atol=1e-5, rtol=1e-5)
     assert out.num_tokens == sum(len(i) - 1 for i in items)
     assert out.logits.shape == (out.num_tokens, tiny.model.config.vocab_size)
@@ -123,7 +138,9 @@ def test_gradients_reach_prompt_only(tiny, encode_texts):
     items = encode_texts(["Lisinopril for hypertension."])
     batch = pad_batch(items, tiny.tokenizer.pad_token_id)
     sp = SoftPrompt.create(4, tiny.model.get_input_embeddings().weight)
-    out = target_outputs(tiny.model, sp(1), batch["input_ids"], batch["attention_mask"], batch["labels"])
+    out = target_outputs(
+        tiny.model, sp(1), batch["input_ids"], batch["attention_mask"], batch["labels"]
+    )
     out.loss.backward()
     assert sp.weight.grad is not None and sp.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in tiny.model.parameters())

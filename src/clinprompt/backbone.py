@@ -156,14 +156,28 @@ def cache_root() -> Path:
     return Path(user_cache_dir("clinprompt"))
 
 
-def resolve_device(device: str | None = None, dtype: str | None = None) -> tuple[torch.device, torch.dtype]:
+def resolve_device(
+    device: str | None = None, dtype: str | None = None
+) -> tuple[torch.device, torch.dtype]:
     """Pick the device and dtype: CUDA → bf16, CPU → fp32, unless overridden."""
-    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = (
+        torch.device(device)
+        if device
+        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    )
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BackboneError(f"device {device!r} was requested but CUDA is not available; use --device cpu")
+        raise BackboneError(
+            f"device {device!r} was requested but CUDA is not available; use --device cpu"
+        )
     if dtype:
-        names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-                 "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+        names = {
+            "float32": torch.float32,
+            "fp32": torch.float32,
+            "bfloat16": torch.bfloat16,
+            "bf16": torch.bfloat16,
+            "float16": torch.float16,
+            "fp16": torch.float16,
+        }
         if dtype not in names:
             raise BackboneError(f"dtype {dtype!r} is not one of {sorted(names)}")
         return dev, names[dtype]
@@ -189,7 +203,9 @@ def _convert_builtin(name: str) -> Path:
         return target
     src = _builtin_dir(spec)
     tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=spec.gguf_file)
-    loaded = AutoModelForCausalLM.from_pretrained(src, gguf_file=spec.gguf_file, dtype=torch.float32)
+    loaded = AutoModelForCausalLM.from_pretrained(
+        src, gguf_file=spec.gguf_file, dtype=torch.float32
+    )
     # The converted directory is a plain fp32 HF checkpoint: rebuild the model without the GGUF
     # quantization marker (transformers refuses to save a model flagged as GGUF-quantized).
     config = loaded.config
@@ -203,7 +219,9 @@ def _convert_builtin(name: str) -> Path:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "clinprompt_source.json").write_text(
-            json.dumps({"name": name, "package": spec.package, "gguf_file": spec.gguf_file}, indent=2)
+            json.dumps(
+                {"name": name, "package": spec.package, "gguf_file": spec.gguf_file}, indent=2
+            )
         )
     return target
 
@@ -256,7 +274,9 @@ def _resolve_path(name_or_path: str) -> tuple[str, str]:
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():
-            raise BackboneError(f"{path} is a directory but has no config.json; expected a Hugging Face model directory")
+            raise BackboneError(
+                f"{path} is a directory but has no config.json; expected a Hugging Face model directory"
+            )
         return path.name, str(path)
     if path.exists():
         raise BackboneError(f"{path} is a file; expected {_forms()}")
@@ -283,7 +303,9 @@ def load_backbone_config(name_or_path: str) -> Any:
         data = json.loads(path.read_text())
         model_type = data.get("model_type")
         if not model_type:
-            raise BackboneError(f"{path}: field 'model_type' is missing; expected a Hugging Face config.json")
+            raise BackboneError(
+                f"{path}: field 'model_type' is missing; expected a Hugging Face config.json"
+            )
         return AutoConfig.for_model(**data)
     if name_or_path == TINY_BACKBONE:
         from transformers import LlamaConfig
@@ -300,7 +322,9 @@ def fingerprint(model: PreTrainedModel, name: str) -> Fingerprint:
     """Architecture, sizes and a checksum of the (bf16-cast) input-embedding matrix."""
     config = model.config
     emb = model.get_input_embeddings().weight.detach()
-    digest = hashlib.sha256(emb.to(torch.bfloat16).view(torch.int16).cpu().numpy().tobytes()).hexdigest()
+    digest = hashlib.sha256(
+        emb.to(torch.bfloat16).view(torch.int16).cpu().numpy().tobytes()
+    ).hexdigest()
     arch = (getattr(config, "architectures", None) or [type(model).__name__])[0]
     return Fingerprint(
         name=name,
@@ -329,9 +353,16 @@ def prepare_tokenizer(tokenizer: Any) -> Any:
 def wrap_backbone(model: PreTrainedModel, tokenizer: Any, name: str) -> Backbone:
     """Freeze a loaded model and bundle it with its tokenizer and fingerprint."""
     if not hasattr(model, "get_output_embeddings") or model.get_output_embeddings() is None:
-        raise BackboneError(f"{name}: the model has no language-modelling head; expected a causal LM")
+        raise BackboneError(
+            f"{name}: the model has no language-modelling head; expected a causal LM"
+        )
     freeze(model)
-    return Backbone(model=model, tokenizer=prepare_tokenizer(tokenizer), fingerprint=fingerprint(model, name), name=name)
+    return Backbone(
+        model=model,
+        tokenizer=prepare_tokenizer(tokenizer),
+        fingerprint=fingerprint(model, name),
+        name=name,
+    )
 
 
 def load_backbone(
@@ -358,7 +389,9 @@ def load_backbone(
     dev, torch_dtype = resolve_device(device, dtype)
     config = AutoConfig.from_pretrained(target)
     archs = getattr(config, "architectures", None) or []
-    if archs and not any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in archs):
+    if archs and not any(
+        a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in archs
+    ):
         raise BackboneError(
             f"{name_or_path}: architectures {archs} have no causal-LM head; expected e.g. LlamaForCausalLM"
         )

@@ -12,7 +12,13 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["DEFAULT_PROMPT_TOKENS", "ParamRow", "backbone_parameter_count", "lora_parameter_count", "parameter_table"]
+__all__ = [
+    "DEFAULT_PROMPT_TOKENS",
+    "ParamRow",
+    "backbone_parameter_count",
+    "lora_parameter_count",
+    "parameter_table",
+]
 
 # The paper's prompt length; the CPU profile uses 50 (see configs/).
 DEFAULT_PROMPT_TOKENS = 100
@@ -44,14 +50,18 @@ def backbone_parameter_count(config: Any, model: nn.Module | None = None) -> int
     return sum(p.numel() for p in model.parameters())
 
 
-def lora_parameter_count(model: nn.Module, r: int = 8, targets: tuple[str, ...] = ("q_proj", "v_proj")) -> int:
+def lora_parameter_count(
+    model: nn.Module, r: int = 8, targets: tuple[str, ...] = ("q_proj", "v_proj")
+) -> int:
     """LoRA trainable parameters: r * (in + out) for every targeted linear layer."""
     total = 0
     for name, module in model.named_modules():
         if isinstance(module, nn.Linear) and name.rsplit(".", 1)[-1] in targets:
             total += r * (module.in_features + module.out_features)
     if total == 0:
-        raise ValueError(f"no linear layers named {list(targets)} in this model; pass the module names LoRA should target")
+        raise ValueError(
+            f"no linear layers named {list(targets)} in this model; pass the module names LoRA should target"
+        )
     return total
 
 
@@ -79,9 +89,23 @@ def parameter_table(
 
     rows = [
         row("prompt tuning (per task)", p * d, f"P x D = {p} x {d}"),
-        row("MPT source stage (shared + K factors)", p * d + k * factors, f"P x D + K (P R + R D), K={k}"),
-        row("MPT per target (P* + factors)", p * d + factors, "target adaptation trains P* and u, v"),
-        row("MPT per target (factors only)", factors, "P* frozen: what each extra task adds to a bank"),
-        row(f"LoRA r={lora_r} (q_proj, v_proj)", lora_parameter_count(model, lora_r), "PEFT LoRA baseline"),
+        row(
+            "MPT source stage (shared + K factors)",
+            p * d + k * factors,
+            f"P x D + K (P R + R D), K={k}",
+        ),
+        row(
+            "MPT per target (P* + factors)", p * d + factors, "target adaptation trains P* and u, v"
+        ),
+        row(
+            "MPT per target (factors only)",
+            factors,
+            "P* frozen: what each extra task adds to a bank",
+        ),
+        row(
+            f"LoRA r={lora_r} (q_proj, v_proj)",
+            lora_parameter_count(model, lora_r),
+            "PEFT LoRA baseline",
+        ),
     ]
     return rows, {"backbone_parameters": total, "hidden_size": d, "prompt_tokens": p}

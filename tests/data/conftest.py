@@ -16,7 +16,9 @@ def data_root() -> Path:
     """``$CLINPROMPT_DATA_ROOT`` else ``<repo>/../shared/data``; skips the test when it is absent."""
     root = Path(os.environ.get("CLINPROMPT_DATA_ROOT") or REPO.parent / "shared" / "data")
     if not root.is_dir():
-        pytest.skip(f"public datasets not found at {root} (set CLINPROMPT_DATA_ROOT to the folder holding them)")
+        pytest.skip(
+            f"public datasets not found at {root} (set CLINPROMPT_DATA_ROOT to the folder holding them)"
+        )
     return root
 
 

@@ -12,8 +12,13 @@ LEAK = "Amphotericin B induced seizures in a patient with AIDS and cryptococcal 
 
 def _fake(task: str):
     if task == "src":
-        return {"train": [{"id": "s1", "text": LEAK.upper()}, {"id": "s2", "text": "Unrelated sentence about gene expression in yeast cells."}],
-                "test": [{"id": "s3", "text": "Prior text. " + LEAK + " More text follows here."}]}
+        return {
+            "train": [
+                {"id": "s1", "text": LEAK.upper()},
+                {"id": "s2", "text": "Unrelated sentence about gene expression in yeast cells."},
+            ],
+            "test": [{"id": "s3", "text": "Prior text. " + LEAK + " More text follows here."}],
+        }
     return {"test": [{"id": "t1", "text": LEAK}]}
 
 

@@ -50,7 +50,7 @@ def _check_spans(record: dict[str, Any], types: tuple[str, ...]) -> None:
     text = record["text"]
     for e in record["entities"]:
         assert 0 <= e["start"] < e["end"] <= len(text), record["id"]
-        assert text[e["start"]:e["end"]] == e["text"], record["id"]
+        assert text[e["start"] : e["end"]] == e["text"], record["id"]
         if types:
             assert e["type"] in types, (record["id"], e["type"])
 
@@ -69,7 +69,9 @@ def _check(name: str, splits: dict[str, list[dict[str, Any]]]) -> None:
                 ids = {e["id"] for e in r["entities"]}
                 assert len(ids) == len(r["entities"])
                 for rel in r["relations"]:
-                    assert rel["head"] in ids and rel["tail"] in ids and rel["type"] in spec.labels, r["id"]
+                    assert (
+                        rel["head"] in ids and rel["tail"] in ids and rel["type"] in spec.labels
+                    ), r["id"]
             elif spec.task_type == "qa":
                 assert r["question"].strip()
                 if "options" in r:
@@ -77,7 +79,9 @@ def _check(name: str, splits: dict[str, list[dict[str, Any]]]) -> None:
                 else:
                     assert r["answer"]
             elif spec.task_type == "nli":
-                assert r["premise"].strip() and r["hypothesis"].strip() and r["label"] in spec.labels
+                assert (
+                    r["premise"].strip() and r["hypothesis"].strip() and r["label"] in spec.labels
+                )
             else:
                 assert r["source"].strip() and r["summary"].strip()
 
@@ -97,7 +101,10 @@ def _bc5cdr(splits):
     r = splits["train"][0]
     assert r["text"].startswith("Selegiline - induced postural hypotension")
     assert " ".join(r["tokens"]) == r["text"] and len(r["tags"]) == len(r["tokens"])
-    assert [(e["text"], e["type"]) for e in r["entities"]][:2] == [("Selegiline", "Chemical"), ("postural hypotension", "Disease")]
+    assert [(e["text"], e["type"]) for e in r["entities"]][:2] == [
+        ("Selegiline", "Chemical"),
+        ("postural hypotension", "Disease"),
+    ]
 
 
 def _bc2gm(splits):
@@ -107,9 +114,17 @@ def _bc2gm(splits):
 
 def _ddi_re(splits):
     (r,) = [r for r in splits["train"] + splits["dev"] if r["id"] == "DDI-DrugBank.d216.s16"]
-    (e2,) = [e for e in r["entities"] if e["id"] == "e2"]  # the erratum: a discontinuous, corrected mention
-    assert e2["text"] == "(R)- or (S)-warfarin" and e2["mention"] == "(R)-warfarin" and e2["fragments"] == [[96, 100], [108, 116]]
-    assert not any(r["id"] == "DDI-DrugBank.d236.s29" for s in splits.values() for r in s)  # untyped DDI left out
+    (e2,) = [
+        e for e in r["entities"] if e["id"] == "e2"
+    ]  # the erratum: a discontinuous, corrected mention
+    assert (
+        e2["text"] == "(R)- or (S)-warfarin"
+        and e2["mention"] == "(R)-warfarin"
+        and e2["fragments"] == [[96, 100], [108, 116]]
+    )
+    assert not any(
+        r["id"] == "DDI-DrugBank.d236.s29" for s in splits.values() for r in s
+    )  # untyped DDI left out
     assert all(len(r["entities"]) >= 2 for s in splits.values() for r in s)
     documents = [{r["document"] for r in splits[s]} for s in ("train", "dev")]
     assert not documents[0] & documents[1]
@@ -119,7 +134,11 @@ def _ade(splits):
     r = next(r for r in splits["train"] + splits["dev"] + splits["test"] if r["id"] == "10030778-0")
     assert r["text"] == "Intravenous azithromycin-induced ototoxicity."
     assert r["relations"] == [{"head": "T1", "tail": "T2", "type": "causes"}]
-    assert {e["type"] for s in splits.values() for r in s for e in r["entities"]} == {"Drug", "AdverseEffect", "Dose"}
+    assert {e["type"] for s in splits.values() for r in s for e in r["entities"]} == {
+        "Drug",
+        "AdverseEffect",
+        "Dose",
+    }
     pmids = [{r["pmid"] for r in splits[s]} for s in ("train", "dev", "test")]
     assert not (pmids[0] & pmids[1] or pmids[0] & pmids[2] or pmids[1] & pmids[2])
 
@@ -135,12 +154,16 @@ def _biored_re(splits):
     r = next(r for r in splits["train"] if r["id"] == "10491763")
     hnf6 = next(e for e in r["entities"] if e["id"] == "3175")
     assert hnf6["text"] == "Hepatocyte nuclear factor-6" and len(hnf6["mentions"]) > 1
-    assert {"head": "3175", "tail": "D003924", "type": "Association", "novel": False} in r["relations"]
+    assert {"head": "3175", "tail": "D003924", "type": "Association", "novel": False} in r[
+        "relations"
+    ]
 
 
 def _pubmedqa(splits):
     assert splits["test"][0]["options"] == {"A": "yes", "B": "no", "C": "maybe"}
-    assert {r["id"] for r in splits["test"]}.isdisjoint(r["id"] for r in splits["train"] + splits["dev"])
+    assert {r["id"] for r in splits["test"]}.isdisjoint(
+        r["id"] for r in splits["train"] + splits["dev"]
+    )
 
 
 def _covid(splits):
@@ -157,17 +180,32 @@ def _mediqa_oe(splits):
 
 def _nli4ct(splits):
     comparison = next(r for r in splits["test"] if r["type"] == "Comparison")
-    assert comparison["premise"].startswith("Primary trial:\n") and "\n\nSecondary trial:\n" in comparison["premise"]
+    assert (
+        comparison["premise"].startswith("Primary trial:\n")
+        and "\n\nSecondary trial:\n" in comparison["premise"]
+    )
 
 
-SPOT_CHECKS = {"bc5cdr_ner": _bc5cdr, "bc2gm_ner": _bc2gm, "ddi2013_re": _ddi_re, "ade_corpus_v2": _ade, "chemprot": _chemprot,
-               "biored_re": _biored_re, "pubmedqa": _pubmedqa, "covid_qa": _covid, "mediqa_oe": _mediqa_oe, "nli4ct": _nli4ct}
+SPOT_CHECKS = {
+    "bc5cdr_ner": _bc5cdr,
+    "bc2gm_ner": _bc2gm,
+    "ddi2013_re": _ddi_re,
+    "ade_corpus_v2": _ade,
+    "chemprot": _chemprot,
+    "biored_re": _biored_re,
+    "pubmedqa": _pubmedqa,
+    "covid_qa": _covid,
+    "mediqa_oe": _mediqa_oe,
+    "nli4ct": _nli4ct,
+}
 
 
 @pytest.mark.data
 def test_seeded_dataset_split_is_deterministic(data_root: Path) -> None:
     first, again = load_splits("medqa_usmle", data_root), load_splits("medqa_usmle", data_root)
-    assert {s: [r["id"] for r in v] for s, v in first.items()} == {s: [r["id"] for r in v] for s, v in again.items()}
+    assert {s: [r["id"] for r in v] for s, v in first.items()} == {
+        s: [r["id"] for r in v] for s, v in again.items()
+    }
 
 
 def test_missing_data_root_is_a_clear_error(tmp_path: Path) -> None:
@@ -183,7 +221,9 @@ def test_seeded_split_is_deterministic_disjoint_and_complete() -> None:
     ratios = {"train": 0.8, "dev": 0.1, "test": 0.1}
     a = seeded_split(records, ratios, seed=7)
     b = seeded_split(list(reversed(records)), ratios, seed=7)  # input order does not matter
-    assert {k: sorted(r["id"] for r in v) for k, v in a.items()} == {k: sorted(r["id"] for r in v) for k, v in b.items()}
+    assert {k: sorted(r["id"] for r in v) for k, v in a.items()} == {
+        k: sorted(r["id"] for r in v) for k, v in b.items()
+    }
     assert [len(a[k]) for k in ratios] == [800, 100, 100]
     ids = [r["id"] for v in a.values() for r in v]
     assert sorted(ids) == sorted(r["id"] for r in records)
@@ -197,7 +237,9 @@ def test_seeded_split_keeps_groups_together_and_order() -> None:
     assert not {r["doc"] for r in parts["train"]} & {r["doc"] for r in parts["test"]}
     assert parts["train"] == sorted(parts["train"], key=lambda r: int(r["id"][1:]))
     blocks = split_by_blocks(records, {"train": 0.9, "dev": 0.1}, block=10)
-    assert len(blocks["dev"]) == 20 and all(int(r["id"][1:]) // 10 == int(blocks["dev"][0]["id"][1:]) // 10 for r in blocks["dev"][:10])
+    assert len(blocks["dev"]) == 20 and all(
+        int(r["id"][1:]) // 10 == int(blocks["dev"][0]["id"][1:]) // 10 for r in blocks["dev"][:10]
+    )
 
 
 def test_seeded_split_rejects_bad_ratios() -> None:
@@ -211,19 +253,28 @@ def test_seeded_split_rejects_bad_ratios() -> None:
 
 
 def test_iob_sample_asset(assets: Path) -> None:
-    records = read_iob(assets / "iob" / "sample.tsv", {"Chemical": "Chemical", "Disease": "Disease"})
+    records = read_iob(
+        assets / "iob" / "sample.tsv", {"Chemical": "Chemical", "Disease": "Disease"}
+    )
     assert [r["text"] for r in records] == ["Aspirin relieves head pain .", "No findings"]
     assert [(e["start"], e["end"], e["type"], e["text"]) for e in records[0]["entities"]] == [
-        (0, 7, "Chemical", "Aspirin"), (17, 26, "Disease", "head pain")]
+        (0, 7, "Chemical", "Aspirin"),
+        (17, 26, "Disease", "head pain"),
+    ]
 
 
-@pytest.mark.parametrize(("content", "line", "message"), [
-    ("a\tO\nb\tI-Gene\n", 2, "follows O"),
-    ("a\tB-Gene\nb\tI-Drug\n", 2, "type in"),
-    ("a\tO\n\nb O\n", 3, "token<TAB>tag"),
-    ("a\tX-Gene\n", 1, "expected O or B-/I-"),
-])
-def test_malformed_iob_names_file_and_line(tmp_path: Path, content: str, line: int, message: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "line", "message"),
+    [
+        ("a\tO\nb\tI-Gene\n", 2, "follows O"),
+        ("a\tB-Gene\nb\tI-Drug\n", 2, "type in"),
+        ("a\tO\n\nb O\n", 3, "token<TAB>tag"),
+        ("a\tX-Gene\n", 1, "expected O or B-/I-"),
+    ],
+)
+def test_malformed_iob_names_file_and_line(
+    tmp_path: Path, content: str, line: int, message: str
+) -> None:
     path = tmp_path / "bad.tsv"
     path.write_text(content)
     with pytest.raises(NativeFormatError, match=message) as err:
@@ -247,7 +298,9 @@ def test_bad_encoding_and_empty_files_are_errors(tmp_path: Path) -> None:
 def test_ctparser_offsets_are_checked(tmp_path: Path) -> None:
     path = tmp_path / "ct.tsv"
     path.write_text("1:9:chronic_disease\tepilepsy\n")
-    assert read_ctparser(path)[0]["entities"] == [{"start": 0, "end": 8, "type": "chronic_disease", "text": "epilepsy"}]
+    assert read_ctparser(path)[0]["entities"] == [
+        {"start": 0, "end": 8, "type": "chronic_disease", "text": "epilepsy"}
+    ]
     path.write_text("1:9:chronic_disease\tepilepsy\n1:40:cancer\tcancer\n")
     with pytest.raises(NativeFormatError, match=r"ct\.tsv:2: field 'spans'.*outside"):
         read_ctparser(path)
@@ -259,10 +312,15 @@ def test_ctparser_offsets_are_checked(tmp_path: Path) -> None:
 def test_chemprot_markers(tmp_path: Path) -> None:
     text, entities = strip_markers("<< EGFR >> is blocked by [[ gefitinib ]] (x >> y).")
     assert text == "EGFR is blocked by gefitinib (x >> y)."
-    assert [(text[e["start"]:e["end"]], e["id"]) for e in entities] == [("EGFR", "T1"), ("gefitinib", "T2")]
+    assert [(text[e["start"] : e["end"]], e["id"]) for e in entities] == [
+        ("EGFR", "T1"),
+        ("gefitinib", "T2"),
+    ]
     path = tmp_path / "train.txt"
     path.write_text('{"text": "<< a >> b", "label": "INHIBITOR", "metadata": []}\n')
-    with pytest.raises(NativeFormatError, match=r"train\.txt:1: field 'text': expected exactly one '\[\['"):
+    with pytest.raises(
+        NativeFormatError, match=r"train\.txt:1: field 'text': expected exactly one '\[\['"
+    ):
         read_chemprot(path, "train")
 
 
@@ -279,7 +337,9 @@ def test_user_jsonl_config_registers_with_resolved_paths(assets: Path) -> None:
 
 def test_user_config_errors_name_file_line_and_field(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text("name: Bad Name\ntask_type: nerr\nsplits: {train: nowhere.jsonl, validation: x.jsonl}\ninstrucion: hi\n")
+    path.write_text(
+        "name: Bad Name\ntask_type: nerr\nsplits: {train: nowhere.jsonl, validation: x.jsonl}\ninstrucion: hi\n"
+    )
     with pytest.raises(RecordError) as err:
         load_dataset_config(path)
     message = str(err.value)

@@ -29,7 +29,9 @@ def _round_trip(name: str, splits: dict) -> None:
             preds.append(parsed.prediction)
         metrics = task.score(sample, preds, spec)
         primary = task.primary_metric(spec)
-        assert metrics[primary] == pytest.approx(1.0), f"{name}/{split}: {primary}={metrics[primary]}"
+        assert metrics[primary] == pytest.approx(1.0), (
+            f"{name}/{split}: {primary}={metrics[primary]}"
+        )
         assert metrics.get("unparseable", 0) == 0
 
 

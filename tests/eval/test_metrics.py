@@ -28,15 +28,21 @@ def test_entity_f1_strict_and_lenient():
     gold = [[(0, 5, "A"), (10, 15, "B")]]
     pred = [[(0, 5, "A"), (10, 14, "B"), (20, 25, "A")]]
     # strict: tp 1 of 3 predicted, 2 gold → P 1/3, R 1/2, F1 0.4
-    assert entity_f1(gold, pred, "strict") == pytest.approx({"precision": 1 / 3, "recall": 0.5, "f1": 0.4})
+    assert entity_f1(gold, pred, "strict") == pytest.approx(
+        {"precision": 1 / 3, "recall": 0.5, "f1": 0.4}
+    )
     # lenient: (10,14,B) overlaps (10,15,B) → tp 2 → P 2/3, R 1, F1 0.8
-    assert entity_f1(gold, pred, "lenient") == pytest.approx({"precision": 2 / 3, "recall": 1.0, "f1": 0.8})
+    assert entity_f1(gold, pred, "lenient") == pytest.approx(
+        {"precision": 2 / 3, "recall": 1.0, "f1": 0.8}
+    )
 
 
 def test_lenient_each_gold_matched_once_and_type_must_agree():
     gold = [[(0, 10, "A")]]
     pred = [[(0, 3, "A"), (5, 8, "A"), (0, 10, "B")]]
-    assert entity_f1(gold, pred, "lenient") == pytest.approx({"precision": 1 / 3, "recall": 1.0, "f1": 0.5})
+    assert entity_f1(gold, pred, "lenient") == pytest.approx(
+        {"precision": 1 / 3, "recall": 1.0, "f1": 0.5}
+    )
     # touching spans do not overlap (end is exclusive)
     assert entity_f1([[(0, 5, "A")]], [[(5, 9, "A")]], "lenient")["f1"] == 0.0
 
@@ -93,7 +99,9 @@ def test_rouge_with_stemming():
     # cats→cat, running/runs→run: unigram overlap 2, P 2/3, R 2/4 → F 4/7; no shared bigram.
     scores = rouge(["a cat runs"], ["the cats are running"])
     assert scores == pytest.approx({"rouge1": 4 / 7, "rouge2": 0.0, "rougeL": 4 / 7})
-    assert rouge(["same text here"], ["same text here"]) == pytest.approx({"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0})
+    assert rouge(["same text here"], ["same text here"]) == pytest.approx(
+        {"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0}
+    )
     # mean over examples; None scores 0; best of several references
     assert rouge([None, "a b"], ["a b", ["x", "a b"]])["rougeL"] == pytest.approx(0.5)
     assert rouge([], []) == {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}

@@ -24,7 +24,6 @@ OVERRIDES = [
 ]
 
 
-
 @pytest.fixture(scope="module")
 def adapted(tiny, tmp_path_factory):
     path = tmp_path_factory.mktemp("adapt")

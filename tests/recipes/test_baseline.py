@@ -23,7 +23,6 @@ OVERRIDES = [
 ]
 
 
-
 @pytest.fixture(scope="module")
 def baselines(tiny, tmp_path_factory):
     path = tmp_path_factory.mktemp("baselines")

@@ -25,7 +25,6 @@ OVERRIDES = [
 ]
 
 
-
 def _args(path, *extra):
     return load_config("smoke", [f"output_dir={path}", *OVERRIDES, *extra])
 

@@ -16,7 +16,13 @@ from clinprompt.recipes.run import run_experiment
 from clinprompt.serve.app import create_app
 from clinprompt.serve.engine import EngineArgs, Limits, ServeEngine
 
-ANSWER_FIELDS = {"ner": ("entities",), "re": ("relations",), "qa": ("answer",), "nli": ("label",), "sum": ("summary",)}
+ANSWER_FIELDS = {
+    "ner": ("entities",),
+    "re": ("relations",),
+    "qa": ("answer",),
+    "nli": ("label",),
+    "sum": ("summary",),
+}
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +63,16 @@ def test_trained_bank_serves_mixed_concurrent_requests(tiny, trained):
     client = TestClient(create_app(engine))
     requests = [(t, _inputs(t)) for t in targets for _ in range(2)]
     with client:
+
         def send(req):
             task, inputs = req
-            return task, inputs, client.post("/v1/predict", json={"task": task, "inputs": inputs, "max_new_tokens": 12})
+            return (
+                task,
+                inputs,
+                client.post(
+                    "/v1/predict", json={"task": task, "inputs": inputs, "max_new_tokens": 12}
+                ),
+            )
 
         with ThreadPoolExecutor(max_workers=len(requests)) as pool:
             answers = list(pool.map(send, requests))
@@ -74,4 +87,6 @@ def test_trained_bank_serves_mixed_concurrent_requests(tiny, trained):
         for inp, out in zip(inputs, body["outputs"], strict=True):
             assert out["id"] == inp["id"]
             _check(spec.task_type, spec, inp, out)
-    assert set(targets) <= {t["name"] for t in (tasks["tasks"] if isinstance(tasks, dict) else tasks)}
+    assert set(targets) <= {
+        t["name"] for t in (tasks["tasks"] if isinstance(tasks, dict) else tasks)
+    }

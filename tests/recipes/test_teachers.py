@@ -14,7 +14,6 @@ from clinprompt.recipes.teachers import parse_shard, train_teachers
 SOURCES = "data.sources=[syn_med_ner,syn_ade_re]"
 
 
-
 def _args(tmp_path, *extra):
     return load_config(
         "smoke",

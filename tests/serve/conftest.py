@@ -54,9 +54,19 @@ def make_bank(path, tiny, seed: int = 0) -> PromptBank:  # tiny: any Backbone
     """Three tasks: two factor tasks on P* (one free-text, one with labels) and a single prompt."""
     gen = torch.Generator().manual_seed(seed)
     d = tiny.hidden_size
-    bank = PromptBank.create(path, tiny.fingerprint, prompt_tokens=P, rank=1, shared=torch.randn(P, d, generator=gen))
-    bank.add_factors(TaskEntry("notes", "echo", "factors"), torch.randn(P, 1, generator=gen), torch.randn(1, d, generator=gen))
-    bank.add_factors(TaskEntry("triage", "echo", "factors", labels=["urgent", "routine"]), torch.randn(P, 1, generator=gen), torch.randn(1, d, generator=gen))
+    bank = PromptBank.create(
+        path, tiny.fingerprint, prompt_tokens=P, rank=1, shared=torch.randn(P, d, generator=gen)
+    )
+    bank.add_factors(
+        TaskEntry("notes", "echo", "factors"),
+        torch.randn(P, 1, generator=gen),
+        torch.randn(1, d, generator=gen),
+    )
+    bank.add_factors(
+        TaskEntry("triage", "echo", "factors", labels=["urgent", "routine"]),
+        torch.randn(P, 1, generator=gen),
+        torch.randn(1, d, generator=gen),
+    )
     bank.add_prompt(TaskEntry("teacher", "echo", "prompt"), torch.randn(P, d, generator=gen))
     return bank
 

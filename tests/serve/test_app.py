@@ -26,14 +26,28 @@ def _client(lively, bank, limits=None, args=None, api_key=None):
 def _direct_generation(lively, bank, task, text, n):
     tok = lively.tokenizer
     ids = encode_prompt(tok, Example("Repeat the text.\n\n", text, ""))
-    out = greedy_generate(lively.model, bank.task_prompt(task).unsqueeze(0), [ids], n, tok.eos_token_id, tok.pad_token_id)
+    out = greedy_generate(
+        lively.model,
+        bank.task_prompt(task).unsqueeze(0),
+        [ids],
+        n,
+        tok.eos_token_id,
+        tok.pad_token_id,
+    )
     return tok.decode(out[0], skip_special_tokens=True).strip()
 
 
 def test_predict_generates_what_the_engine_generates(lively, bank):
     _, client = _client(lively, bank)
     with client:
-        r = client.post("/v1/predict", json={"task": "notes", "inputs": [{"text": "BP 120/80."}, {"id": "x7", "text": "Hb 9.8"}], "max_new_tokens": 6})
+        r = client.post(
+            "/v1/predict",
+            json={
+                "task": "notes",
+                "inputs": [{"text": "BP 120/80."}, {"id": "x7", "text": "Hb 9.8"}],
+                "max_new_tokens": 6,
+            },
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["task"] == "notes" and body["task_type"] == "echo"
@@ -41,31 +55,60 @@ def test_predict_generates_what_the_engine_generates(lively, bank):
         assert first["id"] == "0" and second["id"] == "x7"
         assert first["mode"] == "generate" and first["scores"] is None and first["parsed_ok"]
         assert first["generation"] == _direct_generation(lively, bank, "notes", "BP 120/80.", 6)
-        assert first["prediction"] == {"id": "0", "answer": first["generation"]}  # inputs are not echoed
+        assert first["prediction"] == {
+            "id": "0",
+            "answer": first["generation"],
+        }  # inputs are not echoed
 
 
 def test_classification_scores_candidates(lively, bank):
     _, client = _client(lively, bank)
     with client:
-        r = client.post("/v1/predict", json={"task": "triage", "inputs": [{"text": "Chest pain at rest."}]})
+        r = client.post(
+            "/v1/predict", json={"task": "triage", "inputs": [{"text": "Chest pain at rest."}]}
+        )
         assert r.status_code == 200, r.text
         out = r.json()["outputs"][0]
         assert out["mode"] == "score" and set(out["scores"]) == {"urgent", "routine"}
         tok = lively.tokenizer
         ids = encode_prompt(tok, Example("Repeat the text.\n\n", "Chest pain at rest.", ""))
-        expected = option_logprobs(lively.model, bank.task_prompt("triage").unsqueeze(0), [ids], [encode_options(tok, ["urgent", "routine"])])[0]
-        assert [out["scores"]["urgent"], out["scores"]["routine"]] == pytest.approx(expected, abs=1e-4)
+        expected = option_logprobs(
+            lively.model,
+            bank.task_prompt("triage").unsqueeze(0),
+            [ids],
+            [encode_options(tok, ["urgent", "routine"])],
+        )[0]
+        assert [out["scores"]["urgent"], out["scores"]["routine"]] == pytest.approx(
+            expected, abs=1e-4
+        )
         assert out["generation"] == max(out["scores"], key=out["scores"].get)
-        forced = client.post("/v1/predict", json={"task": "triage", "inputs": [{"text": "x"}], "mode": "generate", "max_new_tokens": 2}).json()
+        forced = client.post(
+            "/v1/predict",
+            json={
+                "task": "triage",
+                "inputs": [{"text": "x"}],
+                "mode": "generate",
+                "max_new_tokens": 2,
+            },
+        ).json()
         assert forced["outputs"][0]["mode"] == "generate"
-        r = client.post("/v1/predict", json={"task": "notes", "inputs": [{"text": "x"}], "mode": "score"})
+        r = client.post(
+            "/v1/predict", json={"task": "notes", "inputs": [{"text": "x"}], "mode": "score"}
+        )
         assert r.status_code == 422 and r.json()["error"]["code"] == "not_scorable"
 
 
 def test_mixed_task_batch_equals_separate_batches(lively, bank):
     engine = ServeEngine(lively, bank.path)
-    reqs = [("notes", "Warfarin and aspirin."), ("teacher", "Hb 9.8 g/dL today."), ("triage", "Fever."), ("notes", "BP 120/80.")]
-    items = [it for task, text in reqs for it in engine.prepare(task, [{"text": text}], max_new_tokens=5)]
+    reqs = [
+        ("notes", "Warfarin and aspirin."),
+        ("teacher", "Hb 9.8 g/dL today."),
+        ("triage", "Fever."),
+        ("notes", "BP 120/80."),
+    ]
+    items = [
+        it for task, text in reqs for it in engine.prepare(task, [{"text": text}], max_new_tokens=5)
+    ]
     engine.run_batch(items)  # one mixed batch (generation rows and scoring rows)
     mixed = [it.future.result(0) for it in items]
     for (task, text), got in zip(reqs, mixed, strict=True):
@@ -82,9 +125,19 @@ def test_concurrent_requests_are_micro_batched(lively, bank):
     engine, client = _client(lively, bank, args=EngineArgs(max_batch=8, wait_ms=300))
     codes = []
     with client:
+
         def send(task):
-            codes.append(client.post("/v1/predict", json={"task": task, "inputs": [{"text": "Aspirin."}], "max_new_tokens": 3}).status_code)
-        threads = [threading.Thread(target=send, args=(t,)) for t in ("notes", "teacher", "notes", "triage")]
+            codes.append(
+                client.post(
+                    "/v1/predict",
+                    json={"task": task, "inputs": [{"text": "Aspirin."}], "max_new_tokens": 3},
+                ).status_code
+            )
+
+        threads = [
+            threading.Thread(target=send, args=(t,))
+            for t in ("notes", "teacher", "notes", "triage")
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -107,7 +160,11 @@ def test_errors_are_json_and_the_server_keeps_serving(lively, bank):
             ({"task": "notes", "inputs": [{"txt": "x"}]}, 422, "invalid_input"),
             ({"task": "notes", "inputs": "x"}, 422, "invalid_request"),
             ({"task": 3, "inputs": [1]}, 422, "invalid_request"),
-            ({"task": "notes", "inputs": [{"text": "x"}], "max_new_tokens": 99}, 422, "max_new_tokens"),
+            (
+                {"task": "notes", "inputs": [{"text": "x"}], "max_new_tokens": 99},
+                422,
+                "max_new_tokens",
+            ),
         ]
         for body, status, code in cases:
             r = client.post("/v1/predict", json=body)
@@ -119,7 +176,9 @@ def test_errors_are_json_and_the_server_keeps_serving(lively, bank):
         assert "notes, triage, teacher" in r.json()["error"]["message"]
         r = client.post("/v1/predict", json={"task": "notes", "inputs": [{"text": "a"}] * 3})
         assert r.json()["error"]["limit"] == "max_inputs" and r.json()["error"]["value"] == 2
-        r = client.post("/v1/predict", content=b"{not json", headers={"content-type": "application/json"})
+        r = client.post(
+            "/v1/predict", content=b"{not json", headers={"content-type": "application/json"}
+        )
         assert r.status_code == 422 and "JSON" in r.json()["error"]["message"]
         assert client.post("/v1/predict", json=ok).status_code == 200
 
@@ -127,11 +186,17 @@ def test_errors_are_json_and_the_server_keeps_serving(lively, bank):
 def test_queue_depth_and_timeout_limits(lively, bank):
     _, client = _client(lively, bank, limits=Limits(max_queue=1))
     with client:
-        r = client.post("/v1/predict", json={"task": "notes", "inputs": [{"text": "a"}, {"text": "b"}]})
+        r = client.post(
+            "/v1/predict", json={"task": "notes", "inputs": [{"text": "a"}, {"text": "b"}]}
+        )
         assert r.status_code == 429 and r.json()["error"]["limit"] == "max_queue"
-    engine, client = _client(lively, bank, limits=Limits(request_timeout_s=0.05), args=EngineArgs(wait_ms=1000))
+    engine, client = _client(
+        lively, bank, limits=Limits(request_timeout_s=0.05), args=EngineArgs(wait_ms=1000)
+    )
     with client:
-        r = client.post("/v1/predict", json={"task": "notes", "inputs": [{"text": "a"}], "max_new_tokens": 2})
+        r = client.post(
+            "/v1/predict", json={"task": "notes", "inputs": [{"text": "a"}], "max_new_tokens": 2}
+        )
         assert r.status_code == 503 and r.json()["error"]["limit"] == "request_timeout_s"
     assert engine.queue_depth() == 0
 

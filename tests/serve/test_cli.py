@@ -21,7 +21,9 @@ def bank(tmp_path, tiny):
 def test_serve_binds_loopback_and_reads_the_key_from_the_environment(monkeypatch, bank):
     seen = {}
     monkeypatch.setattr("uvicorn.run", lambda fastapi_app, **kw: seen.update(app=fastapi_app, **kw))
-    result = CliRunner().invoke(app, ["serve", "--bank", str(bank.path), "--watch", "0"], env={serve_cli.API_KEY_ENV: "k1"})
+    result = CliRunner().invoke(
+        app, ["serve", "--bank", str(bank.path), "--watch", "0"], env={serve_cli.API_KEY_ENV: "k1"}
+    )
     assert result.exit_code == 0, result.output
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8000
     with TestClient(seen["app"]) as client:
@@ -31,7 +33,11 @@ def test_serve_binds_loopback_and_reads_the_key_from_the_environment(monkeypatch
 
 def test_serve_warns_on_a_public_address_without_a_key(monkeypatch, bank):
     monkeypatch.setattr("uvicorn.run", lambda *a, **kw: None)
-    result = CliRunner().invoke(app, ["serve", "--bank", str(bank.path), "--host", "0.0.0.0", "--watch", "0"], env={serve_cli.API_KEY_ENV: ""})
+    result = CliRunner().invoke(
+        app,
+        ["serve", "--bank", str(bank.path), "--host", "0.0.0.0", "--watch", "0"],
+        env={serve_cli.API_KEY_ENV: ""},
+    )
     assert result.exit_code == 0 and "exposes the server" in result.output
 
 
@@ -44,4 +50,8 @@ def test_serve_errors_before_loading_anything(tmp_path):
 
 def test_build_server_defaults_to_the_banks_backbone(bank):
     _, engine = build_server(bank.path, watch=0)
-    assert engine.backbone.name == "tiny-llama" and engine.table.names() == ["notes", "triage", "teacher"]
+    assert engine.backbone.name == "tiny-llama" and engine.table.names() == [
+        "notes",
+        "triage",
+        "teacher",
+    ]

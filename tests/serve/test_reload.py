@@ -16,12 +16,17 @@ from clinprompt.serve.engine import EngineArgs, ServeEngine
 def test_reload_endpoint_adds_a_task(lively, bank):
     engine = ServeEngine(lively, bank.path, args=EngineArgs(wait_ms=1))
     with TestClient(create_app(engine)) as client:
-        assert client.post("/v1/predict", json={"task": "late", "inputs": [{"text": "x"}]}).status_code == 404
+        assert (
+            client.post("/v1/predict", json={"task": "late", "inputs": [{"text": "x"}]}).status_code
+            == 404
+        )
         bank.add_prompt(TaskEntry("late", "echo", "prompt"), torch.randn(4, 64))
         r = client.post("/v1/admin/reload")
         assert r.status_code == 200 and r.json()["added"] == ["late"] and r.json()["removed"] == []
         assert "late" in [t["name"] for t in client.get("/v1/tasks").json()["tasks"]]
-        r = client.post("/v1/predict", json={"task": "late", "inputs": [{"text": "x"}], "max_new_tokens": 3})
+        r = client.post(
+            "/v1/predict", json={"task": "late", "inputs": [{"text": "x"}], "max_new_tokens": 3}
+        )
         assert r.status_code == 200
         bank.add_prompt(TaskEntry("late", "echo", "prompt"), torch.randn(4, 64), replace=True)
         assert client.post("/v1/admin/reload").json()["changed"] == ["late"]

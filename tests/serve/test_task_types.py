@@ -13,17 +13,29 @@ from clinprompt.serve.app import create_app
 from clinprompt.serve.engine import EngineArgs, ServeEngine
 
 pytestmark = pytest.mark.skipif(
-    not all(has_task_type(t) for t in ("ner", "re", "qa", "nli", "sum")), reason="the five task types are not registered yet"
+    not all(has_task_type(t) for t in ("ner", "re", "qa", "nli", "sum")),
+    reason="the five task types are not registered yet",
 )
 
 NLI = ["entailment", "neutral", "contradiction"]
 TEXT = "Started metformin 500 mg for type 2 diabetes."
 INPUTS = {
     "ner_task": {"text": TEXT},
-    "re_task": {"text": "Severe hepatotoxicity developed after ketoconazole.",
-                "entities": [{"id": "T1", "start": 7, "end": 21, "type": "AdverseEffect"}, {"id": "T2", "start": 38, "end": 50, "type": "Drug"}]},
-    "qa_task": {"question": "First-line drug for type 2 diabetes?", "options": {"A": "Metformin", "B": "Insulin"}},
-    "nli_task": {"premise": "The patient denies chest pain.", "hypothesis": "The patient has chest pain."},
+    "re_task": {
+        "text": "Severe hepatotoxicity developed after ketoconazole.",
+        "entities": [
+            {"id": "T1", "start": 7, "end": 21, "type": "AdverseEffect"},
+            {"id": "T2", "start": 38, "end": 50, "type": "Drug"},
+        ],
+    },
+    "qa_task": {
+        "question": "First-line drug for type 2 diabetes?",
+        "options": {"A": "Metformin", "B": "Insulin"},
+    },
+    "nli_task": {
+        "premise": "The patient denies chest pain.",
+        "hypothesis": "The patient has chest pain.",
+    },
     "sum_task": {"source": "FINDINGS: No acute cardiopulmonary process."},
 }
 
@@ -34,7 +46,10 @@ def typed_bank(tmp_path, lively):
     bank = PromptBank.create(tmp_path / "typed", lively.fingerprint, P)
     labels = {"ner": ["Drug", "Problem"], "re": ["causes"], "nli": NLI, "qa": [], "sum": []}
     for i, (ttype, lab) in enumerate(labels.items()):
-        bank.add_prompt(TaskEntry(f"{ttype}_task", ttype, "prompt", labels=lab), torch.randn(P, d, generator=torch.Generator().manual_seed(i)))
+        bank.add_prompt(
+            TaskEntry(f"{ttype}_task", ttype, "prompt", labels=lab),
+            torch.randn(P, d, generator=torch.Generator().manual_seed(i)),
+        )
     return bank
 
 
@@ -42,16 +57,24 @@ def test_every_task_type_answers_with_its_fields(lively, typed_bank):
     engine = ServeEngine(lively, typed_bank.path, args=EngineArgs(wait_ms=1))
     with TestClient(create_app(engine)) as client:
         tasks = {t["name"]: t for t in client.get("/v1/tasks").json()["tasks"]}
-        assert tasks["nli_task"]["input_fields"] == {"premise": "string (required)", "hypothesis": "string (required)"}
+        assert tasks["nli_task"]["input_fields"] == {
+            "premise": "string (required)",
+            "hypothesis": "string (required)",
+        }
         out = {}
         for task, record in INPUTS.items():
-            r = client.post("/v1/predict", json={"task": task, "inputs": [record], "max_new_tokens": 8})
+            r = client.post(
+                "/v1/predict", json={"task": task, "inputs": [record], "max_new_tokens": 8}
+            )
             assert r.status_code == 200, r.text
             out[task] = r.json()["outputs"][0]
     assert isinstance(out["ner_task"]["prediction"]["entities"], list)
     assert isinstance(out["re_task"]["prediction"]["relations"], list)
     assert "entities" not in out["re_task"]["prediction"]  # given entities are not echoed back
-    assert out["qa_task"]["mode"] == "score" and out["qa_task"]["prediction"]["answer"] in ("A", "B")
+    assert out["qa_task"]["mode"] == "score" and out["qa_task"]["prediction"]["answer"] in (
+        "A",
+        "B",
+    )
     assert out["nli_task"]["mode"] == "score" and out["nli_task"]["prediction"]["label"] in NLI
     assert set(out["nli_task"]["scores"]) == set(NLI)
     assert isinstance(out["sum_task"]["prediction"]["summary"], str)

@@ -23,7 +23,9 @@ def test_vllm_engine_matches_hf_engine(tmp_path):
     make_bank(tmp_path / "bank", cpu)  # random prompts: equality is what matters here
     inputs = [{"text": "Started metformin 500 mg for type 2 diabetes."}, {"text": "BP 120/80."}]
     expected = ServeEngine(cpu, tmp_path / "bank").predict("notes", inputs, max_new_tokens=8)
-    engine = VllmServeEngine(cpu, tmp_path / "bank", "smollm2-135m", dtype="float32", gpu_memory_utilization=0.3)
+    engine = VllmServeEngine(
+        cpu, tmp_path / "bank", "smollm2-135m", dtype="float32", gpu_memory_utilization=0.3
+    )
     got = engine.predict("notes", inputs, max_new_tokens=8)
     engine.stop()
     assert [g["generation"] for g in got] == [e["generation"] for e in expected]

@@ -12,14 +12,34 @@ from clinprompt.tasks.ner import parse_entities
 from clinprompt.tasks.re import entity_handles, parse_relations
 
 TEXT = "Pt on metformin | insulin; type 2 diabetes #2 [causes] rash : naïve 头痛 metformin."
-ENTS = [{"id": "T1", "start": 6, "end": 15, "type": "Drug"}, {"id": "T2", "start": 18, "end": 25, "type": "Drug"},
-        {"id": "T3", "start": 27, "end": 42, "type": "Problem"}, {"id": "T4", "start": 55, "end": 59, "type": "Problem"},
-        {"id": "T5", "start": 71, "end": 80, "type": "Drug"}]
+ENTS = [
+    {"id": "T1", "start": 6, "end": 15, "type": "Drug"},
+    {"id": "T2", "start": 18, "end": 25, "type": "Drug"},
+    {"id": "T3", "start": 27, "end": 42, "type": "Problem"},
+    {"id": "T4", "start": 55, "end": 59, "type": "Problem"},
+    {"id": "T5", "start": 71, "end": 80, "type": "Drug"},
+]
 RECORDS = {
-    "ner": {"id": "f", "text": TEXT, "entities": [{k: v for k, v in e.items() if k != "id"} for e in ENTS]},
-    "re": {"id": "f", "text": TEXT, "entities": ENTS, "relations": [{"head": "T1", "tail": "T3", "type": "treats"},
-                                                                    {"head": "T5", "tail": "T4", "type": "causes"}]},
-    "qa": {"id": "f", "question": "Which?", "options": {"A": "metformin", "B": "insulin"}, "answer": "B"},
+    "ner": {
+        "id": "f",
+        "text": TEXT,
+        "entities": [{k: v for k, v in e.items() if k != "id"} for e in ENTS],
+    },
+    "re": {
+        "id": "f",
+        "text": TEXT,
+        "entities": ENTS,
+        "relations": [
+            {"head": "T1", "tail": "T3", "type": "treats"},
+            {"head": "T5", "tail": "T4", "type": "causes"},
+        ],
+    },
+    "qa": {
+        "id": "f",
+        "question": "Which?",
+        "options": {"A": "metformin", "B": "insulin"},
+        "answer": "B",
+    },
     "nli": {"id": "f", "premise": "p", "hypothesis": "h", "label": "neutral"},
     "sum": {"id": "f", "source": "s", "summary": "A short summary."},
 }
@@ -27,12 +47,46 @@ SPECS = {
     "ner": DatasetSpec(name="f", task_type="ner", labels=("Drug", "Problem")),
     "re": DatasetSpec(name="f", task_type="re", labels=("causes", "treats")),
     "qa": DatasetSpec(name="f", task_type="qa"),
-    "nli": DatasetSpec(name="f", task_type="nli", labels=("entailment", "neutral", "contradiction")),
+    "nli": DatasetSpec(
+        name="f", task_type="nli", labels=("entailment", "neutral", "contradiction")
+    ),
     "sum": DatasetSpec(name="f", task_type="sum"),
 }
 JOINT = DatasetSpec(name="f", task_type="re", labels=("causes", "treats"), joint=True)
-PIECES = ["Drug", "Problem", ": ", " | ", " ; ", " [", "] ", "causes", "treats", " #", "2", "0", "99", "metformin", "insulin",
-          "type 2 diabetes", "\n", "Relations: ", "none", "A", ".", "(", ")", "頭", "é", "\x00", "  ", "|", ";", "#-1", "[[", "]]"]
+PIECES = [
+    "Drug",
+    "Problem",
+    ": ",
+    " | ",
+    " ; ",
+    " [",
+    "] ",
+    "causes",
+    "treats",
+    " #",
+    "2",
+    "0",
+    "99",
+    "metformin",
+    "insulin",
+    "type 2 diabetes",
+    "\n",
+    "Relations: ",
+    "none",
+    "A",
+    ".",
+    "(",
+    ")",
+    "頭",
+    "é",
+    "\x00",
+    "  ",
+    "|",
+    ";",
+    "#-1",
+    "[[",
+    "]]",
+]
 
 
 def random_outputs(seed: int, n: int = 150) -> list[str]:
@@ -64,7 +118,9 @@ def test_task_parsers_never_raise(task_type):
     task, spec, record = get_task_type(task_type), SPECS[task_type], RECORDS[task_type]
     specs = [spec, JOINT] if task_type == "re" else [spec]
     for s in specs:
-        outputs = random_outputs(TASK_TYPES.index(task_type)) + truncations(task.format_target(record, s))
+        outputs = random_outputs(TASK_TYPES.index(task_type)) + truncations(
+            task.format_target(record, s)
+        )
         preds = []
         for output in outputs:
             parsed = task.parse(output, record, s)
@@ -78,7 +134,9 @@ def test_task_parsers_never_raise(task_type):
 def test_low_level_parsers_never_raise_on_garbage():
     # The task types also guard with try/except; these call the parsing functions directly.
     handles = entity_handles(TEXT, ENTS)
-    for output in random_outputs(7, 300) + truncations("Drug: metformin | Drug: insulin #1 | Problem: type 2 diabetes #2 #1"):
+    for output in random_outputs(7, 300) + truncations(
+        "Drug: metformin | Drug: insulin #1 | Problem: type 2 diabetes #2 #1"
+    ):
         for labels in [("Drug", "Problem"), ()]:
             entities, _ = parse_entities(output, TEXT, labels)
             assert all(0 <= e["start"] < e["end"] <= len(TEXT) for e in entities)
@@ -96,12 +154,16 @@ def test_synthetic_datasets_round_trip_exactly():
         for record in load_splits(spec.name)["test"]:
             parsed = task.parse(task.format_target(record, spec), record, spec)
             assert parsed.ok, (spec.name, record["id"])
-            output = {"ner": "entities", "re": "relations", "qa": "answer", "nli": "label"}[spec.task_type]
+            output = {"ner": "entities", "re": "relations", "qa": "answer", "nli": "label"}[
+                spec.task_type
+            ]
             if spec.task_type == "ner":
-                assert {(e["start"], e["end"], e["type"]) for e in parsed.prediction[output]} == \
-                    {(e["start"], e["end"], e["type"]) for e in record[output]}
+                assert {(e["start"], e["end"], e["type"]) for e in parsed.prediction[output]} == {
+                    (e["start"], e["end"], e["type"]) for e in record[output]
+                }
             elif spec.task_type == "re":
-                assert {tuple(r.values()) for r in parsed.prediction[output]} == \
-                    {(r["head"], r["tail"], r["type"]) for r in record[output]}
+                assert {tuple(r.values()) for r in parsed.prediction[output]} == {
+                    (r["head"], r["tail"], r["type"]) for r in record[output]
+                }
             else:
                 assert parsed.prediction[output] == record[output]

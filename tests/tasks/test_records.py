@@ -23,7 +23,12 @@ NLI_SPEC = DatasetSpec(name="i", task_type="nli", labels=("entailment", "contrad
 
 def write(tmp_path: Path, rows: list, name: str = "data.jsonl") -> Path:
     path = tmp_path / name
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows), encoding="utf-8")
+    path.write_text(
+        "".join(
+            (r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -37,13 +42,24 @@ def problems(tmp_path: Path, rows: list, spec) -> list[str]:
 
 
 def test_issue_str_format():
-    assert str(Issue("a.jsonl", 3, "entities[0].end", "expected an integer")) == "a.jsonl:3: field 'entities[0].end': expected an integer"
+    assert (
+        str(Issue("a.jsonl", 3, "entities[0].end", "expected an integer"))
+        == "a.jsonl:3: field 'entities[0].end': expected an integer"
+    )
     assert str(Issue("a.jsonl", 1, None, "expected UTF-8 text")) == "a.jsonl:1: expected UTF-8 text"
 
 
 def test_valid_file_keeps_extra_fields_and_skips_blank_lines(tmp_path):
-    rows = [{"id": "a", "text": "metformin", "entities": [{"start": 0, "end": 9, "type": "Drug", "text": "metformin"}], "note": {"x": 1}}, "  ",
-            {"id": "b", "text": "nothing", "entities": []}]
+    rows = [
+        {
+            "id": "a",
+            "text": "metformin",
+            "entities": [{"start": 0, "end": 9, "type": "Drug", "text": "metformin"}],
+            "note": {"x": 1},
+        },
+        "  ",
+        {"id": "b", "text": "nothing", "entities": []},
+    ]
     records = read_records(write(tmp_path, rows), NER_SPEC)
     assert [r["id"] for r in records] == ["a", "b"] and records[0]["note"] == {"x": 1}
 
@@ -59,7 +75,10 @@ def test_file_level_problems(tmp_path):
     with pytest.raises(RecordError) as info:
         read_records(bad, "ner")
     offset = len(good_line) + len(b'{"id": "b", "text": "caf')
-    assert str(info.value) == f"{bad}:2: expected UTF-8 text; invalid byte 0xe9 at byte offset {offset} (column 25 of the line)"
+    assert (
+        str(info.value)
+        == f"{bad}:2: expected UTF-8 text; invalid byte 0xe9 at byte offset {offset} (column 25 of the line)"
+    )
     assert problems(tmp_path, ['{"id": "a",', "[1, 2]", '"text"'], "ner") == [
         "1: expected one JSON object per line; invalid JSON at column 12: Expecting property name enclosed in double quotes",
         "2: expected a JSON object ({...}) per line, got a list of 2",
@@ -70,8 +89,12 @@ def test_file_level_problems(tmp_path):
 
 
 def test_ids(tmp_path):
-    rows = [{"text": "x", "entities": []}, {"id": 5, "text": "x", "entities": []},
-            {"id": "a", "text": "x", "entities": []}, {"id": "a", "text": "y", "entities": []}]
+    rows = [
+        {"text": "x", "entities": []},
+        {"id": 5, "text": "x", "entities": []},
+        {"id": "a", "text": "x", "entities": []},
+        {"id": "a", "text": "y", "entities": []},
+    ]
     assert problems(tmp_path, rows, "ner") == [
         "1: field 'id': expected a non-empty string, got nothing (the field is missing)",
         "2: field 'id': expected a non-empty string, got 5",
@@ -84,10 +107,36 @@ def test_ner_problems(tmp_path):
     rows = [
         {"id": "1", "entities": []},
         {"id": "2", "text": text, "entities": {"start": 0}},
-        {"id": "3", "text": text, "entities": [{"start": 8, "end": 17, "type": "Drug", "text": "Metformin"}]},
-        {"id": "4", "text": text, "entities": [{"start": 8, "end": 8, "type": "Drug"}, {"start": -1, "end": 2, "type": "Drug"}]},
-        {"id": "5", "text": text, "entities": [{"start": 8, "end": 99, "type": "Drug"}, {"start": 8.0, "end": 17, "type": "Drug"}]},
-        {"id": "6", "text": text, "entities": [{"start": 8, "end": 17, "type": "Vital"}, "metformin", {"start": 8, "end": 17}]},
+        {
+            "id": "3",
+            "text": text,
+            "entities": [{"start": 8, "end": 17, "type": "Drug", "text": "Metformin"}],
+        },
+        {
+            "id": "4",
+            "text": text,
+            "entities": [
+                {"start": 8, "end": 8, "type": "Drug"},
+                {"start": -1, "end": 2, "type": "Drug"},
+            ],
+        },
+        {
+            "id": "5",
+            "text": text,
+            "entities": [
+                {"start": 8, "end": 99, "type": "Drug"},
+                {"start": 8.0, "end": 17, "type": "Drug"},
+            ],
+        },
+        {
+            "id": "6",
+            "text": text,
+            "entities": [
+                {"start": 8, "end": 17, "type": "Vital"},
+                "metformin",
+                {"start": 8, "end": 17},
+            ],
+        },
     ]
     assert problems(tmp_path, rows, NER_SPEC) == [
         "1: field 'text': expected a non-empty string, got nothing (the field is missing)",
@@ -102,16 +151,39 @@ def test_ner_problems(tmp_path):
         "6: field 'entities[2].type': expected a non-empty entity type string, got nothing (the field is missing)",
     ]
     # without a label list any type is fine
-    validate_records([{"id": "1", "text": text, "entities": [{"start": 8, "end": 17, "type": "Vital"}]}], "ner")
+    validate_records(
+        [{"id": "1", "text": text, "entities": [{"start": 8, "end": 17, "type": "Vital"}]}], "ner"
+    )
 
 
 def test_re_problems(tmp_path):
     text = "Severe hepatotoxicity after ketoconazole."
-    ents = [{"id": "T1", "start": 7, "end": 21, "type": "AE"}, {"id": "T2", "start": 28, "end": 40, "type": "Drug"}]
+    ents = [
+        {"id": "T1", "start": 7, "end": 21, "type": "AE"},
+        {"id": "T2", "start": 28, "end": 40, "type": "Drug"},
+    ]
     rows = [
         {"id": "1", "text": text, "entities": ents},
-        {"id": "2", "text": text, "entities": [*ents, {"id": "T1", "start": 0, "end": 6, "type": "Sev"}, {"start": 0, "end": 6, "type": "Sev"}], "relations": []},
-        {"id": "3", "text": text, "entities": ents, "relations": [{"head": "T2", "tail": "T7", "type": "causes"}, {"head": "T2", "tail": "T1", "type": "treats"}, "T2-T1"]},
+        {
+            "id": "2",
+            "text": text,
+            "entities": [
+                *ents,
+                {"id": "T1", "start": 0, "end": 6, "type": "Sev"},
+                {"start": 0, "end": 6, "type": "Sev"},
+            ],
+            "relations": [],
+        },
+        {
+            "id": "3",
+            "text": text,
+            "entities": ents,
+            "relations": [
+                {"head": "T2", "tail": "T7", "type": "causes"},
+                {"head": "T2", "tail": "T1", "type": "treats"},
+                "T2-T1",
+            ],
+        },
     ]
     assert problems(tmp_path, rows, RE_SPEC) == [
         "1: field 'relations': expected a list of relation objects (may be empty), got nothing (the field is missing)",
@@ -135,14 +207,17 @@ def test_qa_nli_sum_problems(tmp_path):
     assert problems(tmp_path, rows, "qa") == [
         "1: field 'options.B': expected a non-empty option text, got an empty string",
         "1: field 'answer': expected one of the option keys ['A', 'B'], got 'C'",
-        "2: field 'options': expected an object mapping option keys to texts, e.g. {\"A\": \"...\"}, got a list of 2",
+        '2: field \'options\': expected an object mapping option keys to texts, e.g. {"A": "..."}, got a list of 2',
         "3: field 'question': expected a non-empty string, got an empty string",
         "3: field 'context': expected a string (the passage), got 7",
         "3: field 'answer': expected a non-empty list of non-empty strings, got a list of 0",
         "4: field 'answer': expected a non-empty list of non-empty strings, got a list of 2",
         "5: field 'answer': expected a non-empty string (or a list of them, any is right), got nothing (the field is missing)",
     ]
-    rows = [{"id": "1", "premise": "p", "hypothesis": "h", "label": "neutral"}, {"id": "2", "premise": "p", "label": 1}]
+    rows = [
+        {"id": "1", "premise": "p", "hypothesis": "h", "label": "neutral"},
+        {"id": "2", "premise": "p", "label": 1},
+    ]
     assert problems(tmp_path, rows, NLI_SPEC) == [
         "1: field 'label': expected one of the dataset's labels ['entailment', 'contradiction'], got 'neutral'",
         "2: field 'hypothesis': expected a non-empty string, got nothing (the field is missing)",
@@ -155,7 +230,11 @@ def test_qa_nli_sum_problems(tmp_path):
 
 def test_validate_records_in_memory_uses_positions():
     with pytest.raises(RecordError) as info:
-        validate_records([{"id": "a", "source": "s", "summary": "t"}, {"id": "a", "source": "s"}], "sum", source="loader")
+        validate_records(
+            [{"id": "a", "source": "s", "summary": "t"}, {"id": "a", "source": "s"}],
+            "sum",
+            source="loader",
+        )
     assert str(info.value).splitlines() == [
         "loader:2: field 'summary': expected a non-empty string, got nothing (the field is missing)",
         "loader:2: field 'id': expected a unique id; 'a' is already used on line 1",

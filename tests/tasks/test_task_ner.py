@@ -36,9 +36,11 @@ def round_trip(rec: dict, spec: DatasetSpec = SPEC) -> str:
     assert parsed.ok, target
     assert keys(parsed.prediction["entities"]) == keys(rec["entities"]), target
     for e in parsed.prediction["entities"]:
-        assert e["text"] == rec["text"][e["start"]:e["end"]]
+        assert e["text"] == rec["text"][e["start"] : e["end"]]
     # a generation usually comes back with a leading space and maybe a newline
-    assert keys(NER.parse(f" {target}\n", rec, spec).prediction["entities"]) == keys(rec["entities"])
+    assert keys(NER.parse(f" {target}\n", rec, spec).prediction["entities"]) == keys(
+        rec["entities"]
+    )
     return target
 
 
@@ -58,35 +60,69 @@ def test_empty_is_none():
 
 
 def test_nested_entities_need_no_marker():
-    rec = record(T, span(T, "metformin", "Drug"), span(T, "type 2 diabetes", "Problem"), span(T, "diabetes", "Problem"))
+    rec = record(
+        T,
+        span(T, "metformin", "Drug"),
+        span(T, "type 2 diabetes", "Problem"),
+        span(T, "diabetes", "Problem"),
+    )
     assert round_trip(rec) == "Drug: metformin | Problem: type 2 diabetes | Problem: diabetes"
 
 
 def test_repeated_mentions_all_annotated_and_flat_suffix_pattern():
     t = "aspirin then aspirin; lung cancer, later cancer"
-    rec = record(t, span(t, "aspirin", "Drug"), span(t, "aspirin", "Drug", 2), span(t, "lung cancer", "Problem"), span(t, "cancer", "Problem", 2))
-    assert round_trip(rec) == "Drug: aspirin | Drug: aspirin | Problem: lung cancer | Problem: cancer"
+    rec = record(
+        t,
+        span(t, "aspirin", "Drug"),
+        span(t, "aspirin", "Drug", 2),
+        span(t, "lung cancer", "Problem"),
+        span(t, "cancer", "Problem", 2),
+    )
+    assert (
+        round_trip(rec) == "Drug: aspirin | Drug: aspirin | Problem: lung cancer | Problem: cancer"
+    )
 
 
 def test_only_later_occurrence_annotated_gets_marker():
     t = "aspirin then aspirin and aspirin"
     assert round_trip(record(t, span(t, "aspirin", "Drug", 2))) == "Drug: aspirin #2"
-    assert round_trip(record(t, span(t, "aspirin", "Drug"), span(t, "aspirin", "Drug", 3))) == "Drug: aspirin | Drug: aspirin #3"
+    assert (
+        round_trip(record(t, span(t, "aspirin", "Drug"), span(t, "aspirin", "Drug", 3)))
+        == "Drug: aspirin | Drug: aspirin #3"
+    )
 
 
 def test_same_span_two_types_and_overlapping_spans():
     t = "aspirin then aspirin"
     # the default for the second type is the next occurrence, so the same span needs its marker
-    assert round_trip(record(t, span(t, "aspirin", "Problem"), span(t, "aspirin", "Drug"))) == "Drug: aspirin | Problem: aspirin #1"
+    assert (
+        round_trip(record(t, span(t, "aspirin", "Problem"), span(t, "aspirin", "Drug")))
+        == "Drug: aspirin | Problem: aspirin #1"
+    )
     t = "aaaa"
-    round_trip(record(t, {"start": 1, "end": 3, "type": "Drug"}, {"start": 2, "end": 4, "type": "Drug"}))
-    round_trip(record(t, {"start": 0, "end": 3, "type": "Drug"}, {"start": 1, "end": 4, "type": "Problem"}, {"start": 1, "end": 2, "type": "Drug"}))
+    round_trip(
+        record(t, {"start": 1, "end": 3, "type": "Drug"}, {"start": 2, "end": 4, "type": "Drug"})
+    )
+    round_trip(
+        record(
+            t,
+            {"start": 0, "end": 3, "type": "Drug"},
+            {"start": 1, "end": 4, "type": "Problem"},
+            {"start": 1, "end": 2, "type": "Drug"},
+        )
+    )
 
 
 def test_unicode_and_awkward_mentions():
     t = "Ménière's disease → 头痛 | x | y: z, then BRCA #2 and BRCA #2 ; naïve"
-    rec = record(t, span(t, "Ménière's disease", "Problem"), span(t, "头痛", "Problem"), span(t, "x | y: z", "Problem"),
-                 span(t, "BRCA #2", "Drug", 2), span(t, "naïve", "Drug"))
+    rec = record(
+        t,
+        span(t, "Ménière's disease", "Problem"),
+        span(t, "头痛", "Problem"),
+        span(t, "x | y: z", "Problem"),
+        span(t, "BRCA #2", "Drug", 2),
+        span(t, "naïve", "Drug"),
+    )
     target = round_trip(rec)
     assert "BRCA #2 #2" in target  # a mention that looks like a marker always gets one
     round_trip(record("a | b", {"start": 0, "end": 5, "type": "Drug"}))
@@ -94,24 +130,43 @@ def test_unicode_and_awkward_mentions():
 
 def test_edge_whitespace_mentions_round_trip_unstripped():
     t = "Took aspirin daily"
-    rec = record(t, {"start": 4, "end": 13, "type": "Drug"})  # " aspirin " (a data error, still exact)
+    rec = record(
+        t, {"start": 4, "end": 13, "type": "Drug"}
+    )  # " aspirin " (a data error, still exact)
     target = NER.format_target(rec, SPEC)
     assert keys(NER.parse(target, rec, SPEC).prediction["entities"]) == keys(rec["entities"])
 
 
 def test_open_label_set_and_exact_duplicates_collapse():
     t = "x-ray shows pneumonia"
-    rec = record(t, span(t, "pneumonia", "finding"), span(t, "pneumonia", "finding"), span(t, "x-ray", "test"))
+    rec = record(
+        t,
+        span(t, "pneumonia", "finding"),
+        span(t, "pneumonia", "finding"),
+        span(t, "x-ray", "test"),
+    )
     assert round_trip(rec, OPEN) == "test: x-ray | finding: pneumonia"
 
 
 @pytest.mark.parametrize(
     ("output", "expected", "ok"),
     [
-        ("Drug: metformin | Problem: type 2 diabetes", {(8, 17, "Drug"), (29, 44, "Problem")}, True),
+        (
+            "Drug: metformin | Problem: type 2 diabetes",
+            {(8, 17, "Drug"), (29, 44, "Problem")},
+            True,
+        ),
         ("drug: Metformin", {(8, 17, "Drug")}, True),  # case-insensitive type and mention
-        ("Problem: type 2 diabetes | Drug: metformin", {(8, 17, "Drug"), (29, 44, "Problem")}, True),  # any order
-        ("Drug: metformin | Drug: metformin", {(8, 17, "Drug")}, True),  # a repeat is not a new entity
+        (
+            "Problem: type 2 diabetes | Drug: metformin",
+            {(8, 17, "Drug"), (29, 44, "Problem")},
+            True,
+        ),  # any order
+        (
+            "Drug: metformin | Drug: metformin",
+            {(8, 17, "Drug")},
+            True,
+        ),  # a repeat is not a new entity
         ("Drug: metformin | Vital: 500 mg", {(8, 17, "Drug")}, False),  # unknown type skipped
         ("Drug: insulin | Drug: metformin", {(8, 17, "Drug")}, False),  # not in the text
         ("Drug: metformin | Prob", {(8, 17, "Drug")}, False),  # truncated
@@ -135,7 +190,10 @@ def test_parse_drops_gold_entities_and_keeps_extra_fields():
 
 
 def test_score_strict_lenient_missing_unparseable():
-    golds = [record(T, span(T, "metformin", "Drug"), span(T, "type 2 diabetes", "Problem")), {**record("aspirin"), "id": "r2"}]
+    golds = [
+        record(T, span(T, "metformin", "Drug"), span(T, "type 2 diabetes", "Problem")),
+        {**record("aspirin"), "id": "r2"},
+    ]
     preds = [NER.parse("Drug: metformin | Problem: diabetes", golds[0], SPEC).prediction, None]
     scores = NER.score(golds, preds, SPEC)
     # strict: tp 1, pred 2, gold 2 → 0.5; lenient: "diabetes" overlaps "type 2 diabetes" → 1.0

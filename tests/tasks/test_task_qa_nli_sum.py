@@ -10,12 +10,23 @@ from clinprompt.tasks import UNPARSEABLE, get_task_type
 QA, NLI, SUM = get_task_type("qa"), get_task_type("nli"), get_task_type("sum")
 QA_SPEC = DatasetSpec(name="t_qa", task_type="qa")
 LONG = DatasetSpec(name="t_long", task_type="qa", answer_style="long")
-NLI_SPEC = DatasetSpec(name="t_nli", task_type="nli", labels=("entailment", "neutral", "contradiction"))
+NLI_SPEC = DatasetSpec(
+    name="t_nli", task_type="nli", labels=("entailment", "neutral", "contradiction")
+)
 SUM_SPEC = DatasetSpec(name="t_sum", task_type="sum")
 
-MC = {"id": "q42", "question": "Which drug is first-line for type 2 diabetes?", "context": "ADA guidance.",
-      "options": {"A": "Metformin", "B": "Insulin", "C": "Glipizide", "D": "Acarbose"}, "answer": "A"}
-FREE = {"id": "q7", "question": "What does HbA1c measure?", "answer": ["average glucose", "glycated hemoglobin"]}
+MC = {
+    "id": "q42",
+    "question": "Which drug is first-line for type 2 diabetes?",
+    "context": "ADA guidance.",
+    "options": {"A": "Metformin", "B": "Insulin", "C": "Glipizide", "D": "Acarbose"},
+    "answer": "A",
+}
+FREE = {
+    "id": "q7",
+    "question": "What does HbA1c measure?",
+    "answer": ["average glucose", "glycated hemoglobin"],
+}
 
 
 def test_multiple_choice_format_and_round_trip():
@@ -26,13 +37,29 @@ def test_multiple_choice_format_and_round_trip():
     assert QA.format_target(MC, QA_SPEC) == "A"
     assert QA.candidates(MC, QA_SPEC) == ["A", "B", "C", "D"]
     parsed = QA.parse("A", MC, QA_SPEC)
-    assert parsed.ok and parsed.prediction["answer"] == "A" and parsed.prediction["options"] == MC["options"]
+    assert (
+        parsed.ok
+        and parsed.prediction["answer"] == "A"
+        and parsed.prediction["options"] == MC["options"]
+    )
 
 
 @pytest.mark.parametrize(
     ("output", "key"),
-    [("B", "B"), (" b.", "B"), ("(C)", "C"), ("D) Acarbose", "D"), ("Answer: A", "A"), ("The answer is C.", "C"), ("Option D", "D"),
-     ("insulin", "B"), ("E", None), ("", None), ("Metformin or insulin", None), ("\x00\uffff", None)],
+    [
+        ("B", "B"),
+        (" b.", "B"),
+        ("(C)", "C"),
+        ("D) Acarbose", "D"),
+        ("Answer: A", "A"),
+        ("The answer is C.", "C"),
+        ("Option D", "D"),
+        ("insulin", "B"),
+        ("E", None),
+        ("", None),
+        ("Metformin or insulin", None),
+        ("\x00\uffff", None),
+    ],
 )
 def test_option_parsing(output, key):
     parsed = QA.parse(output, MC, QA_SPEC)
@@ -55,32 +82,57 @@ def test_free_text_answer():
 
 def test_qa_scores():
     mc2 = {**MC, "id": "q43", "answer": "B"}
-    scores = QA.score([MC, mc2], [{"id": "q42", "answer": "A"}, {"id": "q43", "answer": "Z"}], QA_SPEC)
+    scores = QA.score(
+        [MC, mc2], [{"id": "q42", "answer": "A"}, {"id": "q43", "answer": "Z"}], QA_SPEC
+    )
     assert scores["accuracy"] == 0.5 and scores["unparseable"] == 1
     # keys A/B: A tp1 → F1 1; B fn1 → F1 0 → macro 0.5
     assert scores["macro_f1"] == pytest.approx(0.5)
     free2 = {"id": "q8", "question": "?", "answer": "left ventricle"}
-    scores = QA.score([FREE, free2], [{"id": "q7", "answer": "Glycated hemoglobin."}, {"id": "q8", "answer": "the left atrium"}], QA_SPEC)
+    scores = QA.score(
+        [FREE, free2],
+        [{"id": "q7", "answer": "Glycated hemoglobin."}, {"id": "q8", "answer": "the left atrium"}],
+        QA_SPEC,
+    )
     assert scores["exact_match"] == 0.5 and scores["accuracy"] == 0.5
-    assert scores["token_f1"] == pytest.approx((1.0 + 0.5) / 2)  # "left atrium" vs "left ventricle": 1/2
+    assert scores["token_f1"] == pytest.approx(
+        (1.0 + 0.5) / 2
+    )  # "left atrium" vs "left ventricle": 1/2
     assert (scores["n"], scores["missing"]) == (2, 0) and "rougeL" not in scores
     long_scores = QA.score([free2], [None], LONG)
     assert long_scores["rougeL"] == 0.0 and long_scores["missing"] == 1
     assert QA.primary_metric(QA_SPEC) == "accuracy" and QA.primary_metric(LONG) == "rougeL"
 
 
-NLI_REC = {"id": "n7", "premise": "Temperature 38.9 C on admission.", "hypothesis": "The patient has no fever.", "label": "contradiction"}
+NLI_REC = {
+    "id": "n7",
+    "premise": "Temperature 38.9 C on admission.",
+    "hypothesis": "The patient has no fever.",
+    "label": "contradiction",
+}
 
 
 def test_nli_format_parse_score():
-    assert NLI.format_input(NLI_REC, NLI_SPEC) == "Hypothesis: The patient has no fever.\nPremise: Temperature 38.9 C on admission."
+    assert (
+        NLI.format_input(NLI_REC, NLI_SPEC)
+        == "Hypothesis: The patient has no fever.\nPremise: Temperature 38.9 C on admission."
+    )
     assert NLI.format_target(NLI_REC, NLI_SPEC) == "contradiction"
     assert NLI.candidates(NLI_REC, NLI_SPEC) == ["entailment", "neutral", "contradiction"]
-    for output, label in [("contradiction", "contradiction"), ("Contradiction.", "contradiction"),
-                          ("neutral, because", "neutral"), ("maybe", None), ("", None)]:
+    for output, label in [
+        ("contradiction", "contradiction"),
+        ("Contradiction.", "contradiction"),
+        ("neutral, because", "neutral"),
+        ("maybe", None),
+        ("", None),
+    ]:
         parsed = NLI.parse(output, NLI_REC, NLI_SPEC)
         assert parsed.prediction["label"] == label and parsed.ok is (label is not None)
-    golds = [NLI_REC, {**NLI_REC, "id": "n8", "label": "entailment"}, {**NLI_REC, "id": "n9", "label": "entailment"}]
+    golds = [
+        NLI_REC,
+        {**NLI_REC, "id": "n8", "label": "entailment"},
+        {**NLI_REC, "id": "n9", "label": "entailment"},
+    ]
     preds = [{"id": "n7", "label": "contradiction"}, {"id": "n8", "label": "bogus"}, None]
     scores = NLI.score(golds, preds, NLI_SPEC)
     assert scores["accuracy"] == pytest.approx(1 / 3)
@@ -90,12 +142,24 @@ def test_nli_format_parse_score():
 
 
 def test_sum_round_trip_and_scores():
-    rec = {"id": "s3", "source": "FINDINGS: clear lungs.", "summary": "IMPRESSION: no acute disease."}
+    rec = {
+        "id": "s3",
+        "source": "FINDINGS: clear lungs.",
+        "summary": "IMPRESSION: no acute disease.",
+    }
     assert SUM.format_input(rec, SUM_SPEC) == rec["source"]
     target = SUM.format_target(rec, SUM_SPEC)
     parsed = SUM.parse(f" {target}", rec, SUM_SPEC)
-    assert parsed.ok and parsed.prediction["summary"] == rec["summary"] and "source" in parsed.prediction
-    scores = SUM.score([rec, {**rec, "id": "s4"}], [parsed.prediction, SUM.parse("", rec, SUM_SPEC).prediction], SUM_SPEC)
+    assert (
+        parsed.ok
+        and parsed.prediction["summary"] == rec["summary"]
+        and "source" in parsed.prediction
+    )
+    scores = SUM.score(
+        [rec, {**rec, "id": "s4"}],
+        [parsed.prediction, SUM.parse("", rec, SUM_SPEC).prediction],
+        SUM_SPEC,
+    )
     assert scores["rougeL"] == pytest.approx(0.5) and scores["rouge1"] == pytest.approx(0.5)
     assert scores["unparseable"] == 1 and SUM.primary_metric(SUM_SPEC) == "rougeL"
     assert SUM.candidates(rec, SUM_SPEC) is None

@@ -70,4 +70,3 @@ def make():
 def targs():
     """The TrainArgs factory (``targs(steps=4, grad_accum=2)``)."""
     return quick_args
-

@@ -17,7 +17,9 @@ from clinprompt.cli import app
 
 bank_app = typer.Typer(help="Inspect and edit prompt banks.", no_args_is_help=True)
 export_app = typer.Typer(help="Export bank tasks to other formats.", no_args_is_help=True)
-import_app = typer.Typer(help="Import prompts from other formats into a bank.", no_args_is_help=True)
+import_app = typer.Typer(
+    help="Import prompts from other formats into a bank.", no_args_is_help=True
+)
 app.add_typer(bank_app, name="bank")
 app.add_typer(export_app, name="export")
 app.add_typer(import_app, name="import")
@@ -46,36 +48,62 @@ def _labels(text: str | None) -> list[str] | None:
     return None if labels is None else list(labels)
 
 
-def _lora(backbone: str, prompt_tokens: int, rank: int, lora_r: int) -> tuple[int | None, int | None, str]:
+def _lora(
+    backbone: str, prompt_tokens: int, rank: int, lora_r: int
+) -> tuple[int | None, int | None, str]:
     """(LoRA trainable parameters, backbone parameters, note); None where the config is unknown."""
     from clinprompt.backbone import load_backbone_config
     from clinprompt.params import parameter_table
 
     try:
-        rows, info = parameter_table(load_backbone_config(backbone), prompt_tokens=prompt_tokens, rank=rank, lora_r=lora_r)
+        rows, info = parameter_table(
+            load_backbone_config(backbone), prompt_tokens=prompt_tokens, rank=rank, lora_r=lora_r
+        )
     except Exception as err:  # an unresolvable name: show the bank without the comparison
-        return None, None, f"no LoRA comparison: cannot read the config of {backbone!r} ({err}); pass --backbone"
+        return (
+            None,
+            None,
+            f"no LoRA comparison: cannot read the config of {backbone!r} ({err}); pass --backbone",
+        )
     lora = next(r.trainable for r in rows if r.method.startswith("LoRA"))
     return lora, info["backbone_parameters"], ""
 
 
 def bank_summary(bank: Any, backbone: str | None = None, lora_r: int = 8) -> dict[str, Any]:
     """Per-task parameters and bytes next to a LoRA adapter (r on q_proj, v_proj) of the same backbone."""
-    lora, total, note = _lora(backbone or bank.fingerprint.name, bank.prompt_tokens, bank.rank, lora_r)
+    lora, total, note = _lora(
+        backbone or bank.fingerprint.name, bank.prompt_tokens, bank.rank, lora_r
+    )
     tasks = []
     for name, entry in bank.tasks.items():
         params = sum(t.numel() for t in bank.task_tensors(name).values())
-        tasks.append({
-            "name": name, "task_type": entry.task_type, "kind": entry.kind, "dataset": entry.dataset,
-            "parameters": params, "bytes_fp32": 4 * params, "bytes_on_disk": bank.task_bytes(name),
-        })
+        tasks.append(
+            {
+                "name": name,
+                "task_type": entry.task_type,
+                "kind": entry.kind,
+                "dataset": entry.dataset,
+                "parameters": params,
+                "bytes_fp32": 4 * params,
+                "bytes_on_disk": bank.task_bytes(name),
+            }
+        )
     shared = bank.prompt_tokens * bank.dim if bank.header.get("has_shared") else 0
     return {
-        "bank": str(bank.path), "backbone": bank.fingerprint.to_dict(), "prompt_tokens": bank.prompt_tokens,
-        "dim": bank.dim, "rank": bank.rank, "shared_parameters": shared, "shared_bytes_fp32": 4 * shared,
-        "backbone_parameters": total, "lora_r": lora_r, "lora_parameters": lora,
-        "lora_bytes_fp32": None if lora is None else 4 * lora, "lora_bytes_bf16": None if lora is None else 2 * lora,
-        "note": note, "tasks": tasks,
+        "bank": str(bank.path),
+        "backbone": bank.fingerprint.to_dict(),
+        "prompt_tokens": bank.prompt_tokens,
+        "dim": bank.dim,
+        "rank": bank.rank,
+        "shared_parameters": shared,
+        "shared_bytes_fp32": 4 * shared,
+        "backbone_parameters": total,
+        "lora_r": lora_r,
+        "lora_parameters": lora,
+        "lora_bytes_fp32": None if lora is None else 4 * lora,
+        "lora_bytes_bf16": None if lora is None else 2 * lora,
+        "note": note,
+        "tasks": tasks,
     }
 
 
@@ -84,10 +112,21 @@ def _kb(n: int | None) -> str:
 
 
 @bank_app.command("list")
-def list_tasks(bank: Path = _BANK, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def list_tasks(
+    bank: Path = _BANK, as_json: bool = typer.Option(False, "--json", help="Print JSON.")
+) -> None:
     """The tasks of a bank: name, task type, how the prompt is stored, dataset."""
     b = _open(bank)
-    rows = [{"name": n, "task_type": e.task_type, "kind": e.kind, "dataset": e.dataset, "labels": e.labels} for n, e in b.tasks.items()]
+    rows = [
+        {
+            "name": n,
+            "task_type": e.task_type,
+            "kind": e.kind,
+            "dataset": e.dataset,
+            "labels": e.labels,
+        }
+        for n, e in b.tasks.items()
+    ]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -99,7 +138,10 @@ def list_tasks(bank: Path = _BANK, as_json: bool = typer.Option(False, "--json",
 @bank_app.command("show")
 def show(
     bank: Path = _BANK,
-    backbone: str = typer.Option(None, help="Backbone name or directory for the LoRA comparison [default: the bank's backbone name]."),
+    backbone: str = typer.Option(
+        None,
+        help="Backbone name or directory for the LoRA comparison [default: the bank's backbone name].",
+    ),
     lora_r: int = typer.Option(8, help="LoRA rank of the comparison (on q_proj and v_proj)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -113,15 +155,41 @@ def show(
         return
     fp = s["backbone"]
     console = Console()
-    console.print(f"bank {s['bank']}: backbone {fp['name']} ({fp['architecture']}, D={fp['hidden_size']}), P={s['prompt_tokens']}, R={s['rank']}")
+    console.print(
+        f"bank {s['bank']}: backbone {fp['name']} ({fp['architecture']}, D={fp['hidden_size']}), P={s['prompt_tokens']}, R={s['rank']}"
+    )
     if s["shared_parameters"]:
-        console.print(f"shared prompt P*: {s['shared_parameters']:,} parameters, {_kb(s['shared_bytes_fp32'])} (stored once)")
-    table = Table(title=f"per task vs LoRA r={lora_r} on q_proj, v_proj: {_kb(s['lora_bytes_fp32'])} fp32 / {_kb(s['lora_bytes_bf16'])} bf16")
-    for col in ("task", "type", "kind", "parameters", "bytes (fp32)", "on disk", "LoRA fp32 / task"):
+        console.print(
+            f"shared prompt P*: {s['shared_parameters']:,} parameters, {_kb(s['shared_bytes_fp32'])} (stored once)"
+        )
+    table = Table(
+        title=f"per task vs LoRA r={lora_r} on q_proj, v_proj: {_kb(s['lora_bytes_fp32'])} fp32 / {_kb(s['lora_bytes_bf16'])} bf16"
+    )
+    for col in (
+        "task",
+        "type",
+        "kind",
+        "parameters",
+        "bytes (fp32)",
+        "on disk",
+        "LoRA fp32 / task",
+    ):
         table.add_column(col, justify="right" if col not in ("task", "type", "kind") else "left")
     for t in s["tasks"]:
-        ratio = "n/a" if s["lora_bytes_fp32"] is None else f"{s['lora_bytes_fp32'] / t['bytes_fp32']:,.0f}x"
-        table.add_row(t["name"], t["task_type"], t["kind"], f"{t['parameters']:,}", _kb(t["bytes_fp32"]), _kb(t["bytes_on_disk"]), ratio)
+        ratio = (
+            "n/a"
+            if s["lora_bytes_fp32"] is None
+            else f"{s['lora_bytes_fp32'] / t['bytes_fp32']:,.0f}x"
+        )
+        table.add_row(
+            t["name"],
+            t["task_type"],
+            t["kind"],
+            f"{t['parameters']:,}",
+            _kb(t["bytes_fp32"]),
+            _kb(t["bytes_on_disk"]),
+            ratio,
+        )
     console.print(table)
     if s["note"]:
         console.print(s["note"])
@@ -130,12 +198,27 @@ def show(
 @bank_app.command("add")
 def add(
     bank: Path = _BANK,
-    source: Path = typer.Argument(..., help="Another bank, a PEFT prompt-tuning adapter, or a single-task run directory (final.safetensors)."),
-    task: str = typer.Option(None, "--task", help="The task to take from a source bank (needed when it holds several)."),
-    name: str = typer.Option(None, "--name", help="The task's name in BANK [default: its name in the source]."),
-    task_type: str = typer.Option(None, "--task-type", help="ner | re | qa | nli | sum (for an adapter or run directory that does not say)."),
-    labels: str = typer.Option(None, "--labels", help="Comma-separated labels (for an adapter or run directory)."),
-    dataset: str = typer.Option(None, "--dataset", help="The registered dataset the prompt was trained on."),
+    source: Path = typer.Argument(
+        ...,
+        help="Another bank, a PEFT prompt-tuning adapter, or a single-task run directory (final.safetensors).",
+    ),
+    task: str = typer.Option(
+        None, "--task", help="The task to take from a source bank (needed when it holds several)."
+    ),
+    name: str = typer.Option(
+        None, "--name", help="The task's name in BANK [default: its name in the source]."
+    ),
+    task_type: str = typer.Option(
+        None,
+        "--task-type",
+        help="ner | re | qa | nli | sum (for an adapter or run directory that does not say).",
+    ),
+    labels: str = typer.Option(
+        None, "--labels", help="Comma-separated labels (for an adapter or run directory)."
+    ),
+    dataset: str = typer.Option(
+        None, "--dataset", help="The registered dataset the prompt was trained on."
+    ),
     replace: bool = typer.Option(False, "--replace", help="Replace a task of the same name."),
 ) -> None:
     """Add one task to an existing bank; the other tasks are not touched."""
@@ -149,23 +232,41 @@ def add(
             src = PromptBank.load(source)
             if task is None:
                 if len(src.tasks) != 1:
-                    raise _fail(f"{source} holds {len(src.tasks)} tasks ({', '.join(src.tasks)}); choose one with --task", 2)
+                    raise _fail(
+                        f"{source} holds {len(src.tasks)} tasks ({', '.join(src.tasks)}); choose one with --task",
+                        2,
+                    )
                 task = next(iter(src.tasks))
             entry = dest.add_from(src, task, name, replace=replace)
         elif (source / "adapter_config.json").exists():
             if name is None:
                 raise _fail("give the new task a name with --name", 2)
-            entry = import_peft(source, dest, name, task_type, _labels(labels), dataset=dataset, replace=replace)
+            entry = import_peft(
+                source, dest, name, task_type, _labels(labels), dataset=dataset, replace=replace
+            )
         elif (source / "final.safetensors").exists():
             entry = _add_run(dest, source, name, task_type, _labels(labels), dataset, replace)
         else:
-            raise _fail(f"{source} is neither a bank (bank.json), a PEFT adapter (adapter_config.json) nor a training run (final.safetensors)", 2)
+            raise _fail(
+                f"{source} is neither a bank (bank.json), a PEFT adapter (adapter_config.json) nor a training run (final.safetensors)",
+                2,
+            )
     except (BankError, PromptError) as err:
         raise _fail(str(err)) from err
-    typer.echo(f"added {entry.name} ({entry.task_type}, {entry.kind}) to {bank}: {dest.task_bytes(entry.name):,} bytes")
+    typer.echo(
+        f"added {entry.name} ({entry.task_type}, {entry.kind}) to {bank}: {dest.task_bytes(entry.name):,} bytes"
+    )
 
 
-def _add_run(dest: Any, run: Path, name: str | None, task_type: str | None, labels: list[str] | None, dataset: str | None, replace: bool):
+def _add_run(
+    dest: Any,
+    run: Path,
+    name: str | None,
+    task_type: str | None,
+    labels: list[str] | None,
+    dataset: str | None,
+    replace: bool,
+):
     """Add the prompt of a single-task training run (``final.safetensors``)."""
     from clinprompt.artifacts import load_tensors
     from clinprompt.prompts.bank import BankError, TaskEntry
@@ -173,12 +274,27 @@ def _add_run(dest: Any, run: Path, name: str | None, task_type: str | None, labe
     if not name or not task_type:
         raise BankError(f"{run} is a training run: give --name and --task-type")
     t = load_tensors(run / "final.safetensors")
-    entry = TaskEntry(name, task_type, "prompt", labels=labels or [], dataset=dataset, meta={"source": "run", "run": str(run)})
+    entry = TaskEntry(
+        name,
+        task_type,
+        "prompt",
+        labels=labels or [],
+        dataset=dataset,
+        meta={"source": "run", "run": str(run)},
+    )
     if "prompt.weight" in t:
         return dest.add_prompt(entry, t["prompt.weight"], replace=replace)
     if {"prompt.shared", "prompt.cols", "prompt.rows"} <= set(t) and t["prompt.cols"].shape[0] == 1:
-        return dest.add_factors(entry, t["prompt.cols"][0], t["prompt.rows"][0], shared=t["prompt.shared"], replace=replace)
-    raise BankError(f"{run / 'final.safetensors'} holds {sorted(t)}; expected prompt.weight or one task's prompt.shared/cols/rows")
+        return dest.add_factors(
+            entry,
+            t["prompt.cols"][0],
+            t["prompt.rows"][0],
+            shared=t["prompt.shared"],
+            replace=replace,
+        )
+    raise BankError(
+        f"{run / 'final.safetensors'} holds {sorted(t)}; expected prompt.weight or one task's prompt.shared/cols/rows"
+    )
 
 
 @bank_app.command("remove")
@@ -199,7 +315,9 @@ def export_peft_cmd(
     bank: Path = _BANK,
     task: str = typer.Argument(..., help="The task to export."),
     out_dir: Path = typer.Argument(..., help="The adapter directory to write."),
-    base_model: str = typer.Option(None, help="base_model_name_or_path to record [default: the bank's backbone name]."),
+    base_model: str = typer.Option(
+        None, help="base_model_name_or_path to record [default: the bank's backbone name]."
+    ),
 ) -> None:
     """Write a task as a PEFT PROMPT_TUNING adapter (PeftModel.from_pretrained loads it)."""
     from clinprompt.backbone import load_backbone_config
@@ -215,7 +333,9 @@ def export_peft_cmd(
         export_peft(b, task, out_dir, base_model=base_model, model_config=config)
     except BankError as err:
         raise _fail(str(err)) from err
-    typer.echo(f"wrote {out_dir} (PROMPT_TUNING, num_virtual_tokens={b.prompt_tokens}, token_dim={b.dim})")
+    typer.echo(
+        f"wrote {out_dir} (PROMPT_TUNING, num_virtual_tokens={b.prompt_tokens}, token_dim={b.dim})"
+    )
 
 
 @import_app.command("peft")
@@ -223,10 +343,16 @@ def import_peft_cmd(
     adapter_dir: Path = typer.Argument(..., help="A PEFT PROMPT_TUNING adapter directory."),
     bank: Path = _BANK,
     name: str = typer.Option(..., "--name", help="The task's name in the bank."),
-    task_type: str = typer.Option(None, "--task-type", help="ner | re | qa | nli | sum [default: from a clinprompt export]."),
+    task_type: str = typer.Option(
+        None, "--task-type", help="ner | re | qa | nli | sum [default: from a clinprompt export]."
+    ),
     labels: str = typer.Option(None, "--labels", help="Comma-separated labels."),
-    instruction: str = typer.Option(None, "--instruction", help="The instruction the prompt was trained with."),
-    dataset: str = typer.Option(None, "--dataset", help="The registered dataset it was trained on."),
+    instruction: str = typer.Option(
+        None, "--instruction", help="The instruction the prompt was trained with."
+    ),
+    dataset: str = typer.Option(
+        None, "--dataset", help="The registered dataset it was trained on."
+    ),
     replace: bool = typer.Option(False, "--replace", help="Replace a task of the same name."),
 ) -> None:
     """Bring a PEFT prompt-tuning adapter into a bank as a single-prompt task (e.g. a teacher)."""
@@ -235,7 +361,9 @@ def import_peft_cmd(
 
     b = _open(bank)
     try:
-        entry = import_peft(adapter_dir, b, name, task_type, _labels(labels), instruction, dataset, replace)
+        entry = import_peft(
+            adapter_dir, b, name, task_type, _labels(labels), instruction, dataset, replace
+        )
     except BankError as err:
         raise _fail(str(err)) from err
     typer.echo(f"imported {adapter_dir} into {bank} as {entry.name} ({entry.task_type}, prompt)")

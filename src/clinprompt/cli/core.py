@@ -9,8 +9,12 @@ from clinprompt.cli import app
 
 @app.command()
 def params(
-    backbone: str = typer.Option("smollm2-135m", help="Built-in name, HF model directory, config.json path or hub id."),
-    prompt_tokens: int = typer.Option(None, help="Prompt length P [default: 100, the paper's; the cpu profile uses 50]."),
+    backbone: str = typer.Option(
+        "smollm2-135m", help="Built-in name, HF model directory, config.json path or hub id."
+    ),
+    prompt_tokens: int = typer.Option(
+        None, help="Prompt length P [default: 100, the paper's; the cpu profile uses 50]."
+    ),
     rank: int = typer.Option(1, help="Rank R of the per-task factors."),
     source_tasks: int = typer.Option(16, help="Number of source tasks K in the distilled bank."),
     lora_r: int = typer.Option(8, help="LoRA rank for the baseline (on q_proj and v_proj)."),
@@ -26,11 +30,19 @@ def params(
     from clinprompt.params import parameter_table
 
     config = load_backbone_config(backbone)
-    rows, info = parameter_table(config, prompt_tokens=prompt_tokens, rank=rank, num_source_tasks=source_tasks, lora_r=lora_r)
+    rows, info = parameter_table(
+        config, prompt_tokens=prompt_tokens, rank=rank, num_source_tasks=source_tasks, lora_r=lora_r
+    )
     if as_json:
-        typer.echo(json.dumps({"backbone": backbone, **info, "methods": [r.to_dict() for r in rows]}, indent=2))
+        typer.echo(
+            json.dumps(
+                {"backbone": backbone, **info, "methods": [r.to_dict() for r in rows]}, indent=2
+            )
+        )
         return
-    table = Table(title=f"Trainable parameters on {backbone} ({info['backbone_parameters']:,} backbone parameters, P={info['prompt_tokens']}, R={rank})")
+    table = Table(
+        title=f"Trainable parameters on {backbone} ({info['backbone_parameters']:,} backbone parameters, P={info['prompt_tokens']}, R={rank})"
+    )
     for col in ("method", "trainable", "% of backbone", "note"):
         table.add_column(col, justify="right" if col in ("trainable", "% of backbone") else "left")
     for r in rows:

@@ -29,10 +29,23 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 @data_app.command("validate")
 def validate(
-    target: str = typer.Argument(..., help="A JSONL file of records, a dataset YAML config (every split it names), or a registered dataset name."),
-    task_type: str = typer.Option(None, "--task-type", help="ner | re | qa | nli | sum. Required for a bare JSONL file; a config or dataset names its own."),
-    labels: str = typer.Option(None, "--labels", help="Comma-separated label set to enforce: entity types (ner), relation types (re), classes (nli). Default: the config's labels; none for a bare file."),
-    data_root: Path = typer.Option(None, "--data-root", help="Folder holding the datasets (for a registered dataset name)."),
+    target: str = typer.Argument(
+        ...,
+        help="A JSONL file of records, a dataset YAML config (every split it names), or a registered dataset name.",
+    ),
+    task_type: str = typer.Option(
+        None,
+        "--task-type",
+        help="ner | re | qa | nli | sum. Required for a bare JSONL file; a config or dataset names its own.",
+    ),
+    labels: str = typer.Option(
+        None,
+        "--labels",
+        help="Comma-separated label set to enforce: entity types (ner), relation types (re), classes (nli). Default: the config's labels; none for a bare file.",
+    ),
+    data_root: Path = typer.Option(
+        None, "--data-root", help="Folder holding the datasets (for a registered dataset name)."
+    ),
 ) -> None:
     """Check records against the record format; print every problem as FILE:LINE: field 'x': expected ...
 
@@ -57,7 +70,9 @@ def validate(
         except KeyError as e:
             raise _fail(str(e.args[0])) from None
     path = Path(target)
-    splits: dict[str, tuple[str, list[tuple[int, dict]]]] = {}  # split -> (source, numbered records)
+    splits: dict[
+        str, tuple[str, list[tuple[int, dict]]]
+    ] = {}  # split -> (source, numbered records)
     issues = []
     if path.suffix.lower() in (".yaml", ".yml") and path.is_file():
         from clinprompt.data.user import load_dataset_config
@@ -76,7 +91,9 @@ def validate(
             splits[split] = (f"{spec.name}/{split}", list(enumerate(records, start=1)))
     elif path.is_file():
         if task_type is None:
-            raise _fail(f"{target} is a bare JSONL file: pass --task-type (ner, re, qa, nli, sum), and --labels to enforce a label set")
+            raise _fail(
+                f"{target} is a bare JSONL file: pass --task-type (ner, re, qa, nli, sum), and --labels to enforce a label set"
+            )
         spec = DatasetSpec(name=path.stem, task_type=task_type)
         rows, issues = read_jsonl(path)
         splits[path.stem] = (str(path), rows)
@@ -92,7 +109,9 @@ def validate(
         for split, records in loaded.items():
             splits[split] = (f"{target}/{split}", list(enumerate(records, start=1)))
     if task_type is not None and task_type != spec.task_type:
-        raise _fail(f"--task-type {task_type} disagrees with {target}, whose task type is {spec.task_type}")
+        raise _fail(
+            f"--task-type {task_type} disagrees with {target}, whose task type is {spec.task_type}"
+        )
     if wanted_labels is not None:
         spec = replace(spec, labels=wanted_labels)
     for source, rows in splits.values():

@@ -12,11 +12,25 @@ from clinprompt.cli import app
 @app.command()
 def score(
     task_type: str = typer.Option(..., "--task-type", help="ner | re | qa | nli | sum."),
-    gold: Path = typer.Option(..., "--gold", help="Gold JSONL records (validated against the record format)."),
-    pred: Path = typer.Option(..., "--pred", help="Predicted JSONL records of the same type, matched to the gold by id."),
-    labels: str = typer.Option(None, "--labels", help="Comma-separated label set: entity types (ner), relation types (re), classes (nli)."),
-    answer_style: str = typer.Option("short", "--answer-style", help="qa without options: short (exact match, token F1) or long (also ROUGE)."),
-    joint: bool = typer.Option(False, "--joint", help="re: entities are predicted too (spans matched against the gold)."),
+    gold: Path = typer.Option(
+        ..., "--gold", help="Gold JSONL records (validated against the record format)."
+    ),
+    pred: Path = typer.Option(
+        ..., "--pred", help="Predicted JSONL records of the same type, matched to the gold by id."
+    ),
+    labels: str = typer.Option(
+        None,
+        "--labels",
+        help="Comma-separated label set: entity types (ner), relation types (re), classes (nli).",
+    ),
+    answer_style: str = typer.Option(
+        "short",
+        "--answer-style",
+        help="qa without options: short (exact match, token F1) or long (also ROUGE).",
+    ),
+    joint: bool = typer.Option(
+        False, "--joint", help="re: entities are predicted too (spans matched against the gold)."
+    ),
 ) -> None:
     """Print the task type's metrics as JSON (plus n, missing and unparseable counts).
 
@@ -38,8 +52,13 @@ def score(
     if answer_style not in ("short", "long"):
         typer.echo(f"error: --answer-style must be short or long, got {answer_style!r}", err=True)
         raise typer.Exit(2)
-    spec = DatasetSpec(name=gold.stem, task_type=task_type, labels=split_labels(labels) or (),
-                       answer_style=answer_style, joint=joint)
+    spec = DatasetSpec(
+        name=gold.stem,
+        task_type=task_type,
+        labels=split_labels(labels) or (),
+        answer_style=answer_style,
+        joint=joint,
+    )
     try:
         golds = read_records(gold, spec)
     except RecordError as e:
@@ -52,11 +71,32 @@ def score(
     for line, record in rows:
         rid = record.get("id")
         if not isinstance(rid, str):
-            issues.append(Issue(str(pred), line, "id", f"expected a string id matching a gold record, got {rid!r}"))
+            issues.append(
+                Issue(
+                    str(pred),
+                    line,
+                    "id",
+                    f"expected a string id matching a gold record, got {rid!r}",
+                )
+            )
         elif rid not in gold_ids:
-            issues.append(Issue(str(pred), line, "id", f"expected an id of a record in {gold}; {rid!r} is not one"))
+            issues.append(
+                Issue(
+                    str(pred),
+                    line,
+                    "id",
+                    f"expected an id of a record in {gold}; {rid!r} is not one",
+                )
+            )
         elif rid in by_id:
-            issues.append(Issue(str(pred), line, "id", f"expected one prediction per id; {rid!r} is already on line {first_line[rid]}"))
+            issues.append(
+                Issue(
+                    str(pred),
+                    line,
+                    "id",
+                    f"expected one prediction per id; {rid!r} is already on line {first_line[rid]}",
+                )
+            )
         else:
             by_id[rid], first_line[rid] = record, line
     if issues:

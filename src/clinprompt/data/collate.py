@@ -35,7 +35,9 @@ def _ids(tokenizer: Any, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def encode_prompt(tokenizer: Any, example: Example, max_input_tokens: int | None = None) -> list[int]:
+def encode_prompt(
+    tokenizer: Any, example: Example, max_input_tokens: int | None = None
+) -> list[int]:
     """Token ids of the prompt (instruction, input truncated to ``max_input_tokens``, cue)."""
     body = _ids(tokenizer, example.input)
     if max_input_tokens is not None and len(body) > max_input_tokens:

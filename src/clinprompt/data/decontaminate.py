@@ -49,7 +49,9 @@ class TargetText:
     min_sentence_chars: int = 50
 
     @classmethod
-    def of(cls, records_by_split: list[Records], min_chars: int = 20, min_sentence_chars: int = 50) -> TargetText:
+    def of(
+        cls, records_by_split: list[Records], min_chars: int = 20, min_sentence_chars: int = 50
+    ) -> TargetText:
         whole: set[int] = set()
         sentences: set[int] = set()
         for records in records_by_split:
@@ -84,7 +86,9 @@ class TargetText:
 @functools.lru_cache(maxsize=4)
 def suite_target_text(targets: tuple[str, ...], data_root: str | None) -> TargetText:
     """The :class:`TargetText` of every split of ``targets`` (cached: training loads it per source)."""
-    return TargetText.of([records for t in targets for records in load_splits(t, data_root).values()])
+    return TargetText.of(
+        [records for t in targets for records in load_splits(t, data_root).values()]
+    )
 
 
 def load_suite_splits(
@@ -102,7 +106,9 @@ def load_suite_splits(
     data = SuiteData(suite, splits)
     if not decontaminate:
         return data
-    text = TargetText.of([r for t in suite.targets for r in splits[t].values()], min_chars, min_sentence_chars)
+    text = TargetText.of(
+        [r for t in suite.targets for r in splits[t].values()], min_chars, min_sentence_chars
+    )
     for task in suite.sources:
         for split, records in splits[task].items():
             splits[task][split], removed = text.drop_shared(records)

@@ -63,7 +63,9 @@ def get_dataset(name: str) -> DatasetSpec:
         return _REGISTRY[name]
     close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise UnknownDatasetError(f"unknown dataset {name!r}.{hint} Available: {', '.join(sorted(_REGISTRY))}")
+    raise UnknownDatasetError(
+        f"unknown dataset {name!r}.{hint} Available: {', '.join(sorted(_REGISTRY))}"
+    )
 
 
 def list_datasets(task_type: str | None = None, synthetic: bool | None = None) -> list[DatasetSpec]:

@@ -30,7 +30,9 @@ def hash_fraction(seed: int, key: Hashable) -> float:
 
 def _check_ratios(ratios: Mapping[str, float]) -> None:
     if not ratios:
-        raise ValueError("expected at least one split name with its share, e.g. {'train': 0.8, 'test': 0.2}")
+        raise ValueError(
+            "expected at least one split name with its share, e.g. {'train': 0.8, 'test': 0.2}"
+        )
     bad = {k: v for k, v in ratios.items() if not isinstance(v, int | float) or v < 0}
     if bad:
         raise ValueError(f"split shares must be numbers >= 0, got {bad}")

@@ -40,7 +40,18 @@ from clinprompt.tasks.records import Issue, RecordError, describe
 __all__ = ["load_dataset_config"]
 
 SPLITS = ("train", "dev", "test")
-KEYS = ("name", "task_type", "splits", "labels", "instruction", "answer_style", "joint", "description", "format", "brat")
+KEYS = (
+    "name",
+    "task_type",
+    "splits",
+    "labels",
+    "instruction",
+    "answer_style",
+    "joint",
+    "description",
+    "format",
+    "brat",
+)
 BRAT_KEYS = ("unit", "discontinuous", "entity_types")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -80,13 +91,21 @@ class _Problems:
 def _check(config: dict[str, Any], problems: _Problems, base: Path) -> dict[str, Path]:
     for key in config:
         if key not in KEYS:
-            problems.add(str(key), f"unknown setting{_suggest(str(key), KEYS)}; expected one of {', '.join(KEYS)}")
+            problems.add(
+                str(key),
+                f"unknown setting{_suggest(str(key), KEYS)}; expected one of {', '.join(KEYS)}",
+            )
     name = config.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
-        problems.add("name", f"expected a snake_case name (lower-case letters, digits, _), got {describe(name)}")
+        problems.add(
+            "name",
+            f"expected a snake_case name (lower-case letters, digits, _), got {describe(name)}",
+        )
     task_type = config.get("task_type")
     if task_type not in TASK_TYPES:
-        problems.add("task_type", f"expected one of {', '.join(TASK_TYPES)}, got {describe(task_type)}")
+        problems.add(
+            "task_type", f"expected one of {', '.join(TASK_TYPES)}, got {describe(task_type)}"
+        )
     fmt = config.get("format", "jsonl")
     if fmt not in ("jsonl", "brat"):
         problems.add("format", f"expected jsonl or brat, got {describe(fmt)}")
@@ -98,10 +117,14 @@ def _check(config: dict[str, Any], problems: _Problems, base: Path) -> dict[str,
     elif len(set(labels)) != len(labels):
         problems.add("labels", f"expected distinct labels, got {labels}")
     for key in ("instruction", "description"):
-        if config.get(key) is not None and (not isinstance(config[key], str) or not config[key].strip()):
+        if config.get(key) is not None and (
+            not isinstance(config[key], str) or not config[key].strip()
+        ):
             problems.add(key, f"expected a non-empty string, got {describe(config[key])}")
     if config.get("answer_style", "short") not in ("short", "long"):
-        problems.add("answer_style", f"expected short or long, got {describe(config['answer_style'])}")
+        problems.add(
+            "answer_style", f"expected short or long, got {describe(config['answer_style'])}"
+        )
     if not isinstance(config.get("joint", False), bool):
         problems.add("joint", f"expected true or false, got {describe(config['joint'])}")
     brat = config.get("brat", {})
@@ -112,42 +135,67 @@ def _check(config: dict[str, Any], problems: _Problems, base: Path) -> dict[str,
     else:
         for key in brat:
             if key not in BRAT_KEYS:
-                problems.add(f"brat.{key}", f"unknown BRAT setting{_suggest(str(key), BRAT_KEYS)}; expected one of {', '.join(BRAT_KEYS)}")
+                problems.add(
+                    f"brat.{key}",
+                    f"unknown BRAT setting{_suggest(str(key), BRAT_KEYS)}; expected one of {', '.join(BRAT_KEYS)}",
+                )
         if brat.get("unit", "document") not in ("document", "sentence"):
-            problems.add("brat.unit", f"expected document or sentence, got {describe(brat['unit'])}")
+            problems.add(
+                "brat.unit", f"expected document or sentence, got {describe(brat['unit'])}"
+            )
         if brat.get("discontinuous", "span") not in ("span", "first", "error"):
-            problems.add("brat.discontinuous", f"expected span, first or error, got {describe(brat['discontinuous'])}")
+            problems.add(
+                "brat.discontinuous",
+                f"expected span, first or error, got {describe(brat['discontinuous'])}",
+            )
         types = brat.get("entity_types")
-        if types is not None and (not isinstance(types, list) or not all(isinstance(t, str) for t in types)):
-            problems.add("brat.entity_types", f"expected a list of entity types, got {describe(types)}")
+        if types is not None and (
+            not isinstance(types, list) or not all(isinstance(t, str) for t in types)
+        ):
+            problems.add(
+                "brat.entity_types", f"expected a list of entity types, got {describe(types)}"
+            )
     splits = config.get("splits")
     resolved: dict[str, Path] = {}
     if not isinstance(splits, dict) or not splits:
         what = "a folder of .txt/.ann files" if fmt == "brat" else "a JSONL file"
-        problems.add("splits", f"expected a mapping split name -> {what} (train, dev, test), got {describe(splits)}")
+        problems.add(
+            "splits",
+            f"expected a mapping split name -> {what} (train, dev, test), got {describe(splits)}",
+        )
         return resolved
     for split, value in splits.items():
         field = f"splits.{split}"
         if split not in SPLITS:
-            problems.add(field, f"unknown split {split!r}{_suggest(str(split), SPLITS)}; expected train, dev or test")
+            problems.add(
+                field,
+                f"unknown split {split!r}{_suggest(str(split), SPLITS)}; expected train, dev or test",
+            )
         elif not isinstance(value, str) or not value.strip():
             problems.add(field, f"expected a path, got {describe(value)}")
         else:
             path = Path(value).expanduser()
             path = path if path.is_absolute() else base / path
             if fmt == "brat" and not path.is_dir():
-                problems.add(field, f"expected a folder of BRAT .txt/.ann files at {path}; it does not exist")
+                problems.add(
+                    field, f"expected a folder of BRAT .txt/.ann files at {path}; it does not exist"
+                )
             elif fmt != "brat" and not path.is_file():
                 problems.add(field, f"expected a JSONL file at {path}; it does not exist")
             resolved[split] = path
     return resolved
 
 
-def _brat_loader(folders: dict[str, Path], task_type: str, options: dict[str, Any], labels: tuple[str, ...]):
+def _brat_loader(
+    folders: dict[str, Path], task_type: str, options: dict[str, Any], labels: tuple[str, ...]
+):
     from clinprompt.data.loaders.brat import load_brat
 
     def load(_data_root: Path) -> dict[str, Records]:
-        return {split: load_brat(folder, task_type, labels=labels or None, **options) for split, folder in folders.items()}
+        return {
+            split: load_brat(folder, task_type, labels=labels or None, **options)
+            for split, folder in folders.items()
+        }
 
     return load
 
@@ -167,14 +215,27 @@ def load_dataset_config(path: str | Path, register_it: bool = True) -> DatasetSp
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise RecordError([Issue(str(path), 0, None, f"expected a readable UTF-8 YAML dataset config: {e}")]) from None
+        raise RecordError(
+            [Issue(str(path), 0, None, f"expected a readable UTF-8 YAML dataset config: {e}")]
+        ) from None
     try:
         config = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        raise RecordError([Issue(str(path), (mark.line + 1) if mark else 1, None, f"invalid YAML: {e}")]) from None
+        raise RecordError(
+            [Issue(str(path), (mark.line + 1) if mark else 1, None, f"invalid YAML: {e}")]
+        ) from None
     if not isinstance(config, dict):
-        raise RecordError([Issue(str(path), 1, None, f"expected a YAML mapping (name, task_type, splits, ...), got {describe(config)}")])
+        raise RecordError(
+            [
+                Issue(
+                    str(path),
+                    1,
+                    None,
+                    f"expected a YAML mapping (name, task_type, splits, ...), got {describe(config)}",
+                )
+            ]
+        )
     problems = _Problems(path, _key_lines(text))
     resolved = _check(config, problems, path.resolve().parent)
     if problems.issues:
@@ -182,15 +243,26 @@ def load_dataset_config(path: str | Path, register_it: bool = True) -> DatasetSp
     fmt = config.get("format", "jsonl")
     labels = tuple(config.get("labels", []))
     common: dict[str, Any] = dict(
-        name=config["name"], task_type=config["task_type"], labels=labels, instruction=config.get("instruction"),
-        splits=tuple(resolved), answer_style=config.get("answer_style", "short"), joint=config.get("joint", False),
+        name=config["name"],
+        task_type=config["task_type"],
+        labels=labels,
+        instruction=config.get("instruction"),
+        splits=tuple(resolved),
+        answer_style=config.get("answer_style", "short"),
+        joint=config.get("joint", False),
         description=config.get("description", f"user dataset from {path}"),
     )
     extra: dict[str, Any] = {"config": str(path.resolve()), "format": fmt}
     if fmt == "brat":
         options = dict(config.get("brat") or {})
-        extra.update(standalone=True, brat=options, folders={s: str(p) for s, p in resolved.items()})
-        spec = DatasetSpec(**common, loader=_brat_loader(resolved, config["task_type"], options, labels), extra=extra)
+        extra.update(
+            standalone=True, brat=options, folders={s: str(p) for s, p in resolved.items()}
+        )
+        spec = DatasetSpec(
+            **common,
+            loader=_brat_loader(resolved, config["task_type"], options, labels),
+            extra=extra,
+        )
     else:
         spec = DatasetSpec(**common, paths={s: str(p) for s, p in resolved.items()}, extra=extra)
     if not register_it:
@@ -199,7 +271,20 @@ def load_dataset_config(path: str | Path, register_it: bool = True) -> DatasetSp
         existing = get_dataset(spec.name)
     except UnknownDatasetError:
         return register(spec)
-    if existing.to_dict() == spec.to_dict() and existing.paths == spec.paths and existing.extra == spec.extra:
+    if (
+        existing.to_dict() == spec.to_dict()
+        and existing.paths == spec.paths
+        and existing.extra == spec.extra
+    ):
         return existing
     origin = existing.extra.get("config") or "a built-in dataset"
-    raise RecordError([Issue(str(path), problems.lines.get("name", 1), "name", f"dataset {spec.name!r} is already registered (by {origin}); choose another name")])
+    raise RecordError(
+        [
+            Issue(
+                str(path),
+                problems.lines.get("name", 1),
+                "name",
+                f"dataset {spec.name!r} is already registered (by {origin}); choose another name",
+            )
+        ]
+    )

@@ -158,7 +158,9 @@ class ReservedLayer(DynamicLayer):
         self._start, self._end = start, end
         self.keys, self.values = self._kbuf[:, :, start:end], self._vbuf[:, :, start:end]
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         t = key_states.shape[-2]
         if self._end + t > self._kbuf.shape[-2]:
             self._place(self.keys, self.values, max(t, self._end - self._start, 16))
@@ -195,7 +197,9 @@ class ReservedLayer(DynamicLayer):
         self._view(self._start, self._end + tokens_to_remove)
 
 
-def reserved_cache(layers: Sequence[tuple[torch.Tensor, torch.Tensor]], config: Any, reserve: int) -> DynamicCache:
+def reserved_cache(
+    layers: Sequence[tuple[torch.Tensor, torch.Tensor]], config: Any, reserve: int
+) -> DynamicCache:
     """A ``DynamicCache`` holding ``layers`` (keys, values) in :class:`ReservedLayer` objects."""
     cache = DynamicCache(config=config)
     cache.layers = [ReservedLayer(k, v, reserve) for k, v in layers]
@@ -224,9 +228,20 @@ class DecodeBatch:
             still costs its share of every decode step).
     """
 
-    def __init__(self, model: PreTrainedModel, eos_token_id: int, pad_token_id: int, prompt_cache: PromptKVCache | None = None,
-                 compact_ratio: float = 0.25) -> None:
-        self.model, self.eos, self.pad, self.prompt_cache = model, eos_token_id, pad_token_id, prompt_cache
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        eos_token_id: int,
+        pad_token_id: int,
+        prompt_cache: PromptKVCache | None = None,
+        compact_ratio: float = 0.25,
+    ) -> None:
+        self.model, self.eos, self.pad, self.prompt_cache = (
+            model,
+            eos_token_id,
+            pad_token_id,
+            prompt_cache,
+        )
         self.compact_ratio = compact_ratio
         self._reset()
 
@@ -253,11 +268,19 @@ class DecodeBatch:
         return len(self.alive)
 
     @torch.no_grad()
-    def add(self, prompts: torch.Tensor | None, input_ids: list[list[int]], max_new_tokens: list[int],
-            tags: list[Any], task_keys: list[str] | None = None) -> list[tuple[Any, list[int]]]:
+    def add(
+        self,
+        prompts: torch.Tensor | None,
+        input_ids: list[list[int]],
+        max_new_tokens: list[int],
+        tags: list[Any],
+        task_keys: list[str] | None = None,
+    ) -> list[tuple[Any, list[int]]]:
         """Prefill new rows and take their first token; returns the rows already finished."""
         _check_batch(prompts, input_ids, task_keys)
-        logits, cache, mask, _ = prefill(self.model, prompts, input_ids, self.pad, self.prompt_cache, task_keys, 1)
+        logits, cache, mask, _ = prefill(
+            self.model, prompts, input_ids, self.pad, self.prompt_cache, task_keys, 1
+        )
         positions = mask.sum(-1, keepdim=True) - 1  # of each row's last token
         tokens = logits[:, -1].argmax(-1)
         n, width = mask.shape
@@ -268,7 +291,12 @@ class DecodeBatch:
             self.cache = reserved_cache(layers, self.model.config, reserve)
             self.mask, self.positions, self.tokens = mask, positions, tokens
             slots = list(range(n))
-            self.alive, self.tags, self.outputs, self.limits = [True] * n, list(tags), [[] for _ in tags], list(max_new_tokens)
+            self.alive, self.tags, self.outputs, self.limits = (
+                [True] * n,
+                list(tags),
+                [[] for _ in tags],
+                list(max_new_tokens),
+            )
         else:
             reuse = min(n, len(free)) if width <= self.mask.shape[1] else 0
             slots = free[:reuse]
@@ -280,7 +308,12 @@ class DecodeBatch:
                 self.positions[index] = positions[:reuse]
                 self.tokens[index] = tokens[:reuse]
                 for j, slot in enumerate(slots):
-                    self.alive[slot], self.tags[slot], self.outputs[slot], self.limits[slot] = True, tags[j], [], max_new_tokens[j]
+                    self.alive[slot], self.tags[slot], self.outputs[slot], self.limits[slot] = (
+                        True,
+                        tags[j],
+                        [],
+                        max_new_tokens[j],
+                    )
             if reuse < n:  # the rest joins after the last slot
                 rest, first = slice(reuse, n), self.slots
                 layers = [(layer.keys[rest], layer.values[rest]) for layer in cache.layers]
@@ -305,8 +338,12 @@ class DecodeBatch:
         self.mask = torch.cat([self.mask, self.mask.new_ones(self.slots, 1)], dim=1)
         self.positions = self.positions + 1
         out = self.model(
-            input_ids=self.tokens.unsqueeze(1), attention_mask=self.mask, position_ids=self.positions,
-            cache=self.cache, use_cache=True, logits_to_keep=1,
+            input_ids=self.tokens.unsqueeze(1),
+            attention_mask=self.mask,
+            position_ids=self.positions,
+            cache=self.cache,
+            use_cache=True,
+            logits_to_keep=1,
         )
         self.cache, self.tokens = out.cache, out.logits[:, -1].argmax(-1)
         return self._accept(torch.tensor(self.alive, dtype=torch.bool))
@@ -337,21 +374,42 @@ class DecodeBatch:
             return
         index = torch.tensor(keep, device=self.mask.device)
         self.cache.batch_select_indices(index)
-        self.mask, self.positions, self.tokens = self.mask[index], self.positions[index], self.tokens[index]
-        self.alive, self.tags, self.outputs, self.limits = ([x[i] for i in keep] for x in (self.alive, self.tags, self.outputs, self.limits))
+        self.mask, self.positions, self.tokens = (
+            self.mask[index],
+            self.positions[index],
+            self.tokens[index],
+        )
+        self.alive, self.tags, self.outputs, self.limits = (
+            [x[i] for i in keep] for x in (self.alive, self.tags, self.outputs, self.limits)
+        )
         self._trim()
 
-    def _merge(self, layers: list[tuple[torch.Tensor, torch.Tensor]], mask: torch.Tensor, positions: torch.Tensor,
-               tokens: torch.Tensor, reserve: int) -> None:
+    def _merge(
+        self,
+        layers: list[tuple[torch.Tensor, torch.Tensor]],
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+        tokens: torch.Tensor,
+        reserve: int,
+    ) -> None:
         """Append rows to the batch, left-padding the shorter cache with masked slots."""
         width = max(self.mask.shape[1], mask.shape[1])
         a, b = width - self.mask.shape[1], width - mask.shape[1]
         data = [
-            (torch.cat([F.pad(x.keys, (0, 0, a, 0)), F.pad(k, (0, 0, b, 0))]),
-             torch.cat([F.pad(x.values, (0, 0, a, 0)), F.pad(v, (0, 0, b, 0))]))
+            (
+                torch.cat([F.pad(x.keys, (0, 0, a, 0)), F.pad(k, (0, 0, b, 0))]),
+                torch.cat([F.pad(x.values, (0, 0, a, 0)), F.pad(v, (0, 0, b, 0))]),
+            )
             for x, (k, v) in zip(self.cache.layers, layers, strict=True)
         ]  # per layer: (S_old + S_new, H_kv, width, head_dim)
-        left = max((lim - len(out) for lim, out, alive in zip(self.limits, self.outputs, self.alive, strict=True) if alive), default=0)
+        left = max(
+            (
+                lim - len(out)
+                for lim, out, alive in zip(self.limits, self.outputs, self.alive, strict=True)
+                if alive
+            ),
+            default=0,
+        )
         self.cache = reserved_cache(data, self.model.config, max(reserve, left))
         self.mask = torch.cat([F.pad(self.mask, (a, 0)), F.pad(mask, (b, 0))])
         self.positions = torch.cat([self.positions, positions])

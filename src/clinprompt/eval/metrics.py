@@ -97,7 +97,9 @@ def entity_f1(
     return prf(tp, n_pred, n_gold)
 
 
-def relation_f1(golds: Sequence[Sequence[Relation]], preds: Sequence[Sequence[Relation]]) -> dict[str, float]:
+def relation_f1(
+    golds: Sequence[Sequence[Relation]], preds: Sequence[Sequence[Relation]]
+) -> dict[str, float]:
     """Micro precision/recall/F1 of ``(head span, tail span, type)`` triples over documents."""
     if len(golds) != len(preds):
         raise ValueError(f"{len(golds)} gold documents but {len(preds)} predicted ones")
@@ -120,7 +122,9 @@ def accuracy(golds: Sequence[Hashable], preds: Sequence[Hashable | None]) -> flo
 
 
 def macro_f1(
-    golds: Sequence[Hashable], preds: Sequence[Hashable | None], labels: Sequence[Hashable] | None = None
+    golds: Sequence[Hashable],
+    preds: Sequence[Hashable | None],
+    labels: Sequence[Hashable] | None = None,
 ) -> float:
     """Unweighted mean of per-class F1.
 
@@ -129,8 +133,10 @@ def macro_f1(
     """
     if len(golds) != len(preds):
         raise ValueError(f"{len(golds)} gold labels but {len(preds)} predictions")
-    classes = list(labels) if labels is not None else sorted(
-        set(golds) | {p for p in preds if p is not None}, key=str
+    classes = (
+        list(labels)
+        if labels is not None
+        else sorted(set(golds) | {p for p in preds if p is not None}, key=str)
     )
     if not classes:
         return 0.0

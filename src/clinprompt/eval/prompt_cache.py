@@ -82,7 +82,9 @@ class PromptKVCache:
             for entry in list(self._entries):
                 if keep is None or entry[0] not in keep:
                     del self._entries[entry]
-            self._prefixes = {k: v for k, v in self._prefixes.items() if keep is not None and k in keep}
+            self._prefixes = {
+                k: v for k, v in self._prefixes.items() if keep is not None and k in keep
+            }
 
     @torch.no_grad()
     def _compute(self, prompt: torch.Tensor, prefix_ids: tuple[int, ...]) -> LayerKV:
@@ -92,7 +94,9 @@ class PromptKVCache:
         embed = self.model.get_input_embeddings()
         dev = embed.weight.device
         tokens = embed(torch.tensor(prefix_ids, dtype=torch.long, device=dev))  # (H, D)
-        x = torch.cat([prompt.to(device=dev, dtype=tokens.dtype), tokens]).unsqueeze(0)  # (1, P + H, D)
+        x = torch.cat([prompt.to(device=dev, dtype=tokens.dtype), tokens]).unsqueeze(
+            0
+        )  # (1, P + H, D)
         length = x.shape[1]
         cache = DynamicCache(config=self.model.config)
         self.model(
@@ -106,7 +110,11 @@ class PromptKVCache:
         return [(layer.keys, layer.values) for layer in cache.layers]
 
     def batch(
-        self, keys: Sequence[str], prompts: torch.Tensor, rows: Sequence[Sequence[int]], min_tail: int = 1
+        self,
+        keys: Sequence[str],
+        prompts: torch.Tensor,
+        rows: Sequence[Sequence[int]],
+        min_tail: int = 1,
     ) -> tuple[DynamicCache, torch.Tensor, list[list[int]]]:
         """The stacked caches of a batch, their mask, and each row with its cached prefix removed.
 
@@ -120,7 +128,7 @@ class PromptKVCache:
                 pre = ()
             layers = self.get(key, prompts[b], pre)
             per_row.append(layers)
-            tails.append(list(row[len(pre):]))
+            tails.append(list(row[len(pre) :]))
             lengths.append(layers[0][0].shape[-2])
         width = max(lengths)
 
@@ -128,8 +136,15 @@ class PromptKVCache:
             return torch.nn.functional.pad(t, (0, 0, 0, width - t.shape[-2]))
 
         data = [
-            (torch.cat([pad(row[i][0]) for row in per_row]), torch.cat([pad(row[i][1]) for row in per_row]))
+            (
+                torch.cat([pad(row[i][0]) for row in per_row]),
+                torch.cat([pad(row[i][1]) for row in per_row]),
+            )
             for i in range(len(per_row[0]))
         ]  # per layer: (B, H_kv, L_max, head_dim) each
-        mask = torch.tensor([[1] * n + [0] * (width - n) for n in lengths], dtype=torch.long, device=data[0][0].device)
+        mask = torch.tensor(
+            [[1] * n + [0] * (width - n) for n in lengths],
+            dtype=torch.long,
+            device=data[0][0].device,
+        )
         return DynamicCache(ddp_cache_data=data, config=self.model.config), mask, tails

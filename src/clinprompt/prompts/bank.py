@@ -116,9 +116,13 @@ class PromptBank:
             raise BankError(f"{path} is not a prompt bank: {meta_path} is missing")
         data = read_json(meta_path)
         if data.get("format") != BANK_FORMAT:
-            raise BankError(f"{meta_path}: field 'format' is {data.get('format')!r}; expected {BANK_FORMAT!r}")
+            raise BankError(
+                f"{meta_path}: field 'format' is {data.get('format')!r}; expected {BANK_FORMAT!r}"
+            )
         if data.get("version", 0) > BANK_VERSION:
-            raise BankError(f"{meta_path}: bank format version {data['version']} is newer than this clinprompt reads ({BANK_VERSION}); upgrade clinprompt")
+            raise BankError(
+                f"{meta_path}: bank format version {data['version']} is newer than this clinprompt reads ({BANK_VERSION}); upgrade clinprompt"
+            )
         tasks = {t["name"]: TaskEntry.from_dict(t) for t in data.pop("tasks", [])}
         bank = cls(path, data, tasks)
         if expect is not None:
@@ -156,7 +160,9 @@ class PromptBank:
 
     def entry(self, name: str) -> TaskEntry:
         if name not in self.tasks:
-            raise BankError(f"task {name!r} is not in the bank {self.path}; it holds: {', '.join(self.tasks) or '(none)'}")
+            raise BankError(
+                f"task {name!r} is not in the bank {self.path}; it holds: {', '.join(self.tasks) or '(none)'}"
+            )
         return self.tasks[name]
 
     # --------------------------------------------------------------------------------- tensors
@@ -189,7 +195,9 @@ class PromptBank:
 
     def multitask_prompt(self, names: list[str] | None = None) -> MultitaskPrompt:
         """A :class:`MultitaskPrompt` over factor tasks sharing the bank's P* (task ids = list order)."""
-        names = names or [n for n, e in self.tasks.items() if e.kind == "factors" and not e.own_shared]
+        names = names or [
+            n for n, e in self.tasks.items() if e.kind == "factors" and not e.own_shared
+        ]
         if not names:
             raise BankError(f"the bank {self.path} has no factor tasks")
         cols, rows = [], []
@@ -224,20 +232,30 @@ class PromptBank:
         entry.kind, entry.own_shared = "factors", shared is not None
         return self._add(entry, tensors, replace)
 
-    def add_prompt(self, entry: TaskEntry, prompt: torch.Tensor, replace: bool = False) -> TaskEntry:
+    def add_prompt(
+        self, entry: TaskEntry, prompt: torch.Tensor, replace: bool = False
+    ) -> TaskEntry:
         """Add a task stored as a single (P, D) prompt."""
         self._check_shape(prompt, (self.prompt_tokens, self.dim), "prompt")
         entry.kind, entry.own_shared = "prompt", False
         return self._add(entry, {"prompt": prompt.float()}, replace)
 
-    def add_multitask(self, prompt: MultitaskPrompt, entries: list[TaskEntry], replace: bool = False) -> None:
+    def add_multitask(
+        self, prompt: MultitaskPrompt, entries: list[TaskEntry], replace: bool = False
+    ) -> None:
         """Add every task of a distilled :class:`MultitaskPrompt` (task k ↔ ``entries[k]``)."""
         if len(entries) != prompt.num_tasks:
-            raise BankError(f"got {len(entries)} task entries for a prompt with K={prompt.num_tasks} tasks")
+            raise BankError(
+                f"got {len(entries)} task entries for a prompt with K={prompt.num_tasks} tasks"
+            )
         for k, entry in enumerate(entries):
-            self.add_factors(entry, prompt.cols[k].detach(), prompt.rows[k].detach(), replace=replace)
+            self.add_factors(
+                entry, prompt.cols[k].detach(), prompt.rows[k].detach(), replace=replace
+            )
 
-    def add_from(self, source: PromptBank, name: str, new_name: str | None = None, replace: bool = False) -> TaskEntry:
+    def add_from(
+        self, source: PromptBank, name: str, new_name: str | None = None, replace: bool = False
+    ) -> TaskEntry:
         """Copy task ``name`` of another bank of the same backbone and P into this one.
 
         Factors stay factors when this bank has the same P* and R (byte-identical P*) or when
@@ -246,7 +264,9 @@ class PromptBank:
         """
         self.check_backbone(source.fingerprint)
         if (source.prompt_tokens, source.dim) != (self.prompt_tokens, self.dim):
-            raise BankError(f"the bank {source.path} has prompts of (P={source.prompt_tokens}, D={source.dim}); {self.path} holds (P={self.prompt_tokens}, D={self.dim})")
+            raise BankError(
+                f"the bank {source.path} has prompts of (P={source.prompt_tokens}, D={source.dim}); {self.path} holds (P={self.prompt_tokens}, D={self.dim})"
+            )
         entry = TaskEntry.from_dict({**source.entry(name).to_dict(), "name": new_name or name})
         t = source.task_tensors(name)
         if entry.kind == "prompt":
@@ -255,7 +275,9 @@ class PromptBank:
             entry.meta = {**entry.meta, "stored_as_prompt": f"factors of rank {source.rank}"}
             return self.add_prompt(entry, source.task_prompt(name), replace=replace)
         shared = t.get("shared")
-        if shared is None and not (self.header.get("has_shared") and torch.equal(self.shared(), source.shared())):
+        if shared is None and not (
+            self.header.get("has_shared") and torch.equal(self.shared(), source.shared())
+        ):
             shared = source.shared()
         return self.add_factors(entry, t["u"], t["v"], shared=shared, replace=replace)
 
@@ -269,10 +291,16 @@ class PromptBank:
     # -------------------------------------------------------------------------------- private
     def _add(self, entry: TaskEntry, tensors: dict[str, torch.Tensor], replace: bool) -> TaskEntry:
         if not _NAME.match(entry.name):
-            raise BankError(f"task name {entry.name!r} may contain only letters, digits, '_', '-' and '.'")
+            raise BankError(
+                f"task name {entry.name!r} may contain only letters, digits, '_', '-' and '.'"
+            )
         if entry.name in self.tasks and not replace:
-            raise BankError(f"task {entry.name!r} is already in the bank {self.path}; remove it first or pass replace")
-        save_tensors(self._task_file(entry.name), tensors, metadata={"task": entry.name, "kind": entry.kind})
+            raise BankError(
+                f"task {entry.name!r} is already in the bank {self.path}; remove it first or pass replace"
+            )
+        save_tensors(
+            self._task_file(entry.name), tensors, metadata={"task": entry.name, "kind": entry.kind}
+        )
         self.tasks[entry.name] = entry
         self._write_header()
         return entry
@@ -282,7 +310,12 @@ class PromptBank:
 
     def _check_shape(self, t: torch.Tensor, shape: tuple[int, ...], what: str) -> None:
         if tuple(t.shape) != tuple(shape):
-            raise PromptError(f"{what} has shape {tuple(t.shape)}; this bank expects {tuple(shape)} (P={self.prompt_tokens}, D={self.dim}, R={self.rank})")
+            raise PromptError(
+                f"{what} has shape {tuple(t.shape)}; this bank expects {tuple(shape)} (P={self.prompt_tokens}, D={self.dim}, R={self.rank})"
+            )
 
     def _write_header(self) -> None:
-        write_json(self.path / "bank.json", {**self.header, "tasks": [e.to_dict() for e in self.tasks.values()]})
+        write_json(
+            self.path / "bank.json",
+            {**self.header, "tasks": [e.to_dict() for e in self.tasks.values()]},
+        )

@@ -23,7 +23,13 @@ import torch
 from clinprompt.artifacts import atomic_dir, load_tensors, read_json, save_tensors, write_json
 from clinprompt.prompts.bank import BankError, PromptBank, TaskEntry
 
-__all__ = ["PEFT_SIDECAR", "export_peft", "import_peft", "patch_peft_generation", "read_peft_prompt"]
+__all__ = [
+    "PEFT_SIDECAR",
+    "export_peft",
+    "import_peft",
+    "patch_peft_generation",
+    "read_peft_prompt",
+]
 
 PEFT_SIDECAR = "clinprompt_task.json"
 _WEIGHTS = "adapter_model.safetensors"
@@ -66,15 +72,20 @@ def export_peft(
     with atomic_dir(out_dir) as tmp:
         config.save_pretrained(str(tmp))
         save_tensors(tmp / _WEIGHTS, {"prompt_embeddings": prompt}, metadata={"format": "pt"})
-        write_json(tmp / PEFT_SIDECAR, {
-            "task": entry.to_dict(),
-            "backbone": bank.fingerprint.to_dict(),
-            "source_bank": str(bank.path),
-        })
+        write_json(
+            tmp / PEFT_SIDECAR,
+            {
+                "task": entry.to_dict(),
+                "backbone": bank.fingerprint.to_dict(),
+                "source_bank": str(bank.path),
+            },
+        )
     return out_dir
 
 
-def read_peft_prompt(adapter_dir: str | Path) -> tuple[torch.Tensor, dict[str, Any], dict[str, Any] | None]:
+def read_peft_prompt(
+    adapter_dir: str | Path,
+) -> tuple[torch.Tensor, dict[str, Any], dict[str, Any] | None]:
     """The (P, D) prompt of a PEFT prompt-tuning adapter, its config, and clinprompt's sidecar.
 
     Raises:
@@ -86,12 +97,18 @@ def read_peft_prompt(adapter_dir: str | Path) -> tuple[torch.Tensor, dict[str, A
         raise BankError(f"{adapter_dir} is not a PEFT adapter: {cfg_path} is missing")
     config = read_json(cfg_path)
     if config.get("peft_type") != "PROMPT_TUNING":
-        raise BankError(f"{cfg_path}: peft_type is {config.get('peft_type')!r}; only PROMPT_TUNING adapters hold a plain soft prompt")
+        raise BankError(
+            f"{cfg_path}: peft_type is {config.get('peft_type')!r}; only PROMPT_TUNING adapters hold a plain soft prompt"
+        )
     if config.get("task_type") not in (None, "CAUSAL_LM"):
         raise BankError(f"{cfg_path}: task_type is {config.get('task_type')!r}; expected CAUSAL_LM")
     weights = adapter_dir / _WEIGHTS
     if not weights.exists():
-        hint = " (adapter_model.bin is a pickle; re-save it with safe_serialization=True)" if (adapter_dir / "adapter_model.bin").exists() else ""
+        hint = (
+            " (adapter_model.bin is a pickle; re-save it with safe_serialization=True)"
+            if (adapter_dir / "adapter_model.bin").exists()
+            else ""
+        )
         raise BankError(f"{weights} is missing{hint}")
     tensors = load_tensors(weights)
     if "prompt_embeddings" not in tensors:
@@ -99,7 +116,9 @@ def read_peft_prompt(adapter_dir: str | Path) -> tuple[torch.Tensor, dict[str, A
     prompt = tensors["prompt_embeddings"].float()
     p = int(config.get("num_virtual_tokens") or prompt.shape[0])
     if prompt.dim() != 2 or prompt.shape[0] < p:
-        raise BankError(f"{weights}: prompt_embeddings has shape {tuple(prompt.shape)}; expected ({p}, D)")
+        raise BankError(
+            f"{weights}: prompt_embeddings has shape {tuple(prompt.shape)}; expected ({p}, D)"
+        )
     # Causal LMs have one transformer submodule, so the first P rows are the prompt.
     prompt = prompt[:p]
     sidecar_path = adapter_dir / PEFT_SIDECAR
@@ -137,7 +156,9 @@ def import_peft(
         )
     task_type = task_type or (old.task_type if old else None)
     if not task_type:
-        raise BankError(f"{adapter_dir}: give the task type (--task-type ner|re|qa|nli|sum); the adapter does not say")
+        raise BankError(
+            f"{adapter_dir}: give the task type (--task-type ner|re|qa|nli|sum); the adapter does not say"
+        )
     entry = TaskEntry(
         name=name,
         task_type=task_type,
@@ -145,7 +166,11 @@ def import_peft(
         labels=list(labels if labels is not None else (old.labels if old else [])),
         instruction=instruction if instruction is not None else (old.instruction if old else None),
         dataset=dataset if dataset is not None else (old.dataset if old else None),
-        meta={"source": "peft", "adapter": str(adapter_dir), "base_model": config.get("base_model_name_or_path")},
+        meta={
+            "source": "peft",
+            "adapter": str(adapter_dir),
+            "base_model": config.get("base_model_name_or_path"),
+        },
     )
     if old:
         entry.template_version = old.template_version

@@ -152,19 +152,25 @@ class MultitaskPrompt(nn.Module):
         """Raise a clear error for task ids outside [0, K)."""
         if task_ids.numel() and (int(task_ids.min()) < 0 or int(task_ids.max()) >= self.num_tasks):
             bad = sorted({int(t) for t in task_ids.tolist() if t < 0 or t >= self.num_tasks})
-            raise PromptError(f"task ids {bad} are out of range; this prompt has K={self.num_tasks} tasks (0..{self.num_tasks - 1})")
+            raise PromptError(
+                f"task ids {bad} are out of range; this prompt has K={self.num_tasks} tasks (0..{self.num_tasks - 1})"
+            )
 
     def forward(self, batch_size: int, task_ids: torch.Tensor | None = None) -> torch.Tensor:
         """(B, P, D): example b gets task ``task_ids[b]``'s prompt (mixed-task batches)."""
         if task_ids is None:
             if self.num_tasks != 1:
-                raise PromptError(f"task_ids are required: this prompt has K={self.num_tasks} tasks")
+                raise PromptError(
+                    f"task_ids are required: this prompt has K={self.num_tasks} tasks"
+                )
             task_ids = torch.zeros(batch_size, dtype=torch.long, device=self.shared.device)
         task_ids = task_ids.to(self.shared.device).long().view(-1)
         if task_ids.numel() != batch_size:
             raise PromptError(f"got {task_ids.numel()} task ids for a batch of {batch_size}")
         self.check_task_ids(task_ids)
-        scale = torch.bmm(self.cols[task_ids], self.rows[task_ids])  # (B, P, R) @ (B, R, D) → (B, P, D)
+        scale = torch.bmm(
+            self.cols[task_ids], self.rows[task_ids]
+        )  # (B, P, R) @ (B, R, D) → (B, P, D)
         return self.shared.unsqueeze(0) * scale
 
     def task_prompt(self, task: int) -> torch.Tensor:
@@ -172,7 +178,9 @@ class MultitaskPrompt(nn.Module):
         self.check_task_ids(torch.tensor([task]))
         return self.shared * (self.cols[task] @ self.rows[task])
 
-    def trainable(self, shared: bool = True, cols: bool = True, rows: bool = True) -> MultitaskPrompt:
+    def trainable(
+        self, shared: bool = True, cols: bool = True, rows: bool = True
+    ) -> MultitaskPrompt:
         """Choose which of P*, U, V receive gradients."""
         self.shared.requires_grad_(shared)
         self.cols.requires_grad_(cols)

@@ -72,7 +72,9 @@ def create_app(engine: ServeEngine, api_key: str | None = None) -> FastAPI:
         if api_key is None:
             return
         if creds is None or not hmac.compare_digest(creds.credentials.encode(), api_key.encode()):
-            raise ServeError(401, "unauthorized", "missing or wrong API key; send 'Authorization: Bearer <key>'")
+            raise ServeError(
+                401, "unauthorized", "missing or wrong API key; send 'Authorization: Bearer <key>'"
+            )
 
     @app.exception_handler(ServeError)
     async def _serve_error(_: Request, err: ServeError) -> JSONResponse:
@@ -81,21 +83,32 @@ def create_app(engine: ServeEngine, api_key: str | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:
-        problems = [f"{_location(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in err.errors()]
-        body = ServeError(422, "invalid_request", "invalid request: " + "; ".join(problems), problems=problems)
+        problems = [
+            f"{_location(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in err.errors()
+        ]
+        body = ServeError(
+            422, "invalid_request", "invalid request: " + "; ".join(problems), problems=problems
+        )
         return JSONResponse(body.to_dict(), status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, err: Exception) -> JSONResponse:
         log.exception("unexpected error")
-        return JSONResponse(ServeError(500, "internal_error", f"internal error: {err!r}").to_dict(), status_code=500)
+        return JSONResponse(
+            ServeError(500, "internal_error", f"internal error: {err!r}").to_dict(), status_code=500
+        )
 
     @app.get("/healthz", response_model=HealthResponse)
     async def healthz() -> dict[str, Any]:
         """Liveness and queue depth (no authentication)."""
         return engine.health()
 
-    @app.get("/v1/tasks", response_model=TasksResponse, responses=_ERRORS, dependencies=[Depends(authorize)])
+    @app.get(
+        "/v1/tasks",
+        response_model=TasksResponse,
+        responses=_ERRORS,
+        dependencies=[Depends(authorize)],
+    )
     async def tasks() -> dict[str, Any]:
         """The servable tasks, their labels and input fields."""
         table = engine.table
@@ -106,7 +119,12 @@ def create_app(engine: ServeEngine, api_key: str | None = None) -> FastAPI:
             "tasks": [rt.describe() for rt in table.tasks.values()],
         }
 
-    @app.post("/v1/predict", response_model=PredictResponse, responses=_ERRORS, dependencies=[Depends(authorize)])
+    @app.post(
+        "/v1/predict",
+        response_model=PredictResponse,
+        responses=_ERRORS,
+        dependencies=[Depends(authorize)],
+    )
     async def predict(body: PredictRequest) -> dict[str, Any]:
         """Answer every input of one task (batched with other requests' inputs)."""
         items = engine.prepare(body.task, body.inputs, body.mode, body.max_new_tokens)
@@ -118,17 +136,29 @@ def create_app(engine: ServeEngine, api_key: str | None = None) -> FastAPI:
             for f in futures:
                 f.cancel()
             raise ServeError(
-                503, "timeout", f"the request was not answered within request_timeout_s={timeout:g} s; the server is busy, retry later",
-                limit="request_timeout_s", value=timeout,
+                503,
+                "timeout",
+                f"the request was not answered within request_timeout_s={timeout:g} s; the server is busy, retry later",
+                limit="request_timeout_s",
+                value=timeout,
             ) from None
         return {"task": body.task, "task_type": items[0].task.entry.task_type, "outputs": outputs}
 
-    @app.post("/v1/admin/reload", response_model=ReloadResponse, responses=_ERRORS, dependencies=[Depends(authorize)])
+    @app.post(
+        "/v1/admin/reload",
+        response_model=ReloadResponse,
+        responses=_ERRORS,
+        dependencies=[Depends(authorize)],
+    )
     async def reload() -> dict[str, Any]:
         """Re-read the bank: new tasks become available, in-flight requests finish as admitted."""
         try:
             return await asyncio.to_thread(engine.reload)
         except (BankError, ValueError, OSError) as err:
-            raise ServeError(422, "reload_failed", f"the bank could not be reloaded (still serving the previous tasks): {err}") from err
+            raise ServeError(
+                422,
+                "reload_failed",
+                f"the bank could not be reloaded (still serving the previous tasks): {err}",
+            ) from err
 
     return app

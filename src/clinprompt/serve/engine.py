@@ -48,7 +48,9 @@ MODES = ("auto", "generate", "score")
 class Limits:
     """Admission limits; each names the HTTP status it maps to."""
 
-    max_input_tokens: int = 1024  # tokens of one formatted input (instruction and cue excluded) → 413
+    max_input_tokens: int = (
+        1024  # tokens of one formatted input (instruction and cue excluded) → 413
+    )
     max_inputs: int = 32  # inputs per request → 422
     max_queue: int = 256  # inputs waiting for the worker → 429
     request_timeout_s: float = 60.0  # a request not answered by then → 503
@@ -109,7 +111,13 @@ class ServeEngine:
 
     supports_scoring = True
 
-    def __init__(self, backbone: Backbone, bank_path: str | Path, limits: Limits | None = None, args: EngineArgs | None = None) -> None:
+    def __init__(
+        self,
+        backbone: Backbone,
+        bank_path: str | Path,
+        limits: Limits | None = None,
+        args: EngineArgs | None = None,
+    ) -> None:
         self.backbone = backbone
         self.bank_path = Path(bank_path)
         self.limits = limits or Limits()
@@ -136,9 +144,13 @@ class ServeEngine:
             if self._threads:
                 return self
             self._stop.clear()
-            self._threads.append(threading.Thread(target=self._work, name="clinprompt-worker", daemon=True))
+            self._threads.append(
+                threading.Thread(target=self._work, name="clinprompt-worker", daemon=True)
+            )
             if self.args.watch_interval_s > 0:
-                self._threads.append(threading.Thread(target=self._watch, name="clinprompt-watch", daemon=True))
+                self._threads.append(
+                    threading.Thread(target=self._watch, name="clinprompt-watch", daemon=True)
+                )
             for t in self._threads:
                 t.start()
         return self
@@ -149,7 +161,10 @@ class ServeEngine:
         for t in self._threads:
             t.join(timeout)
         self._threads = []
-        self._fail(self._decoding.live_tags, ServeError(503, "shutting_down", "the server is shutting down"))
+        self._fail(
+            self._decoding.live_tags,
+            ServeError(503, "shutting_down", "the server is shutting down"),
+        )
         self._decoding = self._new_decoding()
         while True:
             try:
@@ -157,7 +172,9 @@ class ServeEngine:
             except queue.Empty:
                 break
             if item.future.set_running_or_notify_cancel():
-                item.future.set_exception(ServeError(503, "shutting_down", "the server is shutting down"))
+                item.future.set_exception(
+                    ServeError(503, "shutting_down", "the server is shutting down")
+                )
         self._pending = 0
 
     @property
@@ -171,7 +188,9 @@ class ServeEngine:
     def _load_table(self, version: int) -> TaskTable:
         bank = PromptBank.load(self.bank_path, expect=self.backbone.fingerprint)
         self._bank_mtime = self._mtime()
-        table = load_task_table(bank, self.tokenizer, self.backbone.device, self.backbone.dtype, version)
+        table = load_task_table(
+            bank, self.tokenizer, self.backbone.device, self.backbone.dtype, version
+        )
         for rt in table.tasks.values():  # every request of a task starts with its instruction
             self.prompt_cache.set_prefix(rt.key, rt.head_ids)
         return table
@@ -217,13 +236,22 @@ class ServeEngine:
         """The runtime of task ``name``; 404 listing the tasks, 503 when it cannot be served."""
         table = self.table
         if name not in table.tasks:
-            raise ServeError(404, "unknown_task", f"unknown task {name!r}; this server has: {', '.join(table.names()) or '(none)'}", tasks=table.names())
+            raise ServeError(
+                404,
+                "unknown_task",
+                f"unknown task {name!r}; this server has: {', '.join(table.names()) or '(none)'}",
+                tasks=table.names(),
+            )
         rt = table.tasks[name]
         if rt.unavailable:
-            raise ServeError(503, "task_unavailable", f"task {name!r} cannot be served: {rt.unavailable}")
+            raise ServeError(
+                503, "task_unavailable", f"task {name!r} cannot be served: {rt.unavailable}"
+            )
         return rt
 
-    def prepare(self, task: str, inputs: list[Any], mode: str = "auto", max_new_tokens: int | None = None) -> list[WorkItem]:
+    def prepare(
+        self, task: str, inputs: list[Any], mode: str = "auto", max_new_tokens: int | None = None
+    ) -> list[WorkItem]:
         """Validate a request and turn it into work items (nothing is queued yet).
 
         Raises:
@@ -231,13 +259,27 @@ class ServeEngine:
         """
         lim = self.limits
         if mode not in MODES:
-            raise ServeError(422, "invalid_mode", f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+            raise ServeError(
+                422, "invalid_mode", f"mode must be one of {', '.join(MODES)}; got {mode!r}"
+            )
         if not inputs:
             raise ServeError(422, "empty_inputs", "inputs is empty; send at least one input record")
         if len(inputs) > lim.max_inputs:
-            raise ServeError(422, "too_many_inputs", f"{len(inputs)} inputs in one request; the limit max_inputs is {lim.max_inputs}", limit="max_inputs", value=lim.max_inputs)
+            raise ServeError(
+                422,
+                "too_many_inputs",
+                f"{len(inputs)} inputs in one request; the limit max_inputs is {lim.max_inputs}",
+                limit="max_inputs",
+                value=lim.max_inputs,
+            )
         if max_new_tokens is not None and not 1 <= max_new_tokens <= lim.max_new_tokens:
-            raise ServeError(422, "max_new_tokens", f"max_new_tokens must be in 1..{lim.max_new_tokens}; got {max_new_tokens}", limit="max_new_tokens", value=lim.max_new_tokens)
+            raise ServeError(
+                422,
+                "max_new_tokens",
+                f"max_new_tokens must be in 1..{lim.max_new_tokens}; got {max_new_tokens}",
+                limit="max_new_tokens",
+                value=lim.max_new_tokens,
+            )
         rt = self.task(task)
         items = []
         for i, raw in enumerate(inputs):
@@ -249,12 +291,23 @@ class ServeEngine:
             ids = encode_prompt(self.tokenizer, example)
             body = len(ids) - len(rt.head_ids) - self._cue
             if body > lim.max_input_tokens:
-                raise ServeError(413, "input_too_long", f"inputs[{i}] has {body} tokens; the limit max_input_tokens is {lim.max_input_tokens}", limit="max_input_tokens", value=lim.max_input_tokens, index=i)
+                raise ServeError(
+                    413,
+                    "input_too_long",
+                    f"inputs[{i}] has {body} tokens; the limit max_input_tokens is {lim.max_input_tokens}",
+                    limit="max_input_tokens",
+                    value=lim.max_input_tokens,
+                    index=i,
+                )
             cands = None
             if mode != "generate" and self.supports_scoring:
                 cands = rt.candidates(record)
             if mode == "score" and not cands:
-                raise ServeError(422, "not_scorable", f"inputs[{i}] has no candidate answers to score (task type {rt.entry.task_type}); use mode generate or auto")
+                raise ServeError(
+                    422,
+                    "not_scorable",
+                    f"inputs[{i}] has no candidate answers to score (task type {rt.entry.task_type}); use mode generate or auto",
+                )
             items.append(WorkItem(rt, record, ids, cands, max_new_tokens or rt.max_new_tokens()))
         return items
 
@@ -262,7 +315,13 @@ class ServeEngine:
         """Queue admitted items (the worker runs them once started); 429 beyond ``max_queue``."""
         with self._lock:
             if self._pending + len(items) > self.limits.max_queue:
-                raise ServeError(429, "queue_full", f"{self._pending} inputs are queued; the limit max_queue is {self.limits.max_queue}; retry later", limit="max_queue", value=self.limits.max_queue)
+                raise ServeError(
+                    429,
+                    "queue_full",
+                    f"{self._pending} inputs are queued; the limit max_queue is {self.limits.max_queue}; retry later",
+                    limit="max_queue",
+                    value=self.limits.max_queue,
+                )
             self._pending += len(items)
             self.stats["requests"] += 1
             self.stats["items"] += len(items)
@@ -270,7 +329,14 @@ class ServeEngine:
             self._queue.put(item)
         return [it.future for it in items]
 
-    def predict(self, task: str, inputs: list[Any], mode: str = "auto", max_new_tokens: int | None = None, timeout: float | None = None) -> list[dict[str, Any]]:
+    def predict(
+        self,
+        task: str,
+        inputs: list[Any],
+        mode: str = "auto",
+        max_new_tokens: int | None = None,
+        timeout: float | None = None,
+    ) -> list[dict[str, Any]]:
         """Blocking convenience: start if needed, prepare, submit and wait (scripts and tests)."""
         self.start()
         futures = self.submit(self.prepare(task, inputs, mode, max_new_tokens))
@@ -290,7 +356,9 @@ class ServeEngine:
         while len(batch) < limit:
             left = deadline - time.monotonic() if wait else 0
             try:
-                batch.append(self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait())
+                batch.append(
+                    self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
+                )
             except queue.Empty:
                 break
         with self._lock:
@@ -306,7 +374,10 @@ class ServeEngine:
                     self._cycle(taken)
             except Exception as err:  # these rows fail, the server keeps serving
                 log.exception("a batch failed")
-                self._fail(taken + self._decoding.live_tags, ServeError(500, "internal_error", f"the batch failed: {err!r}"))
+                self._fail(
+                    taken + self._decoding.live_tags,
+                    ServeError(500, "internal_error", f"the batch failed: {err!r}"),
+                )
                 self._decoding = self._new_decoding()
 
     def _cycle(self, taken: list[WorkItem]) -> None:
@@ -318,7 +389,12 @@ class ServeEngine:
         """
         running = self._decoding
         free = self.args.max_batch - len(running)
-        if running and free > 0 and self._queue.qsize() < min(free, self.args.prefill_group) and self._deferred < self.args.max_defer_steps:
+        if (
+            running
+            and free > 0
+            and self._queue.qsize() < min(free, self.args.prefill_group)
+            and self._deferred < self.args.max_defer_steps
+        ):
             self._deferred += 1  # let a few more arrive and prefill them together
         elif free > 0:
             self._deferred = 0
@@ -330,16 +406,26 @@ class ServeEngine:
                     self._answer_scores(items)
                 else:
                     prompts = torch.stack([it.task.prompt for it in items])  # (B, P, D)
-                    self._answer_generations(running.add(
-                        prompts, [it.input_ids for it in items], [it.max_new_tokens for it in items],
-                        tags=items, task_keys=[it.task.key for it in items],
-                    ))
+                    self._answer_generations(
+                        running.add(
+                            prompts,
+                            [it.input_ids for it in items],
+                            [it.max_new_tokens for it in items],
+                            tags=items,
+                            task_keys=[it.task.key for it in items],
+                        )
+                    )
             taken.clear()
         if running:
             self._answer_generations(running.step())
 
     def _new_decoding(self) -> DecodeBatch:
-        return DecodeBatch(self.backbone.model, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id, self.prompt_cache)
+        return DecodeBatch(
+            self.backbone.model,
+            self.tokenizer.eos_token_id,
+            self.tokenizer.pad_token_id,
+            self.prompt_cache,
+        )
 
     @staticmethod
     def _groups(items: list[WorkItem]) -> dict[tuple[bool, int], list[WorkItem]]:
@@ -364,38 +450,66 @@ class ServeEngine:
 
     def _answer_generations(self, finished: list[tuple[WorkItem, list[int]]]) -> None:
         for it, ids in finished:
-            self._resolve(it, self.tokenizer.decode(ids, skip_special_tokens=True).strip(), "generate", len(ids), None)
+            self._resolve(
+                it,
+                self.tokenizer.decode(ids, skip_special_tokens=True).strip(),
+                "generate",
+                len(ids),
+                None,
+            )
 
     def _answer_scores(self, items: list[WorkItem]) -> None:
         for it, scores in zip(items, self._score(items), strict=True):
             best = max(range(len(scores)), key=scores.__getitem__)
-            self._resolve(it, it.candidates[best], "score", 0, dict(zip(it.candidates, scores, strict=True)))
+            self._resolve(
+                it, it.candidates[best], "score", 0, dict(zip(it.candidates, scores, strict=True))
+            )
 
     def _generate(self, items: list[WorkItem]) -> list[list[int]]:
         prompts = torch.stack([it.task.prompt for it in items])  # (B, P, D)
         return greedy_generate(
-            self.backbone.model, prompts, [it.input_ids for it in items], [it.max_new_tokens for it in items],
-            eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id,
-            prompt_cache=self.prompt_cache, task_keys=[it.task.key for it in items],
+            self.backbone.model,
+            prompts,
+            [it.input_ids for it in items],
+            [it.max_new_tokens for it in items],
+            eos_token_id=self.tokenizer.eos_token_id,
+            pad_token_id=self.tokenizer.pad_token_id,
+            prompt_cache=self.prompt_cache,
+            task_keys=[it.task.key for it in items],
         )
 
     def _score(self, items: list[WorkItem]) -> list[list[float]]:
         prompts = torch.stack([it.task.prompt for it in items])  # (B, P, D)
         return option_logprobs(
-            self.backbone.model, prompts, [it.input_ids for it in items],
+            self.backbone.model,
+            prompts,
+            [it.input_ids for it in items],
             [encode_options(self.tokenizer, it.candidates) for it in items],
-            length_normalize=self.args.length_normalize, prompt_cache=self.prompt_cache,
-            task_keys=[it.task.key for it in items], pad_token_id=self.tokenizer.pad_token_id,
+            length_normalize=self.args.length_normalize,
+            prompt_cache=self.prompt_cache,
+            task_keys=[it.task.key for it in items],
+            pad_token_id=self.tokenizer.pad_token_id,
         )
 
-    def _resolve(self, item: WorkItem, text: str, mode: str, tokens: int, scores: dict[str, float] | None) -> None:
+    def _resolve(
+        self, item: WorkItem, text: str, mode: str, tokens: int, scores: dict[str, float] | None
+    ) -> None:
         try:
             prediction, ok = item.task.structure(text, item.record)
         except Exception as err:  # parse() must never raise; if it does, answer with the raw text
             log.warning("parse failed for task %s: %r", item.task.name, err)
             prediction, ok = {"id": item.record["id"]}, False
-        item.future.set_result({"id": item.record["id"], "prediction": prediction, "generation": text, "parsed_ok": ok, "mode": mode,
-                                "generated_tokens": tokens, "scores": scores})
+        item.future.set_result(
+            {
+                "id": item.record["id"],
+                "prediction": prediction,
+                "generation": text,
+                "parsed_ok": ok,
+                "mode": mode,
+                "generated_tokens": tokens,
+                "scores": scores,
+            }
+        )
 
     def health(self) -> dict[str, Any]:
         return {

@@ -53,11 +53,15 @@ def task_spec(entry: TaskEntry) -> DatasetSpec:
         except (KeyError, ImportError):
             base = None
     if base is not None and base.task_type == entry.task_type:
-        return DatasetSpec(**{
-            **{k: getattr(base, k) for k in base.__dataclass_fields__},
-            "labels": tuple(entry.labels) or base.labels,
-            "instruction": entry.instruction if entry.instruction is not None else base.instruction,
-        })
+        return DatasetSpec(
+            **{
+                **{k: getattr(base, k) for k in base.__dataclass_fields__},
+                "labels": tuple(entry.labels) or base.labels,
+                "instruction": entry.instruction
+                if entry.instruction is not None
+                else base.instruction,
+            }
+        )
     return DatasetSpec(
         name=entry.dataset or entry.name,
         task_type=entry.task_type,
@@ -92,10 +96,16 @@ class TaskRuntime:
 
     def input_schema(self) -> dict[str, str]:
         """Field → ``"string (required)"`` etc., for ``GET /v1/tasks``."""
-        return {k: f"{_JSON_TYPE[t]} ({'required' if req else 'optional'})" for k, (t, req) in self.input_fields().items()}
+        return {
+            k: f"{_JSON_TYPE[t]} ({'required' if req else 'optional'})"
+            for k, (t, req) in self.input_fields().items()
+        }
 
     def max_new_tokens(self) -> int:
-        return int(self.entry.meta.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS.get(self.entry.task_type, 64))
+        return int(
+            self.entry.meta.get("max_new_tokens")
+            or DEFAULT_MAX_NEW_TOKENS.get(self.entry.task_type, 64)
+        )
 
     def check_input(self, index: int, record: Any) -> dict[str, Any]:
         """The record with an ``id``; raises :class:`InputError` naming the input and field."""
@@ -104,11 +114,18 @@ class TaskRuntime:
         for name, (kind, required) in self.input_fields().items():
             if name not in record:
                 if required:
-                    raise InputError(f"inputs[{index}]: field '{name}' is required for a {self.entry.task_type} task")
+                    raise InputError(
+                        f"inputs[{index}]: field '{name}' is required for a {self.entry.task_type} task"
+                    )
                 continue
             if not isinstance(record[name], kind):
-                raise InputError(f"inputs[{index}]: field '{name}' must be a {_JSON_TYPE[kind]}, got {type(record[name]).__name__}")
-        return {"id": str(record.get("id", index)), **{k: v for k, v in record.items() if k != "id"}}
+                raise InputError(
+                    f"inputs[{index}]: field '{name}' must be a {_JSON_TYPE[kind]}, got {type(record[name]).__name__}"
+                )
+        return {
+            "id": str(record.get("id", index)),
+            **{k: v for k, v in record.items() if k != "id"},
+        }
 
     def example(self, index: int, record: dict[str, Any]) -> Example:
         """The record as text, as :meth:`TaskType.example` builds it (no target: nothing to answer yet)."""
@@ -116,7 +133,9 @@ class TaskRuntime:
         try:
             body = self.task_type.format_input(record, self.spec)
         except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise InputError(f"inputs[{index}] cannot be formatted as a {self.entry.task_type} input: {err!r}") from err
+            raise InputError(
+                f"inputs[{index}] cannot be formatted as a {self.entry.task_type} input: {err!r}"
+            ) from err
         return Example(f"{self.task_type.instruction(self.spec)}\n\n", body, "")
 
     def candidates(self, record: dict[str, Any]) -> list[str] | None:
@@ -132,7 +151,11 @@ class TaskRuntime:
         """Parse a generation; return the answer fields (inputs echoed back are dropped) and ok."""
         assert self.task_type is not None
         parsed = self.task_type.parse(text, record, self.spec)
-        pred = {k: v for k, v in parsed.prediction.items() if k != UNPARSEABLE and (k == "id" or record.get(k, _MISSING) != v)}
+        pred = {
+            k: v
+            for k, v in parsed.prediction.items()
+            if k != UNPARSEABLE and (k == "id" or record.get(k, _MISSING) != v)
+        }
         return pred, bool(parsed.ok)
 
     def describe(self) -> dict[str, Any]:
@@ -141,7 +164,9 @@ class TaskRuntime:
             "task_type": self.entry.task_type,
             "labels": list(self.spec.labels),
             "dataset": self.entry.dataset,
-            "instruction": self.task_type.instruction(self.spec) if self.task_type else self.entry.instruction,
+            "instruction": self.task_type.instruction(self.spec)
+            if self.task_type
+            else self.entry.instruction,
             "input_fields": self.input_schema(),
             "prompt_kind": self.entry.kind,
             "available": self.unavailable is None,
@@ -165,10 +190,14 @@ class TaskTable:
 
 
 def _digest(prompt: torch.Tensor) -> str:
-    return hashlib.sha256(prompt.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+    return hashlib.sha256(prompt.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()[
+        :16
+    ]
 
 
-def load_task_table(bank: PromptBank, tokenizer: Any, device: torch.device, dtype: torch.dtype, version: int = 0) -> TaskTable:
+def load_task_table(
+    bank: PromptBank, tokenizer: Any, device: torch.device, dtype: torch.dtype, version: int = 0
+) -> TaskTable:
     """Build the runtime of every task of ``bank`` (prompts moved to the backbone's device)."""
     tasks: dict[str, TaskRuntime] = {}
     for name, entry in bank.tasks.items():
@@ -177,13 +206,19 @@ def load_task_table(bank: PromptBank, tokenizer: Any, device: torch.device, dtyp
         unavailable, task_type, head = None, None, []
         try:
             task_type = get_task_type(entry.task_type)
-            head = tokenizer(f"{task_type.instruction(spec)}\n\n", add_special_tokens=False)["input_ids"]
+            head = tokenizer(f"{task_type.instruction(spec)}\n\n", add_special_tokens=False)[
+                "input_ids"
+            ]
         except KeyError as err:
             unavailable = str(err.args[0]) if err.args else repr(err)
         tasks[name] = TaskRuntime(
-            entry=entry, spec=spec, task_type=task_type,
+            entry=entry,
+            spec=spec,
+            task_type=task_type,
             prompt=prompt.to(device=device, dtype=dtype),
-            key=f"{name}@{_digest(prompt)}", head_ids=head, unavailable=unavailable,
+            key=f"{name}@{_digest(prompt)}",
+            head_ids=head,
+            unavailable=unavailable,
         )
     return TaskTable(tasks, bank.prompt_tokens, version)
 

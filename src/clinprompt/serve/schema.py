@@ -22,10 +22,26 @@ __all__ = [
 class PredictRequest(BaseModel):
     """A batch of inputs for one task."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"task": "bc5cdr_ner", "inputs": [{"text": "Started metformin 500 mg for type 2 diabetes."}]},
-        {"task": "mednli", "inputs": [{"premise": "The patient denies chest pain.", "hypothesis": "The patient has chest pain."}]},
-    ]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "task": "bc5cdr_ner",
+                    "inputs": [{"text": "Started metformin 500 mg for type 2 diabetes."}],
+                },
+                {
+                    "task": "mednli",
+                    "inputs": [
+                        {
+                            "premise": "The patient denies chest pain.",
+                            "hypothesis": "The patient has chest pain.",
+                        }
+                    ],
+                },
+            ]
+        },
+    )
 
     task: str = Field(description="A task name from GET /v1/tasks.")
     inputs: list[dict[str, Any]] = Field(
@@ -37,19 +53,27 @@ class PredictRequest(BaseModel):
         description="auto: rank the candidate answers by likelihood where the task has them (nli labels, qa options), "
         "else generate; generate: always generate; score: always rank (422 when there are no candidates).",
     )
-    max_new_tokens: int | None = Field(None, description="Generation budget per input (default: per task type).")
+    max_new_tokens: int | None = Field(
+        None, description="Generation budget per input (default: per task type)."
+    )
 
 
 class PredictOutput(BaseModel):
     """The answer to one input."""
 
     id: str = Field(description="The input's id (its index when it had none).")
-    prediction: dict[str, Any] = Field(description="The parsed answer fields: entities with offsets, relations, label, answer or summary.")
-    generation: str = Field(description="The raw generated text (or the chosen candidate in score mode).")
+    prediction: dict[str, Any] = Field(
+        description="The parsed answer fields: entities with offsets, relations, label, answer or summary."
+    )
+    generation: str = Field(
+        description="The raw generated text (or the chosen candidate in score mode)."
+    )
     parsed_ok: bool = Field(description="False when the generation could not be (fully) parsed.")
     mode: Literal["generate", "score"]
     generated_tokens: int = Field(description="Tokens generated (EOS excluded); 0 in score mode.")
-    scores: dict[str, float] | None = Field(None, description="score mode: the log-likelihood of each candidate.")
+    scores: dict[str, float] | None = Field(
+        None, description="score mode: the log-likelihood of each candidate."
+    )
 
 
 class PredictResponse(BaseModel):
@@ -64,7 +88,9 @@ class TaskInfo(BaseModel):
     labels: list[str]
     dataset: str | None
     instruction: str | None
-    input_fields: dict[str, str] = Field(description="Field → JSON type and whether it is required.")
+    input_fields: dict[str, str] = Field(
+        description="Field → JSON type and whether it is required."
+    )
     prompt_kind: str
     available: bool
     reason: str | None = None
@@ -97,9 +123,14 @@ class ReloadResponse(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    code: str = Field(description="Machine-readable: unknown_task, invalid_request, input_too_long, queue_full, timeout...")
+    code: str = Field(
+        description="Machine-readable: unknown_task, invalid_request, input_too_long, queue_full, timeout..."
+    )
     message: str
-    limit: str | None = Field(None, description="The limit that was hit (max_inputs, max_input_tokens, max_queue, request_timeout_s).")
+    limit: str | None = Field(
+        None,
+        description="The limit that was hit (max_inputs, max_input_tokens, max_queue, request_timeout_s).",
+    )
     value: float | None = Field(None, description="The limit's value.")
 
     model_config = ConfigDict(extra="allow")

@@ -54,14 +54,27 @@ class VllmServeEngine(ServeEngine):
 
     supports_scoring = False
 
-    def __init__(self, backbone: Backbone, bank_path: str | Path, model: str, limits: Limits | None = None,
-                 args: EngineArgs | None = None, **llm_kwargs: Any) -> None:
+    def __init__(
+        self,
+        backbone: Backbone,
+        bank_path: str | Path,
+        model: str,
+        limits: Limits | None = None,
+        args: EngineArgs | None = None,
+        **llm_kwargs: Any,
+    ) -> None:
         try:
             from vllm import LLM
         except ImportError as err:
-            raise ImportError("--engine vllm needs vLLM (pip install 'clinprompt[vllm]') and a CUDA GPU") from err
+            raise ImportError(
+                "--engine vllm needs vLLM (pip install 'clinprompt[vllm]') and a CUDA GPU"
+            ) from err
         super().__init__(backbone, bank_path, limits, args)
-        self.llm = LLM(model=_model_dir(model), enable_prompt_embeds=True, **{"dtype": "bfloat16", **llm_kwargs})
+        self.llm = LLM(
+            model=_model_dir(model),
+            enable_prompt_embeds=True,
+            **{"dtype": "bfloat16", **llm_kwargs},
+        )
 
     def _cycle(self, taken: list[WorkItem]) -> None:
         # vLLM batches continuously itself: hand it whole micro-batches.
@@ -81,6 +94,8 @@ class VllmServeEngine(ServeEngine):
             ids = torch.tensor(it.input_ids, device=embed.weight.device)
             x = torch.cat([it.task.prompt.to(embed.weight), embed(ids)])  # (P + T, D)
             requests.append({"prompt_embeds": x.cpu()})
-            params.append(SamplingParams(temperature=0.0, max_tokens=it.max_new_tokens, stop_token_ids=[eos]))
+            params.append(
+                SamplingParams(temperature=0.0, max_tokens=it.max_new_tokens, stop_token_ids=[eos])
+            )
         outputs = self.llm.generate(requests, params, use_tqdm=False)
         return [[t for t in out.outputs[0].token_ids if t != eos] for out in outputs]

@@ -102,7 +102,9 @@ class TaskType(ABC):
         """Generated text → a predicted record (same id and input fields). Never raises."""
 
     @abstractmethod
-    def score(self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: DatasetSpec) -> dict[str, float]:
+    def score(
+        self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: DatasetSpec
+    ) -> dict[str, float]:
         """Metrics over aligned gold and predicted records (None = missing prediction = wrong)."""
 
     def primary_metric(self, spec: DatasetSpec) -> str:
@@ -118,7 +120,11 @@ class TaskType(ABC):
 
     def example(self, record: dict[str, Any], spec: DatasetSpec) -> Example:
         """The record as (prompt head, input, target) text."""
-        return Example(f"{self.instruction(spec)}\n\n", self.format_input(record, spec), self.format_target(record, spec))
+        return Example(
+            f"{self.instruction(spec)}\n\n",
+            self.format_input(record, spec),
+            self.format_target(record, spec),
+        )
 
 
 _TASK_TYPES: dict[str, TaskType] = {}
@@ -137,7 +143,9 @@ def get_task_type(name: str) -> TaskType:
     if name not in _TASK_TYPES:
         close = difflib.get_close_matches(name, list(TASK_TYPES), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise KeyError(f"unknown task type {name!r}.{hint} Expected one of: {', '.join(TASK_TYPES)}")
+        raise KeyError(
+            f"unknown task type {name!r}.{hint} Expected one of: {', '.join(TASK_TYPES)}"
+        )
     return _TASK_TYPES[name]
 
 

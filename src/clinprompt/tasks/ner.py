@@ -40,7 +40,16 @@ from clinprompt.eval.metrics import entity_f1
 from clinprompt.tasks.base import UNPARSEABLE, Parsed, Problem, TaskType, register_task_type
 from clinprompt.tasks.records import check_entities, check_id, prediction
 
-__all__ = ["NERTask", "NONE", "SEP", "entity_spans", "valid_entity", "format_entities", "parse_entities", "sorted_entities"]
+__all__ = [
+    "NERTask",
+    "NONE",
+    "SEP",
+    "entity_spans",
+    "valid_entity",
+    "format_entities",
+    "parse_entities",
+    "sorted_entities",
+]
 
 NONE = "none"
 SEP = " | "
@@ -53,7 +62,12 @@ def valid_entity(entity: Any, text: str | None = None) -> bool:
     if not isinstance(entity, dict):
         return False
     s, e, t = entity.get("start"), entity.get("end"), entity.get("type")
-    ok = isinstance(s, int) and isinstance(e, int) and not isinstance(s, bool) and not isinstance(e, bool)
+    ok = (
+        isinstance(s, int)
+        and isinstance(e, int)
+        and not isinstance(s, bool)
+        and not isinstance(e, bool)
+    )
     ok = ok and isinstance(t, str) and bool(t) and 0 <= s < e
     return ok and (text is None or e <= len(text))
 
@@ -99,7 +113,11 @@ class _Locator:
     def default(self, mention: str, etype: str) -> Span | None:
         for variant in dict.fromkeys((mention, mention.strip())):
             for ignore_case in (False, True):
-                free = [(s, e) for s, e in _occurrences(self.text, variant, ignore_case) if (s, e, etype) not in self.placed]
+                free = [
+                    (s, e)
+                    for s, e in _occurrences(self.text, variant, ignore_case)
+                    if (s, e, etype) not in self.placed
+                ]
                 for floor in (self.previous[1], self.previous[0], 0):
                     after = [span for span in free if span[0] >= floor]
                     if after:
@@ -107,7 +125,9 @@ class _Locator:
         return None
 
     def nth(self, mention: str, k: int) -> Span | None:
-        spans = _occurrences(self.text, mention) or _occurrences(self.text, mention, ignore_case=True)
+        spans = _occurrences(self.text, mention) or _occurrences(
+            self.text, mention, ignore_case=True
+        )
         return spans[k - 1] if 1 <= k <= len(spans) else None
 
     def place(self, span: Span, etype: str) -> None:
@@ -120,7 +140,7 @@ def format_entities(text: str, entities: Any) -> str:
     locator, chunks = _Locator(text), []
     for ent in sorted_entities(entities, text):
         span, etype = (ent["start"], ent["end"]), ent["type"]
-        mention = text[span[0]:span[1]]
+        mention = text[span[0] : span[1]]
         if locator.default(mention, etype) == span and not _MARK.search(mention.rstrip()):
             chunks.append(f"{etype}: {mention}")
         else:
@@ -135,10 +155,10 @@ def _split_type(piece: str, labels: Sequence[str]) -> tuple[str, str] | None:
     if labels:
         for label in sorted(labels, key=len, reverse=True):
             if piece.startswith(f"{label}: "):
-                return label, piece[len(label) + 2:]
+                return label, piece[len(label) + 2 :]
         for label in sorted(labels, key=len, reverse=True):
             if piece.lower().startswith(f"{label.lower()}: "):
-                return label, piece[len(label) + 2:]
+                return label, piece[len(label) + 2 :]
         return None
     head, sep, rest = piece.partition(": ")
     return (head, rest) if sep and head.strip() and "|" not in head else None
@@ -162,7 +182,9 @@ def _chunks(output: str, text: str, labels: Sequence[str]) -> tuple[list[tuple[s
     return chunks, ok
 
 
-def parse_entities(output: str, text: str, labels: Sequence[str] = ()) -> tuple[list[dict[str, Any]], bool]:
+def parse_entities(
+    output: str, text: str, labels: Sequence[str] = ()
+) -> tuple[list[dict[str, Any]], bool]:
     """Entities (start, end, type, text) from a generated target; never raises.
 
     Returns:
@@ -181,15 +203,19 @@ def parse_entities(output: str, text: str, labels: Sequence[str] = ()) -> tuple[
         span = None
         mark = _MARK.search(mention.rstrip())
         if mark:
-            span = locator.nth(mention[:mark.start()], int(mark.group(1)))
+            span = locator.nth(mention[: mark.start()], int(mark.group(1)))
         if span is None:
             span = locator.default(mention, etype)
         if span is None or (*span, etype) in locator.placed:
             # A chunk repeating an entity already placed (no free occurrence left) is harmless.
-            ok = ok and (span is not None or bool(_occurrences(text, mention.strip(), ignore_case=True)))
+            ok = ok and (
+                span is not None or bool(_occurrences(text, mention.strip(), ignore_case=True))
+            )
             continue
         locator.place(span, etype)
-        entities.append({"start": span[0], "end": span[1], "type": etype, "text": text[span[0]:span[1]]})
+        entities.append(
+            {"start": span[0], "end": span[1], "type": etype, "text": text[span[0] : span[1]]}
+        )
     return entities, ok
 
 
@@ -197,7 +223,9 @@ class NERTask(TaskType):
     """Named entity recognition: ``text`` → ``entities``; strict and lenient micro entity F1."""
 
     name = "ner"
-    default_instruction = "Extract every entity mentioned in the text with its type. Answer none if there is none."
+    default_instruction = (
+        "Extract every entity mentioned in the text with its type. Answer none if there is none."
+    )
 
     def validate(self, record: dict[str, Any], spec: DatasetSpec | None = None) -> list[Problem]:
         problems: list[Problem] = []
@@ -218,7 +246,9 @@ class NERTask(TaskType):
             entities, ok = [], False
         return prediction(record, {"entities": entities}, ok, drop=("entities",))
 
-    def score(self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: DatasetSpec) -> dict[str, float]:
+    def score(
+        self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: DatasetSpec
+    ) -> dict[str, float]:
         gold_spans = [entity_spans(g.get("entities"))[0] for g in golds]
         pred_spans, missing, unparseable = [], 0, 0
         for pred in preds:

@@ -70,7 +70,9 @@ class NLITask(TaskType):
         label = match_label(text, spec.labels)
         return prediction(record, {"label": label}, label is not None, drop=("label",))
 
-    def score(self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: DatasetSpec) -> dict[str, float]:
+    def score(
+        self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: DatasetSpec
+    ) -> dict[str, float]:
         gold_labels = [g.get("label") for g in golds]
         pred_labels: list[str | None] = []
         missing = unparseable = 0

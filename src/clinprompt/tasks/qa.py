@@ -32,7 +32,10 @@ from clinprompt.tasks.records import MISSING, check_id, check_str, describe, pre
 
 __all__ = ["QATask", "match_option"]
 
-_KEY = re.compile(r"^(?:the\s+)?(?:(?:correct\s+)?answer\s*(?:is)?\s*:?\s*)?(?:option\s+)?[(\[]?([^\s.)\]:,(\[]+)[)\]]?(?:[\s.):,]|$)", re.IGNORECASE)
+_KEY = re.compile(
+    r"^(?:the\s+)?(?:(?:correct\s+)?answer\s*(?:is)?\s*:?\s*)?(?:option\s+)?[(\[]?([^\s.)\]:,(\[]+)[)\]]?(?:[\s.):,]|$)",
+    re.IGNORECASE,
+)
 
 
 def match_option(output: str, options: dict[str, str]) -> str | None:
@@ -51,7 +54,10 @@ def match_option(output: str, options: dict[str, str]) -> str | None:
         if folded:
             return folded[0]
     wanted = normalize_answer(text)
-    return next((k for k, v in options.items() if isinstance(v, str) and normalize_answer(v) == wanted), None)
+    return next(
+        (k for k, v in options.items() if isinstance(v, str) and normalize_answer(v) == wanted),
+        None,
+    )
 
 
 def _answers(record: dict[str, Any]) -> list[str]:
@@ -65,37 +71,70 @@ class QATask(TaskType):
     """Question answering: ``question`` (+ ``context``, ``options``) → ``answer``."""
 
     name = "qa"
-    default_instruction = ("Answer the question. When options are given, reply with the letter "
-                           "of the correct option only.")
+    default_instruction = (
+        "Answer the question. When options are given, reply with the letter "
+        "of the correct option only."
+    )
 
     def validate(self, record: dict[str, Any], spec: DatasetSpec | None = None) -> list[Problem]:
         problems: list[Problem] = []
         check_id(record, problems)
         check_str(record, "question", problems)
         if "context" in record and not isinstance(record["context"], str):
-            problems.append(Problem("context", f"expected a string (the passage), got {describe(record['context'])}"))
+            problems.append(
+                Problem(
+                    "context", f"expected a string (the passage), got {describe(record['context'])}"
+                )
+            )
         answer = record.get("answer", MISSING)
         if record.get("options") is not None:
             options = record["options"]
             if not isinstance(options, dict) or not options:
-                problems.append(Problem("options", f"expected an object mapping option keys to texts, e.g. {{\"A\": \"...\"}}, got {describe(options)}"))
+                problems.append(
+                    Problem(
+                        "options",
+                        f'expected an object mapping option keys to texts, e.g. {{"A": "..."}}, got {describe(options)}',
+                    )
+                )
                 return problems
             for key, value in options.items():
                 if not isinstance(value, str) or not value.strip():
-                    problems.append(Problem(f"options.{key}", f"expected a non-empty option text, got {describe(value)}"))
+                    problems.append(
+                        Problem(
+                            f"options.{key}",
+                            f"expected a non-empty option text, got {describe(value)}",
+                        )
+                    )
             if not isinstance(answer, str) or answer not in options:
-                problems.append(Problem("answer", f"expected one of the option keys {list(options)}, got {describe(answer)}"))
+                problems.append(
+                    Problem(
+                        "answer",
+                        f"expected one of the option keys {list(options)}, got {describe(answer)}",
+                    )
+                )
         elif isinstance(answer, list):
             if not answer or not all(isinstance(a, str) and a.strip() for a in answer):
-                problems.append(Problem("answer", f"expected a non-empty list of non-empty strings, got {describe(answer)}"))
+                problems.append(
+                    Problem(
+                        "answer",
+                        f"expected a non-empty list of non-empty strings, got {describe(answer)}",
+                    )
+                )
         elif not isinstance(answer, str) or not answer.strip():
-            problems.append(Problem("answer", f"expected a non-empty string (or a list of them, any is right), got {describe(answer)}"))
+            problems.append(
+                Problem(
+                    "answer",
+                    f"expected a non-empty string (or a list of them, any is right), got {describe(answer)}",
+                )
+            )
         return problems
 
     def format_input(self, record: dict[str, Any], spec: DatasetSpec) -> str:
         parts = [f"Question: {record['question']}"]
         if record.get("options"):
-            parts.append("Options:\n" + "\n".join(f"{k}. {v}" for k, v in record["options"].items()))
+            parts.append(
+                "Options:\n" + "\n".join(f"{k}. {v}" for k, v in record["options"].items())
+            )
         if record.get("context"):
             parts.append(f"Context: {record['context']}")
         return "\n".join(parts)
@@ -111,10 +150,14 @@ class QATask(TaskType):
             key = match_option(text, options)
             return prediction(record, {"answer": key}, key is not None, drop=("answer",))
         answer = text.strip() if isinstance(text, str) else ""
-        label = next((x for x in spec.labels if normalize_answer(x) == normalize_answer(answer)), None)
+        label = next(
+            (x for x in spec.labels if normalize_answer(x) == normalize_answer(answer)), None
+        )
         return prediction(record, {"answer": label or answer}, bool(answer), drop=("answer",))
 
-    def score(self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: DatasetSpec) -> dict[str, float]:
+    def score(
+        self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: DatasetSpec
+    ) -> dict[str, float]:
         correct: list[float] = []
         keys_gold: list[str] = []
         keys_pred: list[str | None] = []
@@ -126,7 +169,9 @@ class QATask(TaskType):
             missing += pred is None
             if isinstance(answer, list):  # a prediction file may list answers: take the first
                 answer = answer[0] if answer else None
-            if not isinstance(answer, str) or (gold.get("options") and answer not in gold["options"]):
+            if not isinstance(answer, str) or (
+                gold.get("options") and answer not in gold["options"]
+            ):
                 answer = None
             unparseable += pred is not None and (answer is None or bool(pred.get(UNPARSEABLE)))
             if gold.get("options"):
@@ -141,8 +186,12 @@ class QATask(TaskType):
         if keys_gold:
             out["macro_f1"] = macro_f1(keys_gold, keys_pred)
         if free_gold:
-            out["exact_match"] = sum(exact_match(p, g) for p, g in zip(free_pred, free_gold, strict=True)) / len(free_gold)
-            out["token_f1"] = sum(token_f1(p, g) for p, g in zip(free_pred, free_gold, strict=True)) / len(free_gold)
+            out["exact_match"] = sum(
+                exact_match(p, g) for p, g in zip(free_pred, free_gold, strict=True)
+            ) / len(free_gold)
+            out["token_f1"] = sum(
+                token_f1(p, g) for p, g in zip(free_pred, free_gold, strict=True)
+            ) / len(free_gold)
             if spec.answer_style == "long":
                 out.update(rouge(free_pred, free_gold))
         return {**out, "n": len(golds), "missing": missing, "unparseable": unparseable}

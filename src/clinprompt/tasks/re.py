@@ -53,7 +53,14 @@ from clinprompt.tasks.records import (
     prediction,
 )
 
-__all__ = ["REL_SEP", "RELATIONS_CUE", "RETask", "entity_handles", "format_relations", "parse_relations"]
+__all__ = [
+    "REL_SEP",
+    "RELATIONS_CUE",
+    "RETask",
+    "entity_handles",
+    "format_relations",
+    "parse_relations",
+]
 
 REL_SEP = " ; "
 RELATIONS_CUE = "\nRelations: "
@@ -69,12 +76,12 @@ def entity_handles(text: str, entities: Any) -> list[tuple[str, dict[str, Any]]]
         if valid_entity(ent, text) and isinstance(ent.get("id"), str):
             by_id.setdefault(ent["id"], ent)
     ordered = sorted(by_id.values(), key=lambda e: (e["start"], -e["end"], e["type"], e["id"]))
-    bases = {text[e["start"]:e["end"]] for e in ordered}
+    bases = {text[e["start"] : e["end"]] for e in ordered}
     used: set[str] = set()
     counts: Counter[str] = Counter()
     out = []
     for ent in ordered:
-        base = text[ent["start"]:ent["end"]]
+        base = text[ent["start"] : ent["end"]]
         counts[base] += 1
         handle, k = base, max(counts[base], 2)
         if counts[base] > 1 or base in used:
@@ -86,7 +93,9 @@ def entity_handles(text: str, entities: Any) -> list[tuple[str, dict[str, Any]]]
     return out
 
 
-def format_relations(handles: list[tuple[str, dict[str, Any]]], relations: Any, alias: dict[str, str] | None = None) -> str:
+def format_relations(
+    handles: list[tuple[str, dict[str, Any]]], relations: Any, alias: dict[str, str] | None = None
+) -> str:
     """``head [type] tail ; ...`` (or ``none``) over entity ``handles``; ``alias`` maps merged ids."""
     alias = alias or {}
     rank = {ent["id"]: (i, h) for i, (h, ent) in enumerate(handles)}
@@ -94,7 +103,10 @@ def format_relations(handles: list[tuple[str, dict[str, Any]]], relations: Any, 
     for rel in relations if isinstance(relations, list) else []:
         if not isinstance(rel, dict) or not isinstance(rel.get("type"), str):
             continue
-        head, tail = alias.get(rel.get("head"), rel.get("head")), alias.get(rel.get("tail"), rel.get("tail"))
+        head, tail = (
+            alias.get(rel.get("head"), rel.get("head")),
+            alias.get(rel.get("tail"), rel.get("tail")),
+        )
         if head in rank and tail in rank:
             triples.add((rank[head], rank[tail], rel["type"]))
     return REL_SEP.join(f"{h[1]} [{t}] {tl[1]}" for h, tl, t in sorted(triples)) or NONE
@@ -108,8 +120,14 @@ def _index(handles: list[tuple[str, dict[str, Any]]], text: str) -> _Index:
     mention case-folded (stripped); within a table the first entity in target order wins."""
     tables: _Index = [{}, {}, {}, {}, {}]
     for handle, ent in handles:
-        mention = text[ent["start"]:ent["end"]]
-        keys = (handle, handle.strip(), handle.strip().lower(), mention.strip(), mention.strip().lower())
+        mention = text[ent["start"] : ent["end"]]
+        keys = (
+            handle,
+            handle.strip(),
+            handle.strip().lower(),
+            mention.strip(),
+            mention.strip().lower(),
+        )
         for table, key in zip(tables, keys, strict=True):
             table.setdefault(key, ent)
     return tables
@@ -117,7 +135,9 @@ def _index(handles: list[tuple[str, dict[str, Any]]], text: str) -> _Index:
 
 def _lookup(name: str, index: _Index) -> dict[str, Any] | None:
     stripped = name.strip()
-    for table, key in zip(index, (name, stripped, stripped.lower(), stripped, stripped.lower()), strict=True):
+    for table, key in zip(
+        index, (name, stripped, stripped.lower(), stripped, stripped.lower()), strict=True
+    ):
         ent = table.get(key)
         if ent is not None:
             return ent
@@ -139,8 +159,8 @@ def _triple(chunk: str, index: _Index, labels: Sequence[str]) -> tuple[str, str,
         rtype = _label(m.group(1), labels)
         if rtype is None:
             continue
-        head = _lookup(chunk[:m.start()], index)
-        tail = _lookup(chunk[m.start() + len(m.group(1)) + 4:], index)
+        head = _lookup(chunk[: m.start()], index)
+        tail = _lookup(chunk[m.start() + len(m.group(1)) + 4 :], index)
         if head is not None and tail is not None:
             return head["id"], tail["id"], rtype
     return None
@@ -164,7 +184,7 @@ def parse_relations(
     while i < len(pieces):
         # Longest glue first: a mention may itself contain " ; ".
         for j in range(min(len(pieces), i + _MAX_GLUE) - 1, i - 1, -1):
-            triple = _triple(REL_SEP.join(pieces[i:j + 1]), index, labels)
+            triple = _triple(REL_SEP.join(pieces[i : j + 1]), index, labels)
             if triple is not None:
                 if triple not in seen:
                     seen.add(triple)
@@ -176,10 +196,14 @@ def parse_relations(
     return relations, ok
 
 
-def _joint_entities(output: str, record: dict[str, Any], spec: DatasetSpec) -> tuple[list[dict[str, Any]], bool]:
+def _joint_entities(
+    output: str, record: dict[str, Any], spec: DatasetSpec
+) -> tuple[list[dict[str, Any]], bool]:
     text = record.get("text", "")
     entities, ok = parse_entities(output, text, spec.extra.get("entity_types", ()))
-    gold_ids: dict[tuple[int, int, str], str] = {}  # the smallest id per span, as the formatter keeps
+    gold_ids: dict[
+        tuple[int, int, str], str
+    ] = {}  # the smallest id per span, as the formatter keeps
     for _, e in entity_handles(text, record.get("entities")):
         gold_ids.setdefault((e["start"], e["end"], e["type"]), e["id"])
     taken = set(gold_ids.values())
@@ -194,7 +218,9 @@ def _joint_entities(output: str, record: dict[str, Any], spec: DatasetSpec) -> t
     return entities, ok
 
 
-def _triples(record: dict[str, Any], fallback: Any = None) -> tuple[set[tuple[Any, Any, str]], bool]:
+def _triples(
+    record: dict[str, Any], fallback: Any = None
+) -> tuple[set[tuple[Any, Any, str]], bool]:
     spans: dict[Any, tuple[int, int]] = {}
     for ents in (fallback, record.get("entities")):
         for e in ents if isinstance(ents, list) else []:
@@ -205,7 +231,12 @@ def _triples(record: dict[str, Any], fallback: Any = None) -> tuple[set[tuple[An
         return set(), False
     out, clean = set(), True
     for r in rels:
-        if isinstance(r, dict) and isinstance(r.get("type"), str) and r.get("head") in spans and r.get("tail") in spans:
+        if (
+            isinstance(r, dict)
+            and isinstance(r.get("type"), str)
+            and r.get("head") in spans
+            and r.get("tail") in spans
+        ):
             out.add((spans[r["head"]], spans[r["tail"]], r["type"]))
         else:
             clean = False
@@ -216,33 +247,61 @@ class RETask(TaskType):
     """Relation extraction: ``text`` + ``entities`` → ``relations``; micro triple F1."""
 
     name = "re"
-    default_instruction = ("List every relation between the given entities as head [relation] tail, "
-                           "separated by ' ; '. Answer none if there is none.")
+    default_instruction = (
+        "List every relation between the given entities as head [relation] tail, "
+        "separated by ' ; '. Answer none if there is none."
+    )
 
     def validate(self, record: dict[str, Any], spec: DatasetSpec | None = None) -> list[Problem]:
         problems: list[Problem] = []
         check_id(record, problems)
-        check_entities(record, problems, labels=spec.extra.get("entity_types", ()) if spec else (), need_ids=True)
+        check_entities(
+            record,
+            problems,
+            labels=spec.extra.get("entity_types", ()) if spec else (),
+            need_ids=True,
+        )
         ids = {e.get("id") for e in record.get("entities") or [] if isinstance(e, dict)}
         relations = record.get("relations", MISSING)
         if not isinstance(relations, list):
-            problems.append(Problem("relations", f"expected a list of relation objects (may be empty), got {describe(relations)}"))
+            problems.append(
+                Problem(
+                    "relations",
+                    f"expected a list of relation objects (may be empty), got {describe(relations)}",
+                )
+            )
             return problems
         for i, rel in enumerate(relations):
             f = f"relations[{i}]"
             if not isinstance(rel, dict):
-                problems.append(Problem(f, f"expected an object with head, tail, type, got {describe(rel)}"))
+                problems.append(
+                    Problem(f, f"expected an object with head, tail, type, got {describe(rel)}")
+                )
                 continue
             for end in ("head", "tail"):
                 if not isinstance(rel.get(end), str) or rel.get(end) not in ids:
-                    problems.append(Problem(f"{f}.{end}", f"expected the id of one of the record's entities, got {describe(rel.get(end, MISSING))}"))
-            check_label(rel.get("type", MISSING), f"{f}.type", spec.labels if spec else (), problems, what="relation type")
+                    problems.append(
+                        Problem(
+                            f"{f}.{end}",
+                            f"expected the id of one of the record's entities, got {describe(rel.get(end, MISSING))}",
+                        )
+                    )
+            check_label(
+                rel.get("type", MISSING),
+                f"{f}.type",
+                spec.labels if spec else (),
+                problems,
+                what="relation type",
+            )
         return problems
 
     def format_input(self, record: dict[str, Any], spec: DatasetSpec) -> str:
         if spec.joint:
             return record["text"]
-        listed = SEP.join(f"{ent['type']}: {h}" for h, ent in entity_handles(record["text"], record.get("entities")))
+        listed = SEP.join(
+            f"{ent['type']}: {h}"
+            for h, ent in entity_handles(record["text"], record.get("entities"))
+        )
         return f"Entities: {listed or NONE}\nText: {record['text']}"
 
     def format_target(self, record: dict[str, Any], spec: DatasetSpec) -> str:
@@ -261,18 +320,35 @@ class RETask(TaskType):
         try:
             source = record.get("text", "")
             if not spec.joint:
-                rels, ok = parse_relations(text, entity_handles(source, record.get("entities")), source, spec.labels)
+                rels, ok = parse_relations(
+                    text, entity_handles(source, record.get("entities")), source, spec.labels
+                )
                 return prediction(record, {"relations": rels}, ok, drop=("relations",))
             cue = list(_CUE.finditer(text))
-            ent_part, rel_part = (text[:cue[-1].start()], text[cue[-1].end():]) if cue else (text, "")
+            ent_part, rel_part = (
+                (text[: cue[-1].start()], text[cue[-1].end() :]) if cue else (text, "")
+            )
             entities, ok = _joint_entities(ent_part, record, spec)
-            rels, rel_ok = parse_relations(rel_part, entity_handles(source, entities), source, spec.labels)
-            return prediction(record, {"entities": entities, "relations": rels}, ok and rel_ok and bool(cue), drop=("entities", "relations"))
+            rels, rel_ok = parse_relations(
+                rel_part, entity_handles(source, entities), source, spec.labels
+            )
+            return prediction(
+                record,
+                {"entities": entities, "relations": rels},
+                ok and rel_ok and bool(cue),
+                drop=("entities", "relations"),
+            )
         except Exception:  # never raise on a generation
-            return prediction(record, {"relations": []} if not spec.joint else {"entities": [], "relations": []}, False,
-                              drop=("relations",) if not spec.joint else ("entities", "relations"))
+            return prediction(
+                record,
+                {"relations": []} if not spec.joint else {"entities": [], "relations": []},
+                False,
+                drop=("relations",) if not spec.joint else ("entities", "relations"),
+            )
 
-    def score(self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: DatasetSpec) -> dict[str, float]:
+    def score(
+        self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: DatasetSpec
+    ) -> dict[str, float]:
         gold_triples = [_triples(g)[0] for g in golds]
         pred_triples, missing, unparseable = [], 0, 0
         for gold, pred in zip(golds, preds, strict=True):
@@ -287,8 +363,18 @@ class RETask(TaskType):
         if spec.joint:
             gold_ents = [entity_spans(g.get("entities"))[0] for g in golds]
             pred_ents = [entity_spans(p.get("entities"))[0] if p else [] for p in preds]
-            out.update({f"entity_strict_{k}": v for k, v in entity_f1(gold_ents, pred_ents, "strict").items()})
-            out.update({f"entity_lenient_{k}": v for k, v in entity_f1(gold_ents, pred_ents, "lenient").items()})
+            out.update(
+                {
+                    f"entity_strict_{k}": v
+                    for k, v in entity_f1(gold_ents, pred_ents, "strict").items()
+                }
+            )
+            out.update(
+                {
+                    f"entity_lenient_{k}": v
+                    for k, v in entity_f1(gold_ents, pred_ents, "lenient").items()
+                }
+            )
         return {**out, "n": len(golds), "missing": missing, "unparseable": unparseable}
 
     def primary_metric(self, spec: DatasetSpec) -> str:

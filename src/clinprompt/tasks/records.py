@@ -48,7 +48,11 @@ class Issue:
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}:"
-        return f"{where} field '{self.field}': {self.message}" if self.field else f"{where} {self.message}"
+        return (
+            f"{where} field '{self.field}': {self.message}"
+            if self.field
+            else f"{where} {self.message}"
+        )
 
 
 class RecordError(ValueError):
@@ -83,26 +87,56 @@ def read_jsonl(path: str | Path) -> tuple[list[tuple[int, dict[str, Any]]], list
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            issues.append(Issue(name, number, None, f"expected UTF-8 text; invalid byte 0x{raw[e.start]:02x} "
-                                                    f"at byte offset {start + e.start} (column {e.start + 1} of the line)"))
+            issues.append(
+                Issue(
+                    name,
+                    number,
+                    None,
+                    f"expected UTF-8 text; invalid byte 0x{raw[e.start]:02x} "
+                    f"at byte offset {start + e.start} (column {e.start + 1} of the line)",
+                )
+            )
             continue
         if not line.strip():
             continue
         try:
             value = json.loads(line)
         except json.JSONDecodeError as e:
-            issues.append(Issue(name, number, None, f"expected one JSON object per line; invalid JSON at column {e.colno}: {e.msg}"))
+            issues.append(
+                Issue(
+                    name,
+                    number,
+                    None,
+                    f"expected one JSON object per line; invalid JSON at column {e.colno}: {e.msg}",
+                )
+            )
             continue
         if not isinstance(value, dict):
-            issues.append(Issue(name, number, None, f"expected a JSON object ({{...}}) per line, got {describe(value)}"))
+            issues.append(
+                Issue(
+                    name,
+                    number,
+                    None,
+                    f"expected a JSON object ({{...}}) per line, got {describe(value)}",
+                )
+            )
             continue
         rows.append((number, value))
     if not rows and not issues:
-        issues.append(Issue(name, 1, None, "expected at least one JSON record (one object per line); the file is empty"))
+        issues.append(
+            Issue(
+                name,
+                1,
+                None,
+                "expected at least one JSON record (one object per line); the file is empty",
+            )
+        )
     return rows, issues
 
 
-def _resolve(spec_or_task_type: DatasetSpec | TaskType | str) -> tuple[TaskType, DatasetSpec | None]:
+def _resolve(
+    spec_or_task_type: DatasetSpec | TaskType | str,
+) -> tuple[TaskType, DatasetSpec | None]:
     if isinstance(spec_or_task_type, DatasetSpec):
         return get_task_type(spec_or_task_type.task_type), spec_or_task_type
     if isinstance(spec_or_task_type, TaskType):
@@ -130,13 +164,24 @@ def find_issues(
     first_line: dict[str, int] = {}
     for line, record in zip(lines, records, strict=True):
         if not isinstance(record, dict):
-            issues.append(Issue(str(source), line, None, f"expected a JSON object, got {describe(record)}"))
+            issues.append(
+                Issue(str(source), line, None, f"expected a JSON object, got {describe(record)}")
+            )
             continue
-        issues.extend(Issue(str(source), line, p.field, p.message) for p in task.validate(record, spec))
+        issues.extend(
+            Issue(str(source), line, p.field, p.message) for p in task.validate(record, spec)
+        )
         rid = record.get("id")
         if isinstance(rid, str):
             if rid in first_line:
-                issues.append(Issue(str(source), line, "id", f"expected a unique id; {rid!r} is already used on line {first_line[rid]}"))
+                issues.append(
+                    Issue(
+                        str(source),
+                        line,
+                        "id",
+                        f"expected a unique id; {rid!r} is already used on line {first_line[rid]}",
+                    )
+                )
             else:
                 first_line[rid] = line
     return issues
@@ -186,7 +231,9 @@ def describe(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return repr(value if len(value) <= 40 else value[:37] + "...") if value else "an empty string"
+        return (
+            repr(value if len(value) <= 40 else value[:37] + "...") if value else "an empty string"
+        )
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, list):
@@ -196,7 +243,13 @@ def describe(value: Any) -> str:
     return type(value).__name__
 
 
-def check_str(record: dict[str, Any], key: str, problems: list[Problem], prefix: str = "", required: bool = True) -> bool:
+def check_str(
+    record: dict[str, Any],
+    key: str,
+    problems: list[Problem],
+    prefix: str = "",
+    required: bool = True,
+) -> bool:
     """Append a problem unless ``record[key]`` is a non-empty string; True when it is."""
     value = record.get(key, MISSING)
     if value is MISSING and not required:
@@ -212,12 +265,18 @@ def check_id(record: dict[str, Any], problems: list[Problem]) -> None:
     check_str(record, "id", problems)
 
 
-def check_label(value: Any, field: str, labels: Sequence[str], problems: list[Problem], what: str = "label") -> None:
+def check_label(
+    value: Any, field: str, labels: Sequence[str], problems: list[Problem], what: str = "label"
+) -> None:
     """A non-empty string, one of ``labels`` when the dataset lists any."""
     if not isinstance(value, str) or not value.strip():
-        problems.append(Problem(field, f"expected a non-empty {what} string, got {describe(value)}"))
+        problems.append(
+            Problem(field, f"expected a non-empty {what} string, got {describe(value)}")
+        )
     elif labels and value not in labels:
-        problems.append(Problem(field, f"expected one of the dataset's {what}s {list(labels)}, got {value!r}"))
+        problems.append(
+            Problem(field, f"expected one of the dataset's {what}s {list(labels)}, got {value!r}")
+        )
 
 
 def _is_int(value: Any) -> bool:
@@ -225,45 +284,83 @@ def _is_int(value: Any) -> bool:
 
 
 def check_entities(
-    record: dict[str, Any], problems: list[Problem], labels: Sequence[str] = (), need_ids: bool = False
+    record: dict[str, Any],
+    problems: list[Problem],
+    labels: Sequence[str] = (),
+    need_ids: bool = False,
 ) -> None:
     """``text`` and ``entities`` (offsets into text, type, optional matching ``text``, ids if asked)."""
     has_text = check_str(record, "text", problems)
     text = record.get("text") if has_text else None
     entities = record.get("entities", MISSING)
     if not isinstance(entities, list):
-        problems.append(Problem("entities", f"expected a list of entity objects (may be empty), got {describe(entities)}"))
+        problems.append(
+            Problem(
+                "entities",
+                f"expected a list of entity objects (may be empty), got {describe(entities)}",
+            )
+        )
         return
     seen_ids: dict[str, int] = {}
     for i, ent in enumerate(entities):
         f = f"entities[{i}]"
         if not isinstance(ent, dict):
-            problems.append(Problem(f, f"expected an object with start, end, type, got {describe(ent)}"))
+            problems.append(
+                Problem(f, f"expected an object with start, end, type, got {describe(ent)}")
+            )
             continue
         start, end = ent.get("start", MISSING), ent.get("end", MISSING)
         if not _is_int(start) or start < 0:
-            problems.append(Problem(f"{f}.start", f"expected an integer >= 0 (character offset), got {describe(start)}"))
+            problems.append(
+                Problem(
+                    f"{f}.start",
+                    f"expected an integer >= 0 (character offset), got {describe(start)}",
+                )
+            )
         if not _is_int(end):
-            problems.append(Problem(f"{f}.end", f"expected an integer (exclusive character offset), got {describe(end)}"))
+            problems.append(
+                Problem(
+                    f"{f}.end",
+                    f"expected an integer (exclusive character offset), got {describe(end)}",
+                )
+            )
         if _is_int(start) and _is_int(end) and start >= 0:
             if end <= start:
-                problems.append(Problem(f"{f}.end", f"expected an integer > start ({start}), got {end}"))
+                problems.append(
+                    Problem(f"{f}.end", f"expected an integer > start ({start}), got {end}")
+                )
             elif text is not None and end > len(text):
-                problems.append(Problem(f"{f}.end", f"expected an offset <= len(text) ({len(text)}), got {end}"))
+                problems.append(
+                    Problem(f"{f}.end", f"expected an offset <= len(text) ({len(text)}), got {end}")
+                )
             elif text is not None and "text" in ent and ent["text"] != text[start:end]:
-                problems.append(Problem(f"{f}.text", f"expected text[{start}:{end}] = {text[start:end]!r}, got {describe(ent['text'])}"))
+                problems.append(
+                    Problem(
+                        f"{f}.text",
+                        f"expected text[{start}:{end}] = {text[start:end]!r}, got {describe(ent['text'])}",
+                    )
+                )
         check_label(ent.get("type", MISSING), f"{f}.type", labels, problems, what="entity type")
         if need_ids:
             eid = ent.get("id", MISSING)
             if not isinstance(eid, str) or not eid:
-                problems.append(Problem(f"{f}.id", f"expected a non-empty string id, got {describe(eid)}"))
+                problems.append(
+                    Problem(f"{f}.id", f"expected a non-empty string id, got {describe(eid)}")
+                )
             elif eid in seen_ids:
-                problems.append(Problem(f"{f}.id", f"expected a unique entity id; {eid!r} is also entities[{seen_ids[eid]}]"))
+                problems.append(
+                    Problem(
+                        f"{f}.id",
+                        f"expected a unique entity id; {eid!r} is also entities[{seen_ids[eid]}]",
+                    )
+                )
             else:
                 seen_ids[eid] = i
 
 
-def prediction(record: dict[str, Any], outputs: dict[str, Any], ok: bool, drop: Sequence[str] = ()) -> Parsed:
+def prediction(
+    record: dict[str, Any], outputs: dict[str, Any], ok: bool, drop: Sequence[str] = ()
+) -> Parsed:
     """A predicted record: ``record`` without its gold fields ``drop``, plus ``outputs``.
 
     When ``ok`` is False the record is flagged ``{UNPARSEABLE: True}``.

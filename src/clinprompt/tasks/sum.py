@@ -41,7 +41,9 @@ class SumTask(TaskType):
         summary = text.strip() if isinstance(text, str) else ""
         return prediction(record, {"summary": summary}, bool(summary), drop=("summary",))
 
-    def score(self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: DatasetSpec) -> dict[str, float]:
+    def score(
+        self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: DatasetSpec
+    ) -> dict[str, float]:
         summaries: list[str | None] = []
         missing = unparseable = 0
         for pred in preds:

@@ -78,7 +78,9 @@ def suite_tasks(data: DataArgs) -> tuple[Suite, list[str], list[str]]:
     return suite, list(data.sources or sources), list(data.targets or targets)
 
 
-def load_task(name: str, data: DataArgs, cap: int | None = None, suite: Suite | None = None) -> TaskData:
+def load_task(
+    name: str, data: DataArgs, cap: int | None = None, suite: Suite | None = None
+) -> TaskData:
     """Load task ``name``'s splits; subsample to ``data.max_train_examples`` (and ``cap``) and ``max_dev_examples``.
 
     With ``suite``, a *source* task loses every record that shares text with one of the suite's
@@ -87,7 +89,9 @@ def load_task(name: str, data: DataArgs, cap: int | None = None, suite: Suite | 
     spec = get_dataset(name)
     splits = load_splits(name, data.data_root)
     if suite is not None and name in suite.sources and suite.targets:
-        text = suite_target_text(tuple(suite.targets), None if data.data_root is None else str(data.data_root))
+        text = suite_target_text(
+            tuple(suite.targets), None if data.data_root is None else str(data.data_root)
+        )
         splits = {split: text.drop_shared(records)[0] for split, records in splits.items()}
     pool_split = next((s for s in ("train", "dev", "test") if splits.get(s)), None)
     if pool_split is None:

@@ -4,6 +4,7 @@ One module per format family; each registers its datasets with
 :func:`clinprompt.data.registry.register` on import. :func:`load_brat` reads BRAT standoff folders
 (user datasets, see :mod:`clinprompt.data.user`).
 """
+
 import clinprompt.data.synthetic  # noqa: F401  (the built-in SYNTHETIC suite)
 from clinprompt.data.loaders import (  # noqa: F401  (register on import)
     ade,

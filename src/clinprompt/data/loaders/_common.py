@@ -68,7 +68,10 @@ def decode_text(data: bytes, path: str | Path) -> str:
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise NativeFormatError(
-            path, line, None, f"expected UTF-8 text; invalid byte 0x{data[e.start]:02x} at byte offset {e.start}"
+            path,
+            line,
+            None,
+            f"expected UTF-8 text; invalid byte 0x{data[e.start]:02x} at byte offset {e.start}",
         ) from None
 
 
@@ -86,7 +89,9 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise NativeFormatError(path, e.lineno, None, f"invalid JSON at column {e.colno}: {e.msg}") from None
+        raise NativeFormatError(
+            path, e.lineno, None, f"invalid JSON at column {e.colno}: {e.msg}"
+        ) from None
 
 
 def read_jsonl_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -97,9 +102,13 @@ def read_jsonl_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as e:
-            raise NativeFormatError(path, number, None, f"invalid JSON at column {e.colno}: {e.msg}") from None
+            raise NativeFormatError(
+                path, number, None, f"invalid JSON at column {e.colno}: {e.msg}"
+            ) from None
         if not isinstance(value, dict):
-            raise NativeFormatError(path, number, None, f"expected a JSON object per line, got {type(value).__name__}")
+            raise NativeFormatError(
+                path, number, None, f"expected a JSON object per line, got {type(value).__name__}"
+            )
         yield number, value
 
 
@@ -113,12 +122,18 @@ def read_csv_rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict
     header = reader.fieldnames or []
     missing = [c for c in required if c not in header]
     if missing:
-        raise NativeFormatError(path, 1, missing[0], f"expected a header with columns {list(required)}, got {header}")
+        raise NativeFormatError(
+            path, 1, missing[0], f"expected a header with columns {list(required)}, got {header}"
+        )
     rows = []
     for number, row in enumerate(reader, start=2):
         if None in row or any(v is None for v in row.values()):
-            raise NativeFormatError(path, number, None, f"expected {len(header)} columns as in the header")
-        rows.append((number, {k: v.replace("\r\n", "\n").replace("\r", "\n") for k, v in row.items()}))
+            raise NativeFormatError(
+                path, number, None, f"expected {len(header)} columns as in the header"
+            )
+        rows.append(
+            (number, {k: v.replace("\r\n", "\n").replace("\r", "\n") for k, v in row.items()})
+        )
     if not rows:
         raise NativeFormatError(path, None, None, "expected at least one data row after the header")
     return rows
@@ -146,16 +161,30 @@ def read_xlsx_rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dic
         header = ["" if c is None else str(c).strip() for c in header_row]
         missing = [c for c in required if c not in header]
         if missing:
-            raise NativeFormatError(path, 1, missing[0], f"expected header columns {list(required)}, got {[h for h in header if h]}")
+            raise NativeFormatError(
+                path,
+                1,
+                missing[0],
+                f"expected header columns {list(required)}, got {[h for h in header if h]}",
+            )
         out = []
         for number, values in enumerate(rows, start=2):
-            cells = ["" if v is None else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)) for v in values]
+            cells = [
+                ""
+                if v is None
+                else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+                for v in values
+            ]
             if not any(c.strip() for c in cells):
                 continue
             for name, cell in zip(header, cells, strict=False):
                 if not name and cell.strip():
-                    raise NativeFormatError(path, number, None, f"a value {cell[:30]!r} in a column without a header")
-            out.append((number, {name: cell for name, cell in zip(header, cells, strict=False) if name}))
+                    raise NativeFormatError(
+                        path, number, None, f"a value {cell[:30]!r} in a column without a header"
+                    )
+            out.append(
+                (number, {name: cell for name, cell in zip(header, cells, strict=False) if name})
+            )
     finally:
         workbook.close()
     if not out:
@@ -168,12 +197,29 @@ def zip_member(archive: zipfile.ZipFile, archive_path: Path, name: str) -> bytes
     try:
         return archive.read(name)
     except KeyError:
-        raise NativeFormatError(archive_path, None, None, f"expected a member {name!r} in the zip archive") from None
+        raise NativeFormatError(
+            archive_path, None, None, f"expected a member {name!r} in the zip archive"
+        ) from None
 
 
-def check_mention(text: str, start: int, end: int, mention: str | None, path: Path | str, where: int | str, field: str) -> None:
+def check_mention(
+    text: str,
+    start: int,
+    end: int,
+    mention: str | None,
+    path: Path | str,
+    where: int | str,
+    field: str,
+) -> None:
     """Raise unless ``0 <= start < end <= len(text)`` and ``text[start:end] == mention`` (if given)."""
     if not (0 <= start < end <= len(text)):
-        raise NativeFormatError(path, where, field, f"offsets {start}-{end} fall outside the text (length {len(text)})")
+        raise NativeFormatError(
+            path, where, field, f"offsets {start}-{end} fall outside the text (length {len(text)})"
+        )
     if mention is not None and text[start:end] != mention:
-        raise NativeFormatError(path, where, field, f"text[{start}:{end}] is {text[start:end]!r}, expected the mention {mention!r}")
+        raise NativeFormatError(
+            path,
+            where,
+            field,
+            f"text[{start}:{end}] is {text[start:end]!r}, expected the mention {mention!r}",
+        )

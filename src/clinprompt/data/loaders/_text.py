@@ -27,7 +27,9 @@ def merge_intervals(intervals: Iterable[tuple[int, int]]) -> list[tuple[int, int
     return merged
 
 
-def sentence_spans(text: str, protected: Iterable[tuple[int, int]] = (), split_lines: bool = False) -> list[tuple[int, int]]:
+def sentence_spans(
+    text: str, protected: Iterable[tuple[int, int]] = (), split_lines: bool = False
+) -> list[tuple[int, int]]:
     """``[start, end)`` of each sentence of ``text``, whitespace trimmed, empty ones dropped.
 
     A cut is made after sentence-final punctuation followed by a capitalised word (and at every
@@ -52,7 +54,9 @@ def sentence_spans(text: str, protected: Iterable[tuple[int, int]] = (), split_l
     return spans
 
 
-def cut_record(record: dict[str, Any], spans: Sequence[tuple[int, int]], id_format: str = "{id}-s{index}") -> list[dict[str, Any]]:
+def cut_record(
+    record: dict[str, Any], spans: Sequence[tuple[int, int]], id_format: str = "{id}-s{index}"
+) -> list[dict[str, Any]]:
     """Split an ner/re record (``text``, ``entities``, optional ``relations``) at ``spans``.
 
     Each entity goes to the span that contains it (it must be contained in one: build ``spans``
@@ -65,7 +69,9 @@ def cut_record(record: dict[str, Any], spans: Sequence[tuple[int, int]], id_form
     out = []
     for index, (start, end) in enumerate(spans):
         inside = [e for e in entities if start <= e["start"] and e["end"] <= end]
-        piece = {k: v for k, v in record.items() if k not in ("id", "text", "entities", "relations")}
+        piece = {
+            k: v for k, v in record.items() if k not in ("id", "text", "entities", "relations")
+        }
         piece["id"] = id_format.format(id=record["id"], index=index)
         piece["text"] = text[start:end]
         piece["entities"] = [_shift(e, start) for e in inside]
@@ -75,11 +81,15 @@ def cut_record(record: dict[str, Any], spans: Sequence[tuple[int, int]], id_form
             for r in piece["relations"]:
                 if r["tail"] not in ids:
                     tail = by_id[r["tail"]]
-                    raise ValueError(f"relation {r} crosses a sentence boundary at {end} (tail at {tail['start']})")
+                    raise ValueError(
+                        f"relation {r} crosses a sentence boundary at {end} (tail at {tail['start']})"
+                    )
         out.append(piece)
     placed = sum(len(p["entities"]) for p in out)
     if placed != len(entities):
-        raise ValueError(f"{len(entities) - placed} entities of record {record['id']!r} straddle the sentence spans")
+        raise ValueError(
+            f"{len(entities) - placed} entities of record {record['id']!r} straddle the sentence spans"
+        )
     return out
 
 

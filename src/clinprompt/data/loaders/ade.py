@@ -37,22 +37,36 @@ def _read_rel(path: Path, kind: str) -> list[tuple[str, str, dict[str, Any], int
             continue
         parts = line.split("|")
         if len(parts) != len(_FIELDS):
-            raise NativeFormatError(path, number, None, f"expected {len(_FIELDS)} '|'-separated fields ({'|'.join(_FIELDS)}), got {len(parts)}")
+            raise NativeFormatError(
+                path,
+                number,
+                None,
+                f"expected {len(_FIELDS)} '|'-separated fields ({'|'.join(_FIELDS)}), got {len(parts)}",
+            )
         row = dict(zip(_FIELDS, parts, strict=True))
         for field in ("start", "end", "drug_start", "drug_end"):
             if not row[field].isdigit():
-                raise NativeFormatError(path, number, field, f"expected a character offset, got {row[field]!r}")
+                raise NativeFormatError(
+                    path, number, field, f"expected a character offset, got {row[field]!r}"
+                )
             row[field] = int(row[field])
         for mention, s, e in (("mention", "start", "end"), ("drug", "drug_start", "drug_end")):
             if row[e] - row[s] != len(row[mention]) or not row[mention]:
-                raise NativeFormatError(path, number, mention, f"offsets {row[s]}-{row[e]} do not fit the mention {row[mention]!r}")
+                raise NativeFormatError(
+                    path,
+                    number,
+                    mention,
+                    f"offsets {row[s]}-{row[e]} do not fit the mention {row[mention]!r}",
+                )
         row["kind"], row["source"] = kind, f"{path}:{number}"
         rows.append((row["pmid"], row["sentence"], row, number))
     return rows
 
 
 def _sentence_shift(sentence: str, rows: list[dict[str, Any]]) -> int:
-    mentions = [(r["mention"], r["start"]) for r in rows] + [(r["drug"], r["drug_start"]) for r in rows]
+    mentions = [(r["mention"], r["start"]) for r in rows] + [
+        (r["drug"], r["drug_start"]) for r in rows
+    ]
     candidates: Counter[int] = Counter()
     for text, doc_start in mentions:
         index = sentence.find(text)
@@ -60,10 +74,14 @@ def _sentence_shift(sentence: str, rows: list[dict[str, Any]]) -> int:
             candidates[doc_start - index] += 1
             index = sentence.find(text, index + 1)
     for shift, _ in candidates.most_common():
-        if all(sentence[s - shift: s - shift + len(t)] == t for t, s in mentions):
+        if all(sentence[s - shift : s - shift + len(t)] == t for t, s in mentions):
             return shift
-    raise NativeFormatError(rows[0]["source"], "", "offsets",
-                            f"no single sentence offset maps every mention of this sentence onto its text: {sentence[:80]!r}")
+    raise NativeFormatError(
+        rows[0]["source"],
+        "",
+        "offsets",
+        f"no single sentence offset maps every mention of this sentence onto its text: {sentence[:80]!r}",
+    )
 
 
 def _trim(sentence: str, start: int, end: int, etype: str) -> tuple[int, int, str]:
@@ -88,7 +106,10 @@ def _record(rid: str, pmid: str, sentence: str, rows: list[dict[str, Any]]) -> d
         pairs.append((drug, other, "causes" if r["kind"] == "ae" else "has_dose"))
     ordered = sorted(spans, key=lambda s: (s[0], s[1], s[2]))
     ids = {span: f"T{i + 1}" for i, span in enumerate(ordered)}
-    entities = [{"id": ids[s], "start": s[0], "end": s[1], "type": s[2], "text": sentence[s[0]:s[1]]} for s in ordered]
+    entities = [
+        {"id": ids[s], "start": s[0], "end": s[1], "type": s[2], "text": sentence[s[0] : s[1]]}
+        for s in ordered
+    ]
     relations = []
     for head, tail, rtype in pairs:
         rel = {"head": ids[head], "tail": ids[tail], "type": rtype}
@@ -116,26 +137,45 @@ def read_ade(folder: Path) -> Records:
             continue
         parts = line.split(" ", 2)
         if len(parts) != 3 or parts[1] != "NEG" or not parts[0].isdigit() or not parts[2].strip():
-            raise NativeFormatError(path, number, None, f"expected 'PMID NEG sentence', got {line[:60]!r}")
+            raise NativeFormatError(
+                path, number, None, f"expected 'PMID NEG sentence', got {line[:60]!r}"
+            )
         pmid, sentence = parts[0], parts[2]
         if (pmid, sentence) in groups:
-            raise NativeFormatError(path, number, "sentence", "this sentence also has relations in the .rel files")
+            raise NativeFormatError(
+                path, number, "sentence", "this sentence also has relations in the .rel files"
+            )
         if (pmid, sentence) in seen:
             continue  # an exact repeat of an earlier NEG line (documented above)
         seen.add((pmid, sentence))
-        records.append({"id": f"{pmid}-neg{negatives[pmid]}", "pmid": pmid, "text": sentence, "entities": [], "relations": []})
+        records.append(
+            {
+                "id": f"{pmid}-neg{negatives[pmid]}",
+                "pmid": pmid,
+                "text": sentence,
+                "entities": [],
+                "relations": [],
+            }
+        )
         negatives[pmid] += 1
     return records
 
 
 def _load(data_root: Path) -> dict[str, Records]:
-    return seeded_split(read_ade(dataset_dir(data_root, "ade_corpus_v2")), RATIOS, group=lambda r: r["pmid"])
+    return seeded_split(
+        read_ade(dataset_dir(data_root, "ade_corpus_v2")), RATIOS, group=lambda r: r["pmid"]
+    )
 
 
-register(DatasetSpec(
-    name="ade_corpus_v2", task_type="re", labels=("causes", "has_dose"),
-    instruction="Given the drugs, adverse effects and doses marked in the sentence, list every relation: a drug causes an adverse effect, or a drug has a dose.",
-    loader=_load, subdir="ade_corpus_v2",
-    description="ADE corpus v2 (Gurulingappa et al. 2012): drug-AE and drug-dose relations plus negative sentences; seeded 70/10/20 by PMID; licence not stated",
-    extra={"entity_types": ("Drug", "AdverseEffect", "Dose")},
-))
+register(
+    DatasetSpec(
+        name="ade_corpus_v2",
+        task_type="re",
+        labels=("causes", "has_dose"),
+        instruction="Given the drugs, adverse effects and doses marked in the sentence, list every relation: a drug causes an adverse effect, or a drug has a dose.",
+        loader=_load,
+        subdir="ade_corpus_v2",
+        description="ADE corpus v2 (Gurulingappa et al. 2012): drug-AE and drug-dose relations plus negative sentences; seeded 70/10/20 by PMID; licence not stated",
+        extra={"entity_types": ("Drug", "AdverseEffect", "Dose")},
+    )
+)

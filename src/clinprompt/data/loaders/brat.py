@@ -39,30 +39,66 @@ DISCONTINUOUS = ("span", "first", "error")
 UNITS = ("document", "sentence")
 
 
-def _entity(path: Path, number: int, fields: list[str], text: str, discontinuous: str) -> dict[str, Any]:
+def _entity(
+    path: Path, number: int, fields: list[str], text: str, discontinuous: str
+) -> dict[str, Any]:
     if len(fields) != 3:
-        raise NativeFormatError(path, number, None, "expected 'T<n><TAB><Type> <start> <end>[;<start> <end>]<TAB><mention>'")
+        raise NativeFormatError(
+            path,
+            number,
+            None,
+            "expected 'T<n><TAB><Type> <start> <end>[;<start> <end>]<TAB><mention>'",
+        )
     tid, spec, mention = fields
     etype, _, offsets = spec.partition(" ")
     frags = []
     for part in offsets.split(";"):
         pair = part.split()
         if not etype or len(pair) != 2 or not pair[0].isdigit() or not pair[1].isdigit():
-            raise NativeFormatError(path, number, tid, f"expected '<Type> <start> <end>[;<start> <end>]', got {spec!r}")
+            raise NativeFormatError(
+                path, number, tid, f"expected '<Type> <start> <end>[;<start> <end>]', got {spec!r}"
+            )
         start, end = int(pair[0]), int(pair[1])
         if not (0 <= start < end <= len(text)):
-            raise NativeFormatError(path, number, tid, f"offsets {start} {end} fall outside the text ({len(text)} characters)")
+            raise NativeFormatError(
+                path,
+                number,
+                tid,
+                f"offsets {start} {end} fall outside the text ({len(text)} characters)",
+            )
         frags.append((start, end))
     frags.sort()
-    covered = " ".join(text[s:e] for s, e in frags).replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+    covered = (
+        " ".join(text[s:e] for s, e in frags)
+        .replace("\r\n", " ")
+        .replace("\n", " ")
+        .replace("\r", " ")
+    )
     if covered != mention.replace("\r", " "):
-        raise NativeFormatError(path, number, tid, f"the text at {offsets!r} is {covered!r}, expected the mention {mention!r}")
+        raise NativeFormatError(
+            path,
+            number,
+            tid,
+            f"the text at {offsets!r} is {covered!r}, expected the mention {mention!r}",
+        )
     if len(frags) > 1 and discontinuous == "error":
-        raise NativeFormatError(path, number, tid, f"discontinuous entity {offsets!r} (set discontinuous to 'span' or 'first')")
+        raise NativeFormatError(
+            path,
+            number,
+            tid,
+            f"discontinuous entity {offsets!r} (set discontinuous to 'span' or 'first')",
+        )
     if len(frags) > 1 and discontinuous == "first":
         frags = frags[:1]
     start, end = frags[0][0], frags[-1][1]
-    entity: dict[str, Any] = {"id": tid, "start": start, "end": end, "type": etype, "text": text[start:end], "line": number}
+    entity: dict[str, Any] = {
+        "id": tid,
+        "start": start,
+        "end": end,
+        "type": etype,
+        "text": text[start:end],
+        "line": number,
+    }
     if len(frags) > 1:
         entity["fragments"] = [list(f) for f in frags]
         entity["mention"] = mention
@@ -73,10 +109,18 @@ def _relation(path: Path, number: int, fields: list[str]) -> dict[str, Any]:
     parts = fields[1].split() if len(fields) >= 2 else []
     if len(parts) != 3 or any(":" not in p for p in parts[1:]):
         raise NativeFormatError(path, number, fields[0], "expected '<Type> Arg1:T<a> Arg2:T<b>'")
-    return {"head": parts[1].split(":", 1)[1], "tail": parts[2].split(":", 1)[1], "type": parts[0], "line": number, "rid": fields[0]}
+    return {
+        "head": parts[1].split(":", 1)[1],
+        "tail": parts[2].split(":", 1)[1],
+        "type": parts[0],
+        "line": number,
+        "rid": fields[0],
+    }
 
 
-def read_brat_document(txt: Path, discontinuous: str = "span") -> tuple[str, list[dict[str, Any]], list[dict[str, Any]], Counter[str]]:
+def read_brat_document(
+    txt: Path, discontinuous: str = "span"
+) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]], Counter[str]]:
     """The text, entities (with T ids), relations (with line numbers) and ignored-line counts of one pair."""
     ann = txt.with_suffix(".ann")
     if not ann.is_file():
@@ -101,11 +145,15 @@ def read_brat_document(txt: Path, discontinuous: str = "span") -> tuple[str, lis
         elif kind in IGNORED:
             ignored[kind] += 1
         else:
-            raise NativeFormatError(ann, number, None, f"expected a T, R, E, A, M, N, * or # line, got {line[:40]!r}")
+            raise NativeFormatError(
+                ann, number, None, f"expected a T, R, E, A, M, N, * or # line, got {line[:40]!r}"
+            )
     for r in relations:
         for arg in ("head", "tail"):
             if r[arg] not in entities:
-                raise NativeFormatError(ann, r["line"], r["rid"], f"argument {r[arg]!r} is not a T entity of this file")
+                raise NativeFormatError(
+                    ann, r["line"], r["rid"], f"argument {r[arg]!r} is not a T entity of this file"
+                )
     return text, list(entities.values()), relations, ignored
 
 
@@ -135,7 +183,9 @@ def load_brat(
     if discontinuous not in DISCONTINUOUS:
         raise ValueError(f"discontinuous must be one of {DISCONTINUOUS}, got {discontinuous!r}")
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: expected a folder of BRAT .txt/.ann files; it is missing")
+        raise FileNotFoundError(
+            f"{folder}: expected a folder of BRAT .txt/.ann files; it is missing"
+        )
     texts = sorted(folder.glob("*.txt"))
     if not texts:
         raise FileNotFoundError(f"{folder}: expected BRAT .txt/.ann pairs; found no .txt file")
@@ -153,24 +203,43 @@ def load_brat(
         kept = {e["id"]: e for e in entities}
         relations = [r for r in relations if r["head"] in kept and r["tail"] in kept]
         if labels is not None:
-            for item, what in ([(e, "entity type") for e in entities] if task_type == "ner" else [(r, "relation type") for r in relations]):
+            for item, what in (
+                [(e, "entity type") for e in entities]
+                if task_type == "ner"
+                else [(r, "relation type") for r in relations]
+            ):
                 if item["type"] not in labels:
                     line = item.get("line", "")
-                    raise NativeFormatError(ann, line, item.get("rid", item.get("id")), f"{what} {item['type']!r} is not one of the labels {sorted(labels)}")
+                    raise NativeFormatError(
+                        ann,
+                        line,
+                        item.get("rid", item.get("id")),
+                        f"{what} {item['type']!r} is not one of the labels {sorted(labels)}",
+                    )
         entities.sort(key=lambda e: (e["start"], e["end"], e["id"]))
         record: dict[str, Any] = {"id": txt.stem, "text": text, "entities": entities}
         drop = ("line",) if task_type == "re" else ("line", "id")
         record["entities"] = [{k: v for k, v in e.items() if k not in drop} for e in entities]
         if task_type == "re":
-            record["relations"] = [{"head": r["head"], "tail": r["tail"], "type": r["type"]} for r in relations]
+            record["relations"] = [
+                {"head": r["head"], "tail": r["tail"], "type": r["type"]} for r in relations
+            ]
         if unit == "document":
             records.append(record)
             continue
         protected = [(e["start"], e["end"]) for e in entities]
-        protected += [(min(kept[r["head"]]["start"], kept[r["tail"]]["start"]), max(kept[r["head"]]["end"], kept[r["tail"]]["end"]))
-                      for r in relations]
+        protected += [
+            (
+                min(kept[r["head"]]["start"], kept[r["tail"]]["start"]),
+                max(kept[r["head"]]["end"], kept[r["tail"]]["end"]),
+            )
+            for r in relations
+        ]
         records.extend(cut_record(record, sentence_spans(text, protected, split_lines=True)))
     if ignored_total:
-        log.info("BRAT %s: ignored %s lines (events, attributes, normalisations, equivalences, notes)", folder,
-                 ", ".join(f"{n} {k}" for k, n in sorted(ignored_total.items())))
+        log.info(
+            "BRAT %s: ignored %s lines (events, attributes, normalisations, equivalences, notes)",
+            folder,
+            ", ".join(f"{n} {k}" for k, n in sorted(ignored_total.items())),
+        )
     return records

@@ -20,9 +20,19 @@ from clinprompt.data.registry import register
 from clinprompt.data.spec import DatasetSpec, Records
 
 LABELS = (
-    "ACTIVATOR", "AGONIST", "AGONIST-ACTIVATOR", "AGONIST-INHIBITOR", "ANTAGONIST", "DOWNREGULATOR",
-    "INDIRECT-DOWNREGULATOR", "INDIRECT-UPREGULATOR", "INHIBITOR", "PRODUCT-OF", "SUBSTRATE",
-    "SUBSTRATE_PRODUCT-OF", "UPREGULATOR",
+    "ACTIVATOR",
+    "AGONIST",
+    "AGONIST-ACTIVATOR",
+    "AGONIST-INHIBITOR",
+    "ANTAGONIST",
+    "DOWNREGULATOR",
+    "INDIRECT-DOWNREGULATOR",
+    "INDIRECT-UPREGULATOR",
+    "INHIBITOR",
+    "PRODUCT-OF",
+    "SUBSTRATE",
+    "SUBSTRATE_PRODUCT-OF",
+    "UPREGULATOR",
 )
 _MARKERS = (("<< ", " >>", "T1"), ("[[ ", " ]]", "T2"))
 
@@ -36,7 +46,9 @@ def strip_markers(marked: str) -> tuple[str, list[dict[str, Any]]]:
     found = []
     for opener, closer, eid in _MARKERS:
         if marked.count(opener) != 1:
-            raise ValueError(f"expected exactly one {opener.strip()!r} marker, found {marked.count(opener)}")
+            raise ValueError(
+                f"expected exactly one {opener.strip()!r} marker, found {marked.count(opener)}"
+            )
         start = marked.index(opener)
         end = marked.find(closer, start + len(opener))
         if end < 0:
@@ -50,11 +62,19 @@ def strip_markers(marked: str) -> tuple[str, list[dict[str, Any]]]:
     for start, end, opener, closer, eid in found:
         text_parts.append(marked[cursor:start])
         removed += len(opener)
-        mention = marked[start + len(opener):end]
+        mention = marked[start + len(opener) : end]
         if not mention.strip():
             raise ValueError(f"the mention marked by {opener.strip()!r} is empty")
         clean_start = start + len(opener) - removed
-        entities.append({"id": eid, "start": clean_start, "end": clean_start + len(mention), "type": "Entity", "text": mention})
+        entities.append(
+            {
+                "id": eid,
+                "start": clean_start,
+                "end": clean_start + len(mention),
+                "type": "Entity",
+                "text": mention,
+            }
+        )
         text_parts.append(mention)
         removed += len(closer)
         cursor = end + len(closer)
@@ -72,28 +92,44 @@ def read_chemprot(path: Path, split: str) -> Records:
         if not isinstance(marked, str) or not marked.strip():
             raise NativeFormatError(path, number, "text", "expected a marked sentence")
         if label != "false" and label not in LABELS:
-            raise NativeFormatError(path, number, "label", f"unknown label {label!r}; expected 'false' or one of {list(LABELS)}")
+            raise NativeFormatError(
+                path,
+                number,
+                "label",
+                f"unknown label {label!r}; expected 'false' or one of {list(LABELS)}",
+            )
         try:
             text, entities = strip_markers(marked)
         except ValueError as e:
             raise NativeFormatError(path, number, "text", str(e)) from None
         for e in entities:
-            if text[e["start"]:e["end"]] != e["text"]:  # guard the offset arithmetic
-                raise NativeFormatError(path, number, "text", f"offsets of {e['id']} do not match its mention")
+            if text[e["start"] : e["end"]] != e["text"]:  # guard the offset arithmetic
+                raise NativeFormatError(
+                    path, number, "text", f"offsets of {e['id']} do not match its mention"
+                )
         relations = [] if label == "false" else [{"head": "T1", "tail": "T2", "type": label}]
-        records.append({"id": f"{split}-{number}", "text": text, "entities": entities, "relations": relations})
+        records.append(
+            {"id": f"{split}-{number}", "text": text, "entities": entities, "relations": relations}
+        )
     return records
 
 
 def _load(data_root: Path) -> dict[str, Records]:
     folder = dataset_dir(data_root, "chemprot")
-    return {split: read_chemprot(folder / f"{split}.txt", split) for split in ("train", "dev", "test")}
+    return {
+        split: read_chemprot(folder / f"{split}.txt", split) for split in ("train", "dev", "test")
+    }
 
 
-register(DatasetSpec(
-    name="chemprot", task_type="re", labels=LABELS,
-    instruction="Two mentions (a chemical and a gene/protein) are marked in the sentence; give the chemical-protein relation between them (e.g. INHIBITOR, AGONIST, SUBSTRATE).",
-    loader=_load, subdir="chemprot",
-    description="ChemProt (BioCreative VI) pairs as released with SciBERT; positional entity markers, types unknown; Apache-2.0 (repo)",
-    extra={"entity_types": ("Entity",)},
-))
+register(
+    DatasetSpec(
+        name="chemprot",
+        task_type="re",
+        labels=LABELS,
+        instruction="Two mentions (a chemical and a gene/protein) are marked in the sentence; give the chemical-protein relation between them (e.g. INHIBITOR, AGONIST, SUBSTRATE).",
+        loader=_load,
+        subdir="chemprot",
+        description="ChemProt (BioCreative VI) pairs as released with SciBERT; positional entity markers, types unknown; Apache-2.0 (repo)",
+        extra={"entity_types": ("Entity",)},
+    )
+)

@@ -40,7 +40,9 @@ def locate(context: str, answer: str, hint: int) -> int:
     return min(found, key=lambda i: abs(i - hint)) if found else -1
 
 
-def passage(context: str, start: int, end: int, key: str, window: int = WINDOW, seed: int = DEFAULT_SEED) -> tuple[int, int]:
+def passage(
+    context: str, start: int, end: int, key: str, window: int = WINDOW, seed: int = DEFAULT_SEED
+) -> tuple[int, int]:
     """``[a, b)`` of a ~``window``-character passage holding ``context[start:end]``, cut at spaces."""
     size = max(window, end - start + 100)
     slack = size - (end - start)
@@ -57,11 +59,20 @@ def passage(context: str, start: int, end: int, key: str, window: int = WINDOW, 
 
 
 def _question(path: Path, context: str, doc: Any, qa: Any, where: str) -> dict[str, Any]:
-    if not isinstance(qa, dict) or not isinstance(qa.get("question"), str) or not qa["question"].strip():
+    if (
+        not isinstance(qa, dict)
+        or not isinstance(qa.get("question"), str)
+        or not qa["question"].strip()
+    ):
         raise NativeFormatError(path, where, "question", "expected a non-empty question string")
     answers = qa.get("answers")
     if qa.get("is_impossible") or not isinstance(answers, list) or not answers:
-        raise NativeFormatError(path, where, "answers", "expected at least one answer (unanswerable questions are not supported)")
+        raise NativeFormatError(
+            path,
+            where,
+            "answers",
+            "expected at least one answer (unanswerable questions are not supported)",
+        )
     texts, spans = [], []
     for j, ans in enumerate(answers):
         text = ans.get("text", "").strip() if isinstance(ans, dict) else ""
@@ -70,14 +81,22 @@ def _question(path: Path, context: str, doc: Any, qa: Any, where: str) -> dict[s
             raise NativeFormatError(path, where, f"answers[{j}]", "expected {text, answer_start}")
         start = locate(context, text, hint if hint >= 0 else 0)
         if start < 0:
-            raise NativeFormatError(path, where, f"answers[{j}].text", f"{text[:60]!r} does not occur in the article")
+            raise NativeFormatError(
+                path, where, f"answers[{j}].text", f"{text[:60]!r} does not occur in the article"
+            )
         if text not in texts:
             texts.append(text)
         spans.append((start, start + len(text)))
     qid = str(qa.get("id"))
     a, b = passage(context, spans[0][0], spans[0][1], qid)
-    return {"id": qid, "question": qa["question"].strip(), "context": context[a:b], "answer": texts,
-            "document_id": str(doc), "context_start": a}
+    return {
+        "id": qid,
+        "question": qa["question"].strip(),
+        "context": context[a:b],
+        "answer": texts,
+        "document_id": str(doc),
+        "context_start": a,
+    }
 
 
 def read_covid_qa(path: Path) -> Records:
@@ -85,19 +104,27 @@ def read_covid_qa(path: Path) -> Records:
     data = read_json(path)
     articles = data.get("data") if isinstance(data, dict) else None
     if not isinstance(articles, list) or not articles:
-        raise NativeFormatError(path, None, "data", "expected a SQuAD-style object with a non-empty 'data' list")
+        raise NativeFormatError(
+            path, None, "data", "expected a SQuAD-style object with a non-empty 'data' list"
+        )
     records: Records = []
     seen: set[str] = set()
     for i, article in enumerate(articles):
-        for k, para in enumerate(article.get("paragraphs", []) if isinstance(article, dict) else []):
+        for k, para in enumerate(
+            article.get("paragraphs", []) if isinstance(article, dict) else []
+        ):
             where = f"data[{i}].paragraphs[{k}]"
             context = para.get("context") if isinstance(para, dict) else None
             if not isinstance(context, str) or not context.strip():
                 raise NativeFormatError(path, where, "context", "expected the article text")
             for n, qa in enumerate(para.get("qas") or []):
-                record = _question(path, context, para.get("document_id", f"article{i}"), qa, f"{where}.qas[{n}]")
+                record = _question(
+                    path, context, para.get("document_id", f"article{i}"), qa, f"{where}.qas[{n}]"
+                )
                 if record["id"] in seen:
-                    raise NativeFormatError(path, f"{where}.qas[{n}]", "id", f"question id {record['id']} repeats")
+                    raise NativeFormatError(
+                        path, f"{where}.qas[{n}]", "id", f"question id {record['id']} repeats"
+                    )
                 seen.add(record["id"])
                 records.append(record)
     if not records:
@@ -110,9 +137,14 @@ def _load(data_root: Path) -> dict[str, Records]:
     return seeded_split(records, RATIOS, group=lambda r: r["document_id"])
 
 
-register(DatasetSpec(
-    name="covid_qa", task_type="qa", answer_style="short",
-    instruction="Answer the question about COVID-19 with a short span copied from the passage.",
-    loader=_load, subdir="covid_qa",
-    description="COVID-QA (deepset; CORD-19 articles, SQuAD style); ~1,000-character answer passages; seeded 80/10/10 by article; Apache-2.0 (repo)",
-))
+register(
+    DatasetSpec(
+        name="covid_qa",
+        task_type="qa",
+        answer_style="short",
+        instruction="Answer the question about COVID-19 with a short span copied from the passage.",
+        loader=_load,
+        subdir="covid_qa",
+        description="COVID-QA (deepset; CORD-19 articles, SQuAD style); ~1,000-character answer passages; seeded 80/10/10 by article; Apache-2.0 (repo)",
+    )
+)

@@ -23,7 +23,10 @@ from clinprompt.data.spec import DatasetSpec, Records
 MTS_FILES = {
     "train": ["MTS-Dialog-TrainingSet.csv"],
     "dev": ["MTS-Dialog-ValidationSet.csv"],
-    "test": ["MTS-Dialog-TestSet-1-MEDIQA-Chat-2023.csv", "MTS-Dialog-TestSet-2-MEDIQA-Sum-2023.csv"],
+    "test": [
+        "MTS-Dialog-TestSet-1-MEDIQA-Chat-2023.csv",
+        "MTS-Dialog-TestSet-2-MEDIQA-Sum-2023.csv",
+    ],
 }
 ACI_FILES = {
     "train": ["train.csv"],
@@ -46,10 +49,18 @@ def _load_mts(data_root: Path) -> dict[str, Records]:
         for k, name in enumerate(names, start=1):
             path = folder / name
             prefix = split if len(names) == 1 else f"{split}{k}"
-            for number, row in read_csv_rows(path, ("ID", "section_header", "section_text", "dialogue")):
+            for number, row in read_csv_rows(
+                path, ("ID", "section_header", "section_text", "dialogue")
+            ):
                 _need(path, number, row, "ID", "section_header", "section_text", "dialogue")
-                records.append({"id": f"{prefix}-{row['ID'].strip()}", "source": row["dialogue"].strip(),
-                                "summary": row["section_text"].strip(), "section_header": row["section_header"].strip()})
+                records.append(
+                    {
+                        "id": f"{prefix}-{row['ID'].strip()}",
+                        "source": row["dialogue"].strip(),
+                        "summary": row["section_text"].strip(),
+                        "section_header": row["section_header"].strip(),
+                    }
+                )
         out[split] = records
     return out
 
@@ -59,25 +70,43 @@ def read_aci(path: Path, split_file: str) -> Records:
     records: Records = []
     for number, row in read_csv_rows(path, ("dataset", "encounter_id", "dialogue", "note")):
         _need(path, number, row, "dataset", "encounter_id", "dialogue", "note")
-        records.append({"id": row["encounter_id"].strip(), "source": row["dialogue"].strip(), "summary": row["note"].strip(),
-                        "subset": row["dataset"].strip(), "file": split_file})
+        records.append(
+            {
+                "id": row["encounter_id"].strip(),
+                "source": row["dialogue"].strip(),
+                "summary": row["note"].strip(),
+                "subset": row["dataset"].strip(),
+                "file": split_file,
+            }
+        )
     return records
 
 
 def _load_aci(data_root: Path) -> dict[str, Records]:
     folder = dataset_dir(data_root, "aci_bench")
-    return {split: [r for name in names for r in read_aci(folder / name, Path(name).stem)] for split, names in ACI_FILES.items()}
+    return {
+        split: [r for name in names for r in read_aci(folder / name, Path(name).stem)]
+        for split, names in ACI_FILES.items()
+    }
 
 
-register(DatasetSpec(
-    name="mts_dialog", task_type="sum",
-    instruction="Write the clinical note section (history, medications, assessment...) that documents this doctor-patient conversation.",
-    loader=_load_mts, subdir="mts_dialog",
-    description="MTS-Dialog: doctor-patient dialogue to clinical note section; test = both 2023 test sets; CC-BY-4.0",
-))
-register(DatasetSpec(
-    name="aci_bench", task_type="sum",
-    instruction="Write the full clinical visit note (subjective, exam, results, assessment and plan) for this doctor-patient conversation.",
-    loader=_load_aci, subdir="aci_bench",
-    description="ACI-Bench: doctor-patient conversation to full visit note; test = the three test sets; CC-BY-4.0",
-))
+register(
+    DatasetSpec(
+        name="mts_dialog",
+        task_type="sum",
+        instruction="Write the clinical note section (history, medications, assessment...) that documents this doctor-patient conversation.",
+        loader=_load_mts,
+        subdir="mts_dialog",
+        description="MTS-Dialog: doctor-patient dialogue to clinical note section; test = both 2023 test sets; CC-BY-4.0",
+    )
+)
+register(
+    DatasetSpec(
+        name="aci_bench",
+        task_type="sum",
+        instruction="Write the full clinical visit note (subjective, exam, results, assessment and plan) for this doctor-patient conversation.",
+        loader=_load_aci,
+        subdir="aci_bench",
+        description="ACI-Bench: doctor-patient conversation to full visit note; test = the three test sets; CC-BY-4.0",
+    )
+)

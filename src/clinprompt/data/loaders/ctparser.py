@@ -19,8 +19,20 @@ from clinprompt.data.spec import DatasetSpec, Records
 from clinprompt.data.splits import seeded_split
 
 LABELS = (
-    "age", "allergy_name", "bmi", "cancer", "chronic_disease", "clinical_variable", "contraception_consent",
-    "ethnicity", "gender", "language_fluency", "lower_bound", "pregnancy", "technology_access", "treatment",
+    "age",
+    "allergy_name",
+    "bmi",
+    "cancer",
+    "chronic_disease",
+    "clinical_variable",
+    "contraception_consent",
+    "ethnicity",
+    "gender",
+    "language_fluency",
+    "lower_bound",
+    "pregnancy",
+    "technology_access",
+    "treatment",
     "upper_bound",
 )
 RATIOS = {"train": 0.8, "dev": 0.1, "test": 0.1}
@@ -35,25 +47,47 @@ def read_ctparser(path: Path) -> Records:
             continue
         fields = line.split("\t")
         if len(fields) != 2:
-            raise NativeFormatError(path, number, None, f"expected 'spans<TAB>text', got {len(fields)} fields")
+            raise NativeFormatError(
+                path, number, None, f"expected 'spans<TAB>text', got {len(fields)} fields"
+            )
         spans, text = fields
         if not text.strip():
-            raise NativeFormatError(path, number, "text", "expected a criterion text, got an empty string")
+            raise NativeFormatError(
+                path, number, "text", "expected a criterion text, got an empty string"
+            )
         entities = []
         for item in filter(None, spans.split(",")):
             parts = item.split(":")
             if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
-                raise NativeFormatError(path, number, "spans", f"expected 'start:end:label', got {item!r}")
+                raise NativeFormatError(
+                    path, number, "spans", f"expected 'start:end:label', got {item!r}"
+                )
             start, end, label = int(parts[0]) - 1, int(parts[1]) - 1, parts[2]
             if label not in LABELS:
-                raise NativeFormatError(path, number, "spans", f"unknown label {label!r}; expected one of {list(LABELS)}")
+                raise NativeFormatError(
+                    path,
+                    number,
+                    "spans",
+                    f"unknown label {label!r}; expected one of {list(LABELS)}",
+                )
             if not (0 <= start < end <= len(text)):
-                raise NativeFormatError(path, number, "spans", f"span {item!r} falls outside the text (length {len(text)})")
+                raise NativeFormatError(
+                    path,
+                    number,
+                    "spans",
+                    f"span {item!r} falls outside the text (length {len(text)})",
+                )
             mention = text[start:end]
             cut_inside = (start > 0 and text[start - 1].isalnum() and mention[0].isalnum()) or (
-                end < len(text) and text[end].isalnum() and mention[-1].isalnum())
+                end < len(text) and text[end].isalnum() and mention[-1].isalnum()
+            )
             if cut_inside or mention != mention.strip():
-                raise NativeFormatError(path, number, "spans", f"span {item!r} = {mention!r} does not lie on word boundaries")
+                raise NativeFormatError(
+                    path,
+                    number,
+                    "spans",
+                    f"span {item!r} = {mention!r} does not lie on word boundaries",
+                )
             entities.append({"start": start, "end": end, "type": label, "text": mention})
         entities.sort(key=lambda e: (e["start"], e["end"]))
         records.append({"id": f"L{number}", "text": text, "entities": entities})
@@ -65,9 +99,14 @@ def _load(data_root: Path) -> dict[str, Records]:
     return seeded_split(records, RATIOS, group=lambda r: r["text"])
 
 
-register(DatasetSpec(
-    name="ctparser_eligibility_ner", task_type="ner", labels=LABELS,
-    instruction="Extract the eligibility-criterion entities (conditions, treatments, demographics, bounds and other variables) from the clinical trial criterion.",
-    loader=_load, subdir="ctparser_eligibility_ner",
-    description="Clinical-Trial-Parser (Facebook Research) eligibility criteria NER; single file split 80/10/10 from the seed; Apache-2.0",
-))
+register(
+    DatasetSpec(
+        name="ctparser_eligibility_ner",
+        task_type="ner",
+        labels=LABELS,
+        instruction="Extract the eligibility-criterion entities (conditions, treatments, demographics, bounds and other variables) from the clinical trial criterion.",
+        loader=_load,
+        subdir="ctparser_eligibility_ner",
+        description="Clinical-Trial-Parser (Facebook Research) eligibility criteria NER; single file split 80/10/10 from the seed; Apache-2.0",
+    )
+)

@@ -41,7 +41,10 @@ ERRATA: dict[str, str | None] = {
     "DDI-DrugBank.d236.s29.p0": None,  # ddi="true" without a type
 }
 _TRAIN = "DDICorpus/Train/"
-_TEST = {"ner": "DDICorpus/Test/Test for DrugNER task/", "re": "DDICorpus/Test/Test for DDI Extraction task/"}
+_TEST = {
+    "ner": "DDICorpus/Test/Test for DrugNER task/",
+    "re": "DDICorpus/Test/Test for DDI Extraction task/",
+}
 
 
 def _fragments(offset: str, where: str, archive: Path, eid: str) -> list[tuple[int, int]]:
@@ -49,7 +52,12 @@ def _fragments(offset: str, where: str, archive: Path, eid: str) -> list[tuple[i
     for piece in offset.split(";"):
         s, sep, e = piece.partition("-")
         if not sep or not s.isdigit() or not e.isdigit() or int(e) < int(s):
-            raise NativeFormatError(archive, where, f"{eid}.charOffset", f"expected 'start-end[;start-end]', got {offset!r}")
+            raise NativeFormatError(
+                archive,
+                where,
+                f"{eid}.charOffset",
+                f"expected 'start-end[;start-end]', got {offset!r}",
+            )
         parts.append((int(s), int(e) + 1))
     return parts
 
@@ -57,15 +65,36 @@ def _fragments(offset: str, where: str, archive: Path, eid: str) -> list[tuple[i
 def _entity(node: ET.Element, text: str, archive: Path, where: str) -> dict[str, Any]:
     eid, etype, mention = node.get("id", ""), node.get("type", ""), node.get("text", "")
     if etype not in ENTITY_TYPES:
-        raise NativeFormatError(archive, where, f"{eid}.type", f"unknown entity type {etype!r}; expected one of {list(ENTITY_TYPES)}")
+        raise NativeFormatError(
+            archive,
+            where,
+            f"{eid}.type",
+            f"unknown entity type {etype!r}; expected one of {list(ENTITY_TYPES)}",
+        )
     frags = _fragments(ERRATA.get(eid) or node.get("charOffset", ""), where, archive, eid)
     if any(e > len(text) for _, e in frags):
-        raise NativeFormatError(archive, where, f"{eid}.charOffset", f"{frags} falls outside the sentence (length {len(text)})")
+        raise NativeFormatError(
+            archive,
+            where,
+            f"{eid}.charOffset",
+            f"{frags} falls outside the sentence (length {len(text)})",
+        )
     joined = "".join(text[s:e] for s, e in frags)
     if joined.replace(" ", "") != mention.replace(" ", ""):
-        raise NativeFormatError(archive, where, f"{eid}.charOffset", f"offsets give {joined!r}, expected the mention {mention!r}")
+        raise NativeFormatError(
+            archive,
+            where,
+            f"{eid}.charOffset",
+            f"offsets give {joined!r}, expected the mention {mention!r}",
+        )
     start, end = frags[0][0], frags[-1][1]
-    entity = {"id": eid.rsplit(".", 1)[-1], "start": start, "end": end, "type": etype, "text": text[start:end]}
+    entity = {
+        "id": eid.rsplit(".", 1)[-1],
+        "start": start,
+        "end": end,
+        "type": etype,
+        "text": text[start:end],
+    }
     if len(frags) > 1:
         entity["fragments"] = [list(f) for f in frags]
         entity["mention"] = mention
@@ -88,11 +117,15 @@ def _read_zip(data_root: Path) -> tuple[Path, dict[str, list[tuple[str, ET.Eleme
             try:
                 root = ET.fromstring(zf.read(name))
             except ET.ParseError as e:
-                raise NativeFormatError(f"{archive}!{name}", e.position[0], None, f"invalid XML: {e}") from None
+                raise NativeFormatError(
+                    f"{archive}!{name}", e.position[0], None, f"invalid XML: {e}"
+                ) from None
             out[prefix].append((name, root))
     for prefix, docs in out.items():
         if not docs:
-            raise NativeFormatError(archive, None, None, f"expected DDI XML documents under {prefix!r}")
+            raise NativeFormatError(
+                archive, None, None, f"expected DDI XML documents under {prefix!r}"
+            )
     return archive, out
 
 
@@ -106,7 +139,12 @@ def _sentences(archive: Path, docs: list[tuple[str, ET.Element]], with_pairs: bo
             if not text.strip():
                 continue  # the release has empty <sentence text=""/> elements; nothing to annotate
             entities = [_entity(e, text, archive, where) for e in sent.findall("entity")]
-            record: dict[str, Any] = {"id": sid, "document": doc_id, "text": text, "entities": entities}
+            record: dict[str, Any] = {
+                "id": sid,
+                "document": doc_id,
+                "text": text,
+                "entities": entities,
+            }
             if with_pairs:
                 pairs = sent.findall("pair")
                 if not pairs or any(ERRATA.get(p.get("id", ""), "") is None for p in pairs):
@@ -114,14 +152,33 @@ def _sentences(archive: Path, docs: list[tuple[str, ET.Element]], with_pairs: bo
                 known = {e["id"] for e in entities}
                 relations = []
                 for p in pairs:
-                    pid, head, tail = p.get("id", ""), p.get("e1", "").rsplit(".", 1)[-1], p.get("e2", "").rsplit(".", 1)[-1]
+                    pid, head, tail = (
+                        p.get("id", ""),
+                        p.get("e1", "").rsplit(".", 1)[-1],
+                        p.get("e2", "").rsplit(".", 1)[-1],
+                    )
                     if head not in known or tail not in known:
-                        raise NativeFormatError(archive, where, f"{pid}.e1/e2", f"pair refers to an entity not in the sentence ({head}, {tail})")
+                        raise NativeFormatError(
+                            archive,
+                            where,
+                            f"{pid}.e1/e2",
+                            f"pair refers to an entity not in the sentence ({head}, {tail})",
+                        )
                     if p.get("ddi") not in ("true", "false"):
-                        raise NativeFormatError(archive, where, f"{pid}.ddi", f"expected 'true' or 'false', got {p.get('ddi')!r}")
+                        raise NativeFormatError(
+                            archive,
+                            where,
+                            f"{pid}.ddi",
+                            f"expected 'true' or 'false', got {p.get('ddi')!r}",
+                        )
                     if p.get("ddi") == "true":
                         if p.get("type") not in DDI_TYPES:
-                            raise NativeFormatError(archive, where, f"{pid}.type", f"expected one of {list(DDI_TYPES)}, got {p.get('type')!r}")
+                            raise NativeFormatError(
+                                archive,
+                                where,
+                                f"{pid}.type",
+                                f"expected one of {list(DDI_TYPES)}, got {p.get('type')!r}",
+                            )
                         relations.append({"head": head, "tail": tail, "type": p.get("type")})
                 record["relations"] = relations
             records.append(record)
@@ -132,7 +189,9 @@ def _load(data_root: Path, task: str) -> dict[str, Records]:
     archive, docs = _read_zip(data_root)
     with_pairs = task == "re"
     train = _sentences(archive, docs[_TRAIN], with_pairs)
-    parts = seeded_split(train, {"train": 1 - DEV_SHARE, "dev": DEV_SHARE}, group=lambda r: r["document"])
+    parts = seeded_split(
+        train, {"train": 1 - DEV_SHARE, "dev": DEV_SHARE}, group=lambda r: r["document"]
+    )
     return {**parts, "test": _sentences(archive, docs[_TEST[task]], with_pairs)}
 
 
@@ -149,16 +208,26 @@ def _load_re(data_root: Path) -> dict[str, Records]:
     return _load(data_root, "re")
 
 
-register(DatasetSpec(
-    name="ddi2013_ner", task_type="ner", labels=ENTITY_TYPES,
-    instruction="Extract every pharmacological substance mention: drug (generic name), brand (brand name), group (drug class) or drug_n (substance not approved for human use).",
-    loader=_load_ner, subdir="ddi2013",
-    description="DDI corpus 2013 DrugNER (DrugBank + MedLine sentences); dev = seeded 10% of train documents; CC-BY-NC-4.0",
-))
-register(DatasetSpec(
-    name="ddi2013_re", task_type="re", labels=DDI_TYPES,
-    instruction="Given the drug mentions in the sentence, list every pair that interacts, typed as mechanism (pharmacokinetic), effect, advise (a recommendation) or int (interaction stated without detail).",
-    loader=_load_re, subdir="ddi2013",
-    description="DDI corpus 2013 drug-drug interactions (sentences with candidate pairs); dev = seeded 10% of train documents; CC-BY-NC-4.0",
-    extra={"entity_types": ENTITY_TYPES},
-))
+register(
+    DatasetSpec(
+        name="ddi2013_ner",
+        task_type="ner",
+        labels=ENTITY_TYPES,
+        instruction="Extract every pharmacological substance mention: drug (generic name), brand (brand name), group (drug class) or drug_n (substance not approved for human use).",
+        loader=_load_ner,
+        subdir="ddi2013",
+        description="DDI corpus 2013 DrugNER (DrugBank + MedLine sentences); dev = seeded 10% of train documents; CC-BY-NC-4.0",
+    )
+)
+register(
+    DatasetSpec(
+        name="ddi2013_re",
+        task_type="re",
+        labels=DDI_TYPES,
+        instruction="Given the drug mentions in the sentence, list every pair that interacts, typed as mechanism (pharmacokinetic), effect, advise (a recommendation) or int (interaction stated without detail).",
+        loader=_load_re,
+        subdir="ddi2013",
+        description="DDI corpus 2013 drug-drug interactions (sentences with candidate pairs); dev = seeded 10% of train documents; CC-BY-NC-4.0",
+        extra={"entity_types": ENTITY_TYPES},
+    )
+)

@@ -27,9 +27,13 @@ def _record(rid: str, sentence: str, label: str, path: Path, line: int) -> dict[
     entities = []
     for mask, etype, eid in _MASKS:
         if sentence.count(mask) != 1:
-            raise NativeFormatError(path, line, "sentence", f"expected exactly one {mask}, found {sentence.count(mask)}")
+            raise NativeFormatError(
+                path, line, "sentence", f"expected exactly one {mask}, found {sentence.count(mask)}"
+            )
         start = sentence.index(mask)
-        entities.append({"id": eid, "start": start, "end": start + len(mask), "type": etype, "text": mask})
+        entities.append(
+            {"id": eid, "start": start, "end": start + len(mask), "type": etype, "text": mask}
+        )
     relations = [{"head": "T1", "tail": "T2", "type": "associated"}] if label == "1" else []
     return {"id": rid, "text": sentence, "entities": entities, "relations": relations}
 
@@ -43,11 +47,18 @@ def read_euadr(path: Path, with_index: bool) -> Records:
         fields = line.split("\t")
         if with_index:
             if len(fields) != 3:
-                raise NativeFormatError(path, number, None, f"expected 'index<TAB>sentence<TAB>label', got {len(fields)} fields")
+                raise NativeFormatError(
+                    path,
+                    number,
+                    None,
+                    f"expected 'index<TAB>sentence<TAB>label', got {len(fields)} fields",
+                )
             records.append(_record(f"test-{fields[0]}", fields[1], fields[2].strip(), path, number))
         else:
             if len(fields) != 2:
-                raise NativeFormatError(path, number, None, f"expected 'sentence<TAB>label', got {len(fields)} fields")
+                raise NativeFormatError(
+                    path, number, None, f"expected 'sentence<TAB>label', got {len(fields)} fields"
+                )
             records.append(_record(f"train-{number}", fields[0], fields[1].strip(), path, number))
     if not records:
         raise NativeFormatError(path, None, None, "expected at least one sentence")
@@ -56,14 +67,21 @@ def read_euadr(path: Path, with_index: bool) -> Records:
 
 def _load(data_root: Path) -> dict[str, Records]:
     folder = dataset_dir(data_root, "euadr")
-    parts = seeded_split(read_euadr(folder / "train.tsv", False), {"train": 1 - DEV_SHARE, "dev": DEV_SHARE})
+    parts = seeded_split(
+        read_euadr(folder / "train.tsv", False), {"train": 1 - DEV_SHARE, "dev": DEV_SHARE}
+    )
     return {**parts, "test": read_euadr(folder / "test.tsv", True)}
 
 
-register(DatasetSpec(
-    name="euadr", task_type="re", labels=("associated",),
-    instruction="A gene (@GENE$) and a disease (@DISEASE$) are masked in the sentence; say whether the sentence states that they are associated.",
-    loader=_load, subdir="euadr",
-    description="EU-ADR gene-disease associations (BioBERT masked-pair release, fold 1); dev = seeded 10% of train; MIT (repo)",
-    extra={"entity_types": ("Gene", "Disease")},
-))
+register(
+    DatasetSpec(
+        name="euadr",
+        task_type="re",
+        labels=("associated",),
+        instruction="A gene (@GENE$) and a disease (@DISEASE$) are masked in the sentence; say whether the sentence states that they are associated.",
+        loader=_load,
+        subdir="euadr",
+        description="EU-ADR gene-disease associations (BioBERT masked-pair release, fold 1); dev = seeded 10% of train; MIT (repo)",
+        extra={"entity_types": ("Gene", "Disease")},
+    )
+)

@@ -39,13 +39,28 @@ def read_mcqa(path: Path) -> Records:
         question, options, key = row.get("question"), row.get("options"), row.get("answer_idx")
         if not isinstance(question, str) or not question.strip():
             raise NativeFormatError(path, number, "question", "expected a non-empty string")
-        if not isinstance(options, dict) or tuple(sorted(options)) != KEYS or not all(isinstance(v, str) and v.strip() for v in options.values()):
-            raise NativeFormatError(path, number, "options", f"expected non-empty options keyed {list(KEYS)}")
+        if (
+            not isinstance(options, dict)
+            or tuple(sorted(options)) != KEYS
+            or not all(isinstance(v, str) and v.strip() for v in options.values())
+        ):
+            raise NativeFormatError(
+                path, number, "options", f"expected non-empty options keyed {list(KEYS)}"
+            )
         if key not in options:
-            raise NativeFormatError(path, number, "answer_idx", f"expected one of {list(KEYS)}, got {key!r}")
+            raise NativeFormatError(
+                path, number, "answer_idx", f"expected one of {list(KEYS)}, got {key!r}"
+            )
         if "answer" in row and row["answer"] != options[key]:
-            raise NativeFormatError(path, number, "answer", f"{row['answer']!r} is not option {key} ({options[key]!r})")
-        record = {"id": rid, "question": question.strip(), "options": {k: options[k] for k in KEYS}, "answer": key}
+            raise NativeFormatError(
+                path, number, "answer", f"{row['answer']!r} is not option {key} ({options[key]!r})"
+            )
+        record = {
+            "id": rid,
+            "question": question.strip(),
+            "options": {k: options[k] for k in KEYS},
+            "answer": key,
+        }
         if "meta_info" in row:
             record["meta_info"] = row["meta_info"]
         records.append(record)
@@ -59,15 +74,23 @@ def _loader(name: str):
     return load
 
 
-register(DatasetSpec(
-    name="medqa_usmle", task_type="qa",
-    instruction="Answer the USMLE-style medical question: choose the single best option (A, B, C or D).",
-    loader=_loader("medqa_usmle"), subdir="medqa_usmle",
-    description="MedQA (USMLE, 4 options; MedAgents-benchmark test file) split 60/10/30 from the seed; MIT (repo)",
-))
-register(DatasetSpec(
-    name="medmcqa", task_type="qa",
-    instruction="Answer the medical entrance-exam question: choose the single best option (A, B, C or D).",
-    loader=_loader("medmcqa"), subdir="medmcqa",
-    description="MedMCQA (4 options; MedAgents-benchmark test file) split 80/10/10 from the seed; MIT (repo)",
-))
+register(
+    DatasetSpec(
+        name="medqa_usmle",
+        task_type="qa",
+        instruction="Answer the USMLE-style medical question: choose the single best option (A, B, C or D).",
+        loader=_loader("medqa_usmle"),
+        subdir="medqa_usmle",
+        description="MedQA (USMLE, 4 options; MedAgents-benchmark test file) split 60/10/30 from the seed; MIT (repo)",
+    )
+)
+register(
+    DatasetSpec(
+        name="medmcqa",
+        task_type="qa",
+        instruction="Answer the medical entrance-exam question: choose the single best option (A, B, C or D).",
+        loader=_loader("medmcqa"),
+        subdir="medmcqa",
+        description="MedMCQA (4 options; MedAgents-benchmark test file) split 80/10/10 from the seed; MIT (repo)",
+    )
+)

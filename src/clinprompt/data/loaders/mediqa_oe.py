@@ -29,7 +29,11 @@ from clinprompt.data.spec import DatasetSpec, Records
 
 ORDER_TYPES = ("medication", "lab", "imaging", "followup")
 QUESTION = "Which medical orders (medications, labs, imaging, follow-up) did the clinician place in this encounter, and for what reason?"
-FILES = {"train": ("orders_data.json", "train"), "dev": ("orders_data.json", "dev"), "test": ("test_orders_data.json", "test")}
+FILES = {
+    "train": ("orders_data.json", "train"),
+    "dev": ("orders_data.json", "dev"),
+    "test": ("test_orders_data.json", "test"),
+}
 
 
 def render_orders(orders: list[dict[str, Any]]) -> str:
@@ -47,9 +51,13 @@ def _check_orders(path: Path, where: str, orders: Any) -> list[dict[str, Any]]:
     for i, o in enumerate(orders):
         field = f"expected_orders[{i}]"
         if not isinstance(o, dict) or o.get("order_type") not in ORDER_TYPES:
-            raise NativeFormatError(path, where, f"{field}.order_type", f"expected one of {list(ORDER_TYPES)}")
+            raise NativeFormatError(
+                path, where, f"{field}.order_type", f"expected one of {list(ORDER_TYPES)}"
+            )
         if not isinstance(o.get("description"), str) or not o["description"].strip():
-            raise NativeFormatError(path, where, f"{field}.description", "expected a non-empty string")
+            raise NativeFormatError(
+                path, where, f"{field}.description", "expected a non-empty string"
+            )
         if o.get("reason") is not None and not isinstance(o["reason"], str):
             raise NativeFormatError(path, where, f"{field}.reason", "expected a string or null")
     return orders
@@ -69,7 +77,12 @@ def _load(data_root: Path) -> dict[str, Records]:
         data = read_json(path)
         items = data.get(key) if isinstance(data, dict) else None
         if not isinstance(items, list):
-            raise NativeFormatError(path, None, key, "expected a top-level object with a list of encounters under this key")
+            raise NativeFormatError(
+                path,
+                None,
+                key,
+                "expected a top-level object with a list of encounters under this key",
+            )
         records: Records = []
         for i, item in enumerate(items):
             where = f"{key}[{i}]"
@@ -81,20 +94,40 @@ def _load(data_root: Path) -> dict[str, Records]:
                 continue  # transcript not available (documented above)
             parts = eid.split("_", 3)
             if len(parts) != 4 or parts[0] != "acibench":
-                raise NativeFormatError(path, where, "id", f"expected 'acibench_<encounter>_<subset>_<file>' or 'primock57_...', got {eid!r}")
+                raise NativeFormatError(
+                    path,
+                    where,
+                    "id",
+                    f"expected 'acibench_<encounter>_<subset>_<file>' or 'primock57_...', got {eid!r}",
+                )
             dialogue = dialogues.get((parts[1], parts[2], parts[3]))
             if dialogue is None:
-                raise NativeFormatError(path, where, "id", f"encounter {eid!r} is not in {aci_folder}")
-            records.append({"id": eid, "question": QUESTION, "context": dialogue, "answer": render_orders(orders),
-                            "orders": orders, "aci_encounter": parts[1]})
+                raise NativeFormatError(
+                    path, where, "id", f"encounter {eid!r} is not in {aci_folder}"
+                )
+            records.append(
+                {
+                    "id": eid,
+                    "question": QUESTION,
+                    "context": dialogue,
+                    "answer": render_orders(orders),
+                    "orders": orders,
+                    "aci_encounter": parts[1],
+                }
+            )
         out[split] = records
     return out
 
 
-register(DatasetSpec(
-    name="mediqa_oe", task_type="qa", answer_style="long",
-    instruction="Read the doctor-patient conversation and list every medical order, one per line, as 'type: description (reason: ...)'.",
-    loader=_load, subdir="mediqa_oe",
-    description="MEDIQA-OE 2025 orders on ACI-Bench encounters (dialogues from aci_bench/; PriMock57 ones left out); not for training; CDLA-Permissive-2.0",
-    extra={"leaks_with": ("aci_bench",), "train_allowed": False},
-))
+register(
+    DatasetSpec(
+        name="mediqa_oe",
+        task_type="qa",
+        answer_style="long",
+        instruction="Read the doctor-patient conversation and list every medical order, one per line, as 'type: description (reason: ...)'.",
+        loader=_load,
+        subdir="mediqa_oe",
+        description="MEDIQA-OE 2025 orders on ACI-Bench encounters (dialogues from aci_bench/; PriMock57 ones left out); not for training; CDLA-Permissive-2.0",
+        extra={"leaks_with": ("aci_bench",), "train_allowed": False},
+    )
+)

@@ -27,7 +27,10 @@ from clinprompt.data.spec import DatasetSpec, Records
 
 QA_OPTIONS = {"A": "relevant", "B": "not relevant"}
 QA_FILES = {
-    "train": [("live", "MEDIQA2019-Task3-QA-TrainingSet1-LiveQAMed.xml"), ("alexa", "MEDIQA2019-Task3-QA-TrainingSet2-Alexa.xml")],
+    "train": [
+        ("live", "MEDIQA2019-Task3-QA-TrainingSet1-LiveQAMed.xml"),
+        ("alexa", "MEDIQA2019-Task3-QA-TrainingSet2-Alexa.xml"),
+    ],
     "dev": [("val", "MEDIQA2019-Task3-QA-ValidationSet.xml")],
     "test": [("test", "MEDIQA2019-Task3-QA-TestSet-wLabels.xml")],
 }
@@ -67,7 +70,9 @@ def read_mediqa_qa(path: Path, prefix: str) -> Records:
         qid = q.get("QID", "")
         text = (q.findtext("QuestionText") or "").strip()
         if not qid or not text:
-            raise NativeFormatError(path, f"Question {qid!r}", "QuestionText", "expected a QID and a question text")
+            raise NativeFormatError(
+                path, f"Question {qid!r}", "QuestionText", "expected a QID and a question text"
+            )
         for a in q.iter("Answer"):
             aid = a.get("AID", "")
             where = f"Answer {aid!r}"
@@ -76,13 +81,23 @@ def read_mediqa_qa(path: Path, prefix: str) -> Records:
                 raise NativeFormatError(path, where, "ReferenceScore", f"expected 1-4, got {score}")
             answer_text = (a.findtext("AnswerText") or "").strip()
             if not aid or not answer_text:
-                raise NativeFormatError(path, where, "AnswerText", "expected an AID and an answer text")
-            records.append({
-                "id": f"{prefix}-{aid}", "question": text, "context": answer_text, "options": dict(QA_OPTIONS),
-                "answer": "A" if score >= 3 else "B", "reference_score": score,
-                "reference_rank": _int_attr(path, where, a, "ReferenceRank"), "system_rank": _int_attr(path, where, a, "SystemRank"),
-                "qid": qid, "url": (a.findtext("AnswerURL") or "").strip(),
-            })
+                raise NativeFormatError(
+                    path, where, "AnswerText", "expected an AID and an answer text"
+                )
+            records.append(
+                {
+                    "id": f"{prefix}-{aid}",
+                    "question": text,
+                    "context": answer_text,
+                    "options": dict(QA_OPTIONS),
+                    "answer": "A" if score >= 3 else "B",
+                    "reference_score": score,
+                    "reference_rank": _int_attr(path, where, a, "ReferenceRank"),
+                    "system_rank": _int_attr(path, where, a, "SystemRank"),
+                    "qid": qid,
+                    "url": (a.findtext("AnswerURL") or "").strip(),
+                }
+            )
     return records
 
 
@@ -98,11 +113,20 @@ def read_rqe(path: Path, split: str) -> Records:
         if (split, pid) in RQE_ERRATA:
             continue
         if value not in RQE_LABELS:
-            raise NativeFormatError(path, where, "value", f"expected 'true' or 'false', got {value!r}")
+            raise NativeFormatError(
+                path, where, "value", f"expected 'true' or 'false', got {value!r}"
+            )
         chq, faq = (p.findtext("chq") or "").strip(), (p.findtext("faq") or "").strip()
         if not pid or not chq or not faq:
-            raise NativeFormatError(path, where, "chq/faq", "expected a pid and non-empty <chq> and <faq>")
-        record: dict[str, Any] = {"id": f"{split}-{pid}", "premise": chq, "hypothesis": faq, "label": RQE_LABELS[value]}
+            raise NativeFormatError(
+                path, where, "chq/faq", "expected a pid and non-empty <chq> and <faq>"
+            )
+        record: dict[str, Any] = {
+            "id": f"{split}-{pid}",
+            "premise": chq,
+            "hypothesis": faq,
+            "label": RQE_LABELS[value],
+        }
         if p.get("type"):
             record["pair_type"] = p.get("type")
         records.append(record)
@@ -120,24 +144,40 @@ def _unique(records: Records, path: Path) -> Records:
 
 def _load_qa(data_root: Path) -> dict[str, Records]:
     folder = dataset_dir(data_root, "mediqa2019_qa")
-    return {split: _unique([r for prefix, name in files for r in read_mediqa_qa(folder / name, prefix)], folder)
-            for split, files in QA_FILES.items()}
+    return {
+        split: _unique(
+            [r for prefix, name in files for r in read_mediqa_qa(folder / name, prefix)], folder
+        )
+        for split, files in QA_FILES.items()
+    }
 
 
 def _load_rqe(data_root: Path) -> dict[str, Records]:
     folder = dataset_dir(data_root, "mediqa2019_rqe")
-    return {split: _unique(read_rqe(folder / name, split), folder / name) for split, name in RQE_FILES.items()}
+    return {
+        split: _unique(read_rqe(folder / name, split), folder / name)
+        for split, name in RQE_FILES.items()
+    }
 
 
-register(DatasetSpec(
-    name="mediqa2019_qa", task_type="qa",
-    instruction="Is the passage a correct answer to the consumer health question? A: relevant, B: not relevant.",
-    loader=_load_qa, subdir="mediqa2019_qa",
-    description="MEDIQA 2019 task 3 answer relevance (ReferenceScore >= 3 = relevant); licence not stated",
-))
-register(DatasetSpec(
-    name="mediqa2019_rqe", task_type="nli", labels=("entailment", "not_entailment"),
-    instruction="Does answering the second (hypothesis) question also answer the first (premise) question, fully or partially? entailment or not_entailment.",
-    loader=_load_rqe, subdir="mediqa2019_rqe",
-    description="MEDIQA 2019 task 2 recognizing question entailment (CHQ premise, FAQ hypothesis); licence not stated",
-))
+register(
+    DatasetSpec(
+        name="mediqa2019_qa",
+        task_type="qa",
+        instruction="Is the passage a correct answer to the consumer health question? A: relevant, B: not relevant.",
+        loader=_load_qa,
+        subdir="mediqa2019_qa",
+        description="MEDIQA 2019 task 3 answer relevance (ReferenceScore >= 3 = relevant); licence not stated",
+    )
+)
+register(
+    DatasetSpec(
+        name="mediqa2019_rqe",
+        task_type="nli",
+        labels=("entailment", "not_entailment"),
+        instruction="Does answering the second (hypothesis) question also answer the first (premise) question, fully or partially? entailment or not_entailment.",
+        loader=_load_rqe,
+        subdir="mediqa2019_rqe",
+        description="MEDIQA 2019 task 2 recognizing question entailment (CHQ premise, FAQ hypothesis); licence not stated",
+    )
+)

@@ -36,28 +36,59 @@ def _load(data_root: Path) -> dict[str, Records]:
         where = f"PMID {pmid}"
         if not isinstance(item, dict):
             raise NativeFormatError(items_path, where, None, "expected an object")
-        question, contexts, decision = item.get("QUESTION"), item.get("CONTEXTS"), item.get("final_decision")
+        question, contexts, decision = (
+            item.get("QUESTION"),
+            item.get("CONTEXTS"),
+            item.get("final_decision"),
+        )
         if not isinstance(question, str) or not question.strip():
             raise NativeFormatError(items_path, where, "QUESTION", "expected a non-empty string")
-        if not isinstance(contexts, list) or not contexts or not all(isinstance(c, str) for c in contexts):
-            raise NativeFormatError(items_path, where, "CONTEXTS", "expected a non-empty list of strings")
+        if (
+            not isinstance(contexts, list)
+            or not contexts
+            or not all(isinstance(c, str) for c in contexts)
+        ):
+            raise NativeFormatError(
+                items_path, where, "CONTEXTS", "expected a non-empty list of strings"
+            )
         if decision not in _KEY:
-            raise NativeFormatError(items_path, where, "final_decision", f"expected yes, no or maybe, got {decision!r}")
+            raise NativeFormatError(
+                items_path, where, "final_decision", f"expected yes, no or maybe, got {decision!r}"
+            )
         if pmid in truth and truth[pmid] != decision:
-            raise NativeFormatError(truth_path, where, pmid, f"label {truth[pmid]!r} disagrees with final_decision {decision!r} in {items_path.name}")
-        records.append({"id": pmid, "question": question.strip(), "context": "\n".join(c.strip() for c in contexts),
-                        "options": dict(OPTIONS), "answer": _KEY[decision], "long_answer": item.get("LONG_ANSWER", "")})
+            raise NativeFormatError(
+                truth_path,
+                where,
+                pmid,
+                f"label {truth[pmid]!r} disagrees with final_decision {decision!r} in {items_path.name}",
+            )
+        records.append(
+            {
+                "id": pmid,
+                "question": question.strip(),
+                "context": "\n".join(c.strip() for c in contexts),
+                "options": dict(OPTIONS),
+                "answer": _KEY[decision],
+                "long_answer": item.get("LONG_ANSWER", ""),
+            }
+        )
     missing = sorted(set(truth) - set(items))
     if missing:
-        raise NativeFormatError(truth_path, None, missing[0], f"{len(missing)} test PMIDs are not in {items_path.name}")
+        raise NativeFormatError(
+            truth_path, None, missing[0], f"{len(missing)} test PMIDs are not in {items_path.name}"
+        )
     test = [r for r in records if r["id"] in truth]
     pool = [r for r in records if r["id"] not in truth]
     return {**seeded_split(pool, {"train": 1 - DEV_SHARE, "dev": DEV_SHARE}), "test": test}
 
 
-register(DatasetSpec(
-    name="pubmedqa", task_type="qa",
-    instruction="Answer the biomedical research question from the abstract: yes, no or maybe.",
-    loader=_load, subdir="pubmedqa",
-    description="PubMedQA PQA-L (1,000 expert-labelled questions with abstracts); test = official 500; MIT",
-))
+register(
+    DatasetSpec(
+        name="pubmedqa",
+        task_type="qa",
+        instruction="Answer the biomedical research question from the abstract: yes, no or maybe.",
+        loader=_load,
+        subdir="pubmedqa",
+        description="PubMedQA PQA-L (1,000 expert-labelled questions with abstracts); test = official 500; MIT",
+    )
+)

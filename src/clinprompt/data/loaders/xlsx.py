@@ -46,9 +46,17 @@ def _load_medicationqa(data_root: Path) -> dict[str, Records]:
     columns = ("Question", "Focus (Drug)", "Question Type", "Answer", "Section Title", "URL")
     records: Records = []
     for number, row in read_xlsx_rows(path, columns):
-        record: dict[str, Any] = {"id": f"row{number}", "question": _text(path, number, row, "Question"),
-                                  "answer": _text(path, number, row, "Answer")}
-        for field, key in (("Focus (Drug)", "focus"), ("Question Type", "question_type"), ("Section Title", "section_title"), ("URL", "url")):
+        record: dict[str, Any] = {
+            "id": f"row{number}",
+            "question": _text(path, number, row, "Question"),
+            "answer": _text(path, number, row, "Answer"),
+        }
+        for field, key in (
+            ("Focus (Drug)", "focus"),
+            ("Question Type", "question_type"),
+            ("Section Title", "section_title"),
+            ("URL", "url"),
+        ):
             record[key] = row[field].strip()
         records.append(record)
     return seeded_split(records, RATIOS, group=lambda r: " ".join(r["question"].lower().split()))
@@ -56,17 +64,29 @@ def _load_medicationqa(data_root: Path) -> dict[str, Records]:
 
 def _load_meqsum(data_root: Path) -> dict[str, Records]:
     path = dataset_dir(data_root, "meqsum") / "MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx"
-    records = [{"id": _text(path, n, row, "File"), "source": _text(path, n, row, "CHQ"), "summary": _text(path, n, row, "Summary")}
-               for n, row in read_xlsx_rows(path, ("File", "CHQ", "Summary"))]
+    records = [
+        {
+            "id": _text(path, n, row, "File"),
+            "source": _text(path, n, row, "CHQ"),
+            "summary": _text(path, n, row, "Summary"),
+        }
+        for n, row in read_xlsx_rows(path, ("File", "CHQ", "Summary"))
+    ]
     return seeded_split(_unique(path, records), RATIOS)
 
 
 def _qs_records(path: Path, prefix: str) -> Records:
     records: Records = []
     for n, row in read_xlsx_rows(path, ("q_id", "NLM Question", "Summary")):
-        record: dict[str, Any] = {"id": f"{prefix}-{_text(path, n, row, 'q_id')}", "source": _text(path, n, row, "NLM Question"),
-                                  "summary": _text(path, n, row, "Summary")}
-        for field, key in (("Question Focus", "question_focus"), ("Question Type", "question_type")):
+        record: dict[str, Any] = {
+            "id": f"{prefix}-{_text(path, n, row, 'q_id')}",
+            "source": _text(path, n, row, "NLM Question"),
+            "summary": _text(path, n, row, "Summary"),
+        }
+        for field, key in (
+            ("Question Focus", "question_focus"),
+            ("Question Type", "question_type"),
+        ):
             if field in row:
                 record[key] = row[field].strip()
         records.append(record)
@@ -75,26 +95,44 @@ def _qs_records(path: Path, prefix: str) -> Records:
 
 def _load_qs(data_root: Path) -> dict[str, Records]:
     folder = dataset_dir(data_root, "mediqa2021_qs")
-    validation = _qs_records(folder / "MEDIQA2021-Task1-QuestionSummarization-ValidationSet.xlsx", "val")
+    validation = _qs_records(
+        folder / "MEDIQA2021-Task1-QuestionSummarization-ValidationSet.xlsx", "val"
+    )
     parts = seeded_split(validation, {"train": 1 - QS_DEV_SHARE, "dev": QS_DEV_SHARE})
-    return {**parts, "test": _qs_records(folder / "MEDIQA2021-Task1-TestSet-ReferenceSummaries.xlsx", "test")}
+    return {
+        **parts,
+        "test": _qs_records(folder / "MEDIQA2021-Task1-TestSet-ReferenceSummaries.xlsx", "test"),
+    }
 
 
-register(DatasetSpec(
-    name="medicationqa", task_type="qa", answer_style="long",
-    instruction="Answer the consumer's question about a medication in a few sentences.",
-    loader=_load_medicationqa, subdir="medicationqa",
-    description="MedicationQA (MedInfo 2019): consumer medication questions with expert answers; one sheet split 80/10/10 from the seed; licence not stated",
-))
-register(DatasetSpec(
-    name="meqsum", task_type="sum",
-    instruction="Summarize the consumer health question as one short, precise question.",
-    loader=_load_meqsum, subdir="meqsum",
-    description="MeQSum (ACL 2019): consumer health question summarization; one sheet split 80/10/10 from the seed; CC-BY-4.0",
-))
-register(DatasetSpec(
-    name="mediqa2021_qs", task_type="sum",
-    instruction="Summarize the consumer health question as one short, precise question.",
-    loader=_load_qs, subdir="mediqa2021_qs",
-    description="MEDIQA 2021 task 1 question summarization; validation set split 80/20 into train/dev, official test; licence not stated",
-))
+register(
+    DatasetSpec(
+        name="medicationqa",
+        task_type="qa",
+        answer_style="long",
+        instruction="Answer the consumer's question about a medication in a few sentences.",
+        loader=_load_medicationqa,
+        subdir="medicationqa",
+        description="MedicationQA (MedInfo 2019): consumer medication questions with expert answers; one sheet split 80/10/10 from the seed; licence not stated",
+    )
+)
+register(
+    DatasetSpec(
+        name="meqsum",
+        task_type="sum",
+        instruction="Summarize the consumer health question as one short, precise question.",
+        loader=_load_meqsum,
+        subdir="meqsum",
+        description="MeQSum (ACL 2019): consumer health question summarization; one sheet split 80/10/10 from the seed; CC-BY-4.0",
+    )
+)
+register(
+    DatasetSpec(
+        name="mediqa2021_qs",
+        task_type="sum",
+        instruction="Summarize the consumer health question as one short, precise question.",
+        loader=_load_qs,
+        subdir="mediqa2021_qs",
+        description="MEDIQA 2021 task 1 question summarization; validation set split 80/20 into train/dev, official test; licence not stated",
+    )
+)
