@@ -229,3 +229,42 @@ def test_tasks_and_openapi(lively, bank):
         schema = client.get("/openapi.json").json()
         assert {"/v1/predict", "/v1/tasks", "/healthz", "/v1/admin/reload"} <= set(schema["paths"])
         assert "PredictRequest" in schema["components"]["schemas"]
+
+
+def test_waiting_inputs_join_a_running_batch_in_groups(lively, bank):
+    """While rows decode, queued inputs join once ``prefill_group`` wait, or after
+    ``max_defer_steps`` steps; answers equal each input generated alone."""
+    args = EngineArgs(max_batch=8, wait_ms=1, prefill_group=3, max_defer_steps=2)
+    engine = ServeEngine(lively, bank.path, Limits(), args)
+
+    def submit(text, n):
+        return engine.submit(engine.prepare("notes", [{"text": text}], "generate", n))[0]
+
+    def cycle():
+        with torch.inference_mode():
+            engine._cycle([])
+
+    texts = ["Aspirin 81 mg daily.", "Warfarin.", "Hb 9.8.", "BP 120/80.", "Metformin."]
+    futures = [submit(texts[0], 40)]
+    cycle()  # idle: the first input is admitted at once
+    assert len(engine._decoding) == 1
+    futures += [submit(t, 6) for t in texts[1:3]]
+    cycle()  # two wait, fewer than prefill_group: they are deferred
+    assert len(engine._decoding) == 1 and engine.queue_depth() == 2
+    futures.append(submit(texts[3], 6))
+    cycle()  # three wait: they join together
+    assert len(engine._decoding) == 4 and engine.queue_depth() == 0
+    futures.append(submit(texts[4], 6))
+    cycle(), cycle()  # one waits: deferred for max_defer_steps steps ...
+    assert engine.queue_depth() == 1
+    cycle()  # ... then admitted alone
+    assert engine.queue_depth() == 0
+    for _ in range(100):
+        if all(f.done() for f in futures):
+            break
+        cycle()
+    got = [f.result()["generation"] for f in futures]
+    budgets = [40, 6, 6, 6, 6]
+    assert got == [
+        _direct_generation(lively, bank, "notes", t, n) for t, n in zip(texts, budgets, strict=True)
+    ]
