@@ -286,43 +286,27 @@ class DecodeBatch:
         n, width = mask.shape
         reserve = max(max_new_tokens, default=1)
         free = [i for i, a in enumerate(self.alive) if not a]
-        if self.cache is None:
-            layers = [(layer.keys, layer.values) for layer in cache.layers]
-            self.cache = reserved_cache(layers, self.model.config, reserve)
-            self.mask, self.positions, self.tokens = mask, positions, tokens
-            slots = list(range(n))
-            self.alive, self.tags, self.outputs, self.limits = (
-                [True] * n,
-                list(tags),
-                [[] for _ in tags],
-                list(max_new_tokens),
-            )
-        else:
-            reuse = min(n, len(free)) if width <= self.mask.shape[1] else 0
-            slots = free[:reuse]
-            if reuse:  # take over free slots in place: right-aligned, the rest masked
-                index = torch.tensor(slots, device=self.mask.device)
-                for old, new in zip(self.cache.layers, cache.layers, strict=True):
-                    old.write_rows(index, new.keys[:reuse], new.values[:reuse])
-                self.mask[index] = F.pad(mask[:reuse], (self.mask.shape[1] - width, 0))
-                self.positions[index] = positions[:reuse]
-                self.tokens[index] = tokens[:reuse]
-                for j, slot in enumerate(slots):
-                    self.alive[slot], self.tags[slot], self.outputs[slot], self.limits[slot] = (
-                        True,
-                        tags[j],
-                        [],
-                        max_new_tokens[j],
-                    )
-            if reuse < n:  # the rest joins after the last slot
-                rest, first = slice(reuse, n), self.slots
-                layers = [(layer.keys[rest], layer.values[rest]) for layer in cache.layers]
-                self._merge(layers, mask[rest], positions[rest], tokens[rest], reserve)
-                self.alive += [True] * (n - reuse)
-                self.tags += list(tags[reuse:])
-                self.outputs += [[] for _ in range(n - reuse)]
-                self.limits += list(max_new_tokens[reuse:])
-                slots += list(range(first, self.slots))
+        reuse = min(n, len(free)) if free and width <= self.mask.shape[1] else 0
+        slots = free[:reuse]
+        if reuse:  # take over free slots in place: right-aligned, the rest masked
+            index = torch.tensor(slots, device=self.mask.device)
+            for old, new in zip(self.cache.layers, cache.layers, strict=True):
+                old.write_rows(index, new.keys[:reuse], new.values[:reuse])
+            self.mask[index] = F.pad(mask[:reuse], (self.mask.shape[1] - width, 0))
+            self.positions[index] = positions[:reuse]
+            self.tokens[index] = tokens[:reuse]
+            for j, slot in enumerate(slots):
+                self.alive[slot], self.tags[slot] = True, tags[j]
+                self.outputs[slot], self.limits[slot] = [], max_new_tokens[j]
+        if reuse < n:  # the rest joins after the last slot
+            rest, first = slice(reuse, n), self.slots
+            layers = [(layer.keys[rest], layer.values[rest]) for layer in cache.layers]
+            self._merge(layers, mask[rest], positions[rest], tokens[rest], reserve)
+            self.alive += [True] * (n - reuse)
+            self.tags += list(tags[reuse:])
+            self.outputs += [[] for _ in range(n - reuse)]
+            self.limits += list(max_new_tokens[reuse:])
+            slots += list(range(first, self.slots))
         fresh = torch.zeros(self.slots, dtype=torch.bool)
         fresh[slots] = True
         return self._accept(fresh)
@@ -393,6 +377,10 @@ class DecodeBatch:
         reserve: int,
     ) -> None:
         """Append rows to the batch, left-padding the shorter cache with masked slots."""
+        if self.cache is None:  # the first rows
+            self.cache = reserved_cache(layers, self.model.config, reserve)
+            self.mask, self.positions, self.tokens = mask, positions, tokens
+            return
         width = max(self.mask.shape[1], mask.shape[1])
         a, b = width - self.mask.shape[1], width - mask.shape[1]
         data = [
@@ -522,39 +510,27 @@ def option_logprobs(
     )
     device = logits.device
     index = torch.tensor(owner, device=device)
-    first = (
-        logits[:, -1]
-        .float()
-        .log_softmax(-1)[index, torch.tensor([c[0] for c in cands], device=device)]
-    )  # (N,)
-    totals = first
-    # 2. The rest of every candidate in one forward over the repeated caches.
     rest = max(len(c) for c in cands) - 1
+    padded = torch.tensor([c + [pad_token_id] * (rest + 1 - len(c)) for c in cands], device=device)
+    totals = logits[:, -1].float().log_softmax(-1)[index, padded[:, 0]]  # (N,) first tokens
+    # 2. The rest of every candidate in one forward over the repeated caches.
     if rest > 0:
         cache.batch_select_indices(index)  # row n continues its input's cache
-        feed = torch.tensor(
-            [c[:-1] + [pad_token_id] * (rest + 1 - len(c)) for c in cands], device=device
-        )
-        target = torch.tensor(
-            [c[1:] + [pad_token_id] * (rest + 1 - len(c)) for c in cands], device=device
-        )
-        valid = torch.tensor(
-            [[1] * (len(c) - 1) + [0] * (rest + 1 - len(c)) for c in cands], device=device
-        )
+        lengths = torch.tensor([len(c) for c in cands], device=device)
+        valid = (torch.arange(rest, device=device) < (lengths - 1).unsqueeze(1)).long()  # (N, rest)
         base = mask[index]
         positions = base.sum(-1, keepdim=True) + torch.arange(
             rest, device=device
-        )  # after each input
+        )  # after the input
         out = model(
-            input_ids=feed,
+            input_ids=padded[:, :-1],
             attention_mask=torch.cat([base, valid], dim=1),
             position_ids=positions,
             cache=cache,
             use_cache=True,
         )
-        picked = (
-            out.logits.float().log_softmax(-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
-        )  # (N, rest)
+        logprobs = out.logits.float().log_softmax(-1)  # (N, rest, V): token j predicts j+1
+        picked = logprobs.gather(-1, padded[:, 1:].unsqueeze(-1)).squeeze(-1)  # (N, rest)
         totals = totals + (picked * valid).sum(-1)
     scores: list[list[float]] = [[] for _ in input_ids]
     for b, cand, total in zip(owner, cands, totals.tolist(), strict=True):

@@ -48,9 +48,8 @@ MODES = ("auto", "generate", "score")
 class Limits:
     """Admission limits; each names the HTTP status it maps to."""
 
-    max_input_tokens: int = (
-        1024  # tokens of one formatted input (instruction and cue excluded) → 413
-    )
+    # tokens of one formatted input (instruction and cue excluded) → 413
+    max_input_tokens: int = 1024
     max_inputs: int = 32  # inputs per request → 422
     max_queue: int = 256  # inputs waiting for the worker → 429
     request_timeout_s: float = 60.0  # a request not answered by then → 503
