@@ -1,0 +1,121 @@
+"""Decode-step micro-benchmark: what the serving engine's KV-cache choices cost on SmolLM2-135M.
+
+    python bench/decode_step.py [--threads 1] [--batch 32] [--steps 32] [--repeats 2]
+
+1. A batch of ``--batch`` rows (the load benchmark's inputs, 4 random vocabulary prompts of
+   P = 50, the instruction cached) decodes ``--steps`` tokens, once with clinprompt's
+   ``ReservedLayer`` cache (in-place writes) and once with transformers' ``DynamicLayer``
+   (concatenation at every token), alternating ``--repeats`` times: ms per decode step.
+2. The share of ``aten::cat`` in a ``DynamicLayer`` decode step (torch profiler).
+3. Prefill of joining rows: ms per row when rows are prefilled 1, 4, 8 and ``--batch`` at a time.
+
+Prints the figures and the command that produced them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+from transformers import DynamicCache
+
+import clinprompt.eval.generation as gen
+from clinprompt.backbone import load_backbone
+
+sys.path.insert(0, str(Path(__file__).parent))
+from serve_load import INPUTS  # noqa: E402  (the load benchmark's inputs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    command = "python bench/decode_step.py " + shlex.join(sys.argv[1:])
+
+    bb = load_backbone("smollm2-135m", device="cpu")
+    tok = bb.tokenizer
+    emb = bb.model.get_input_embeddings().weight.detach()
+    g = torch.Generator().manual_seed(0)
+    prompts = [emb[torch.randint(0, 5000, (50,), generator=g)] for _ in range(4)]
+    head = tok("Extract the problems.\n\n", add_special_tokens=False)["input_ids"]
+    rows = [head + tok(t + "\nAnswer:", add_special_tokens=False)["input_ids"] for t in INPUTS]
+    cache = gen.PromptKVCache(bb.model)
+    for k in range(4):
+        cache.set_prefix(f"t{k}", head)
+
+    def batch_of(n: int):
+        return (
+            torch.stack([prompts[i % 4] for i in range(n)]),
+            [rows[i % len(rows)] for i in range(n)],
+            [f"t{i % 4}" for i in range(n)],
+        )
+
+    reserved = gen.reserved_cache
+
+    def dynamic(layers, config, reserve):  # the peer: transformers' concatenating layers
+        return DynamicCache(ddp_cache_data=list(layers), config=config)
+
+    def running(kind):
+        gen.reserved_cache = reserved if kind == "reserved" else dynamic
+        p, ids, keys = batch_of(args.batch)
+        db = gen.DecodeBatch(bb.model, -1, tok.pad_token_id, cache)  # no EOS: every row runs
+        db.add(p, ids, [10**6] * args.batch, list(range(args.batch)), keys)
+        return db
+
+    step_ms: dict[str, list[float]] = {"reserved": [], "dynamic": []}
+    with torch.inference_mode():
+        for _ in range(args.repeats):
+            for kind in step_ms:
+                db = running(kind)
+                t0 = time.perf_counter()
+                for _ in range(args.steps):
+                    db.step()
+                step_ms[kind].append((time.perf_counter() - t0) / args.steps * 1000)
+        db = running("dynamic")
+        for _ in range(4):
+            db.step()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(3):
+                db.step()
+        gen.reserved_cache = reserved
+        events = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in events)
+        cat = sum(e.self_cpu_time_total for e in events if e.key == "aten::cat")
+        prefill_ms = {}
+        for n in sorted({1, 4, 8, args.batch}):
+            p, ids, keys = batch_of(n)
+            reps = max(1, 16 // n)
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                gen.prefill(bb.model, p, ids, tok.pad_token_id, cache, keys, 1)
+            prefill_ms[n] = (time.perf_counter() - t0) / reps / n * 1000
+
+    print(f"\ncommand: {command}")
+    print(
+        f"device: cpu ({torch.get_num_threads()} torch threads, load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs), smollm2-135m fp32, P=50, "
+        f"batch {args.batch}, {args.steps} steps x {args.repeats} repeats"
+    )
+    for kind, values in step_ms.items():
+        print(f"decode step, {kind:8s} cache: " + ", ".join(f"{v:.0f}" for v in values) + " ms")
+    best = {k: min(v) for k, v in step_ms.items()}
+    print(f"  reserved / dynamic (best of each): {best['reserved'] / best['dynamic']:.2f}")
+    print(f"aten::cat share of a DynamicLayer decode step (profiler): {cat / total:.0%}")
+    print(
+        "prefill per joining row: "
+        + ", ".join(f"{n} at a time {ms:.0f} ms" for n, ms in prefill_ms.items())
+    )
+
+
+if __name__ == "__main__":
+    main()
