@@ -25,7 +25,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from transformers import DynamicCache
 
-import clinprompt.eval.generation as gen
+import clinprompt.decoding.decode_batch as gen
 from clinprompt.backbone import load_backbone
 
 sys.path.insert(0, str(Path(__file__).parent))

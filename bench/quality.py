@@ -23,7 +23,7 @@ import time
 from rich.console import Console
 
 from clinprompt.config import load_config
-from clinprompt.eval.generation import DEFAULT_MAX_NEW_TOKENS
+from clinprompt.decoding import DEFAULT_MAX_NEW_TOKENS
 from clinprompt.eval.provenance import (
     budgets,
     command_line,

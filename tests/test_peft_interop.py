@@ -15,7 +15,7 @@ from clinprompt.artifacts import read_json
 from clinprompt.backbone import tiny_backbone
 from clinprompt.cli import app
 from clinprompt.data.collate import encode_prompt
-from clinprompt.eval.generation import greedy_generate
+from clinprompt.decoding import greedy_generate
 from clinprompt.prompts.bank import BankError, PromptBank, TaskEntry
 from clinprompt.prompts.peft_interop import export_peft, import_peft, patch_peft_generation
 from clinprompt.tasks.base import Example

@@ -10,7 +10,7 @@ import torch
 from fastapi.testclient import TestClient
 
 from clinprompt.data.collate import encode_prompt
-from clinprompt.eval.generation import encode_options, greedy_generate, option_logprobs
+from clinprompt.decoding import encode_options, greedy_generate, option_logprobs
 from clinprompt.serve.app import create_app
 from clinprompt.serve.engine import EngineArgs, Limits, ServeEngine
 from clinprompt.tasks.base import Example

@@ -15,14 +15,14 @@ from typing import Any
 from clinprompt.backbone import Backbone
 from clinprompt.data.collate import encode_prompt
 from clinprompt.data.spec import DatasetSpec, Records
-from clinprompt.eval.artifact import Artifact
-from clinprompt.eval.generation import (
+from clinprompt.decoding import (
     DEFAULT_MAX_NEW_TOKENS,
     PromptKVCache,
     encode_options,
     greedy_generate,
     option_logprobs,
 )
+from clinprompt.eval.artifact import Artifact
 from clinprompt.tasks.base import get_task_type
 
 __all__ = ["conditioned", "generation_budget", "predict"]

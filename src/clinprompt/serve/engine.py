@@ -1,7 +1,7 @@
 """The serving engine: one backbone, one prompt bank, continuous batching across tasks.
 
 Requests are split into items (one per input) and queued. A worker thread runs a
-:class:`~clinprompt.eval.generation.DecodeBatch`: at every decode step it admits queued items
+:class:`~clinprompt.decoding.DecodeBatch`: at every decode step it admits queued items
 (waiting up to ``wait_ms`` to gather them when idle) up to ``max_batch`` rows, prefilling them
 from the per-task prompt KV caches, whatever their tasks; a row that finishes leaves at once and
 its future resolves. Classification items (records with candidates) are scored in one
@@ -28,7 +28,7 @@ import torch
 
 from clinprompt.backbone import Backbone
 from clinprompt.data.collate import encode_prompt
-from clinprompt.eval.generation import (
+from clinprompt.decoding import (
     DecodeBatch,
     PromptKVCache,
     encode_options,

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from clinprompt.data.spec import DatasetSpec
-from clinprompt.eval.generation import DEFAULT_MAX_NEW_TOKENS
+from clinprompt.decoding import DEFAULT_MAX_NEW_TOKENS
 from clinprompt.prompts.bank import PromptBank, TaskEntry
 from clinprompt.tasks.base import ANSWER_CUE, UNPARSEABLE, Example, TaskType, get_task_type
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from transformers import DynamicCache, PreTrainedModel
 from transformers.cache_utils import DynamicLayer
 
-from clinprompt.eval.prompt_cache import PromptKVCache
+from clinprompt.decoding.prompt_cache import PromptKVCache
 from clinprompt.prompts.injection import inject_prompt
 
 __all__ = [

@@ -8,7 +8,7 @@ import torch
 
 from clinprompt.backbone import tiny_backbone
 from clinprompt.data.collate import encode_example, encode_prompt
-from clinprompt.eval.generation import (
+from clinprompt.decoding import (
     DecodeBatch,
     PromptKVCache,
     encode_options,
