@@ -1,6 +1,6 @@
 """Evaluation: metrics (pure functions), generation/scoring, reports and plots."""
 
-from clinprompt.eval.metrics import (
+from clinprompt.tasks.metrics import (
     accuracy,
     entity_f1,
     exact_match,

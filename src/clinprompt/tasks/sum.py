@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from clinprompt.data.spec import DatasetSpec
-from clinprompt.eval.metrics import rouge
+from clinprompt.tasks.metrics import rouge
 from clinprompt.tasks.base import UNPARSEABLE, Parsed, Problem, TaskType, register_task_type
 from clinprompt.tasks.records import check_id, check_str, prediction
 

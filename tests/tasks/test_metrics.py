@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from clinprompt.eval.metrics import (
+from clinprompt.tasks.metrics import (
     accuracy,
     entity_f1,
     exact_match,
