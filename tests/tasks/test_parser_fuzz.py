@@ -9,7 +9,7 @@ import pytest
 from clinprompt.data.spec import DatasetSpec
 from clinprompt.tasks import TASK_TYPES, get_task_type
 from clinprompt.tasks.ner import parse_entities
-from clinprompt.tasks.re import entity_handles, parse_relations
+from clinprompt.tasks.relations import entity_handles, parse_relations
 
 TEXT = "Pt on metformin | insulin; type 2 diabetes #2 [causes] rash : naïve 头痛 metformin."
 ENTS = [

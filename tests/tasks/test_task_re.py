@@ -6,7 +6,7 @@ import pytest
 
 from clinprompt.data.spec import DatasetSpec
 from clinprompt.tasks import UNPARSEABLE, get_task_type
-from clinprompt.tasks.re import entity_handles
+from clinprompt.tasks.relations import entity_handles
 
 RE = get_task_type("re")
 SPEC = DatasetSpec(name="t_re", task_type="re", labels=("causes", "treats"))

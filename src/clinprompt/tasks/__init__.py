@@ -1,7 +1,7 @@
 """Task types: record schema, text-to-text template and output parser for ner, re, qa, nli, sum."""
 
 # Importing the five task-type modules registers them.
-from clinprompt.tasks import ner, nli, qa, re, sum  # noqa: F401
+from clinprompt.tasks import ner, nli, qa, relations, summarization  # noqa: F401
 from clinprompt.tasks.base import (
     ANSWER_CUE,
     TASK_TYPES,

@@ -18,8 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 from clinprompt.data.spec import DatasetSpec
-from clinprompt.tasks.metrics import accuracy, macro_f1, normalize_answer
 from clinprompt.tasks.base import UNPARSEABLE, Parsed, Problem, TaskType, register_task_type
+from clinprompt.tasks.metrics import accuracy, macro_f1, normalize_answer
 from clinprompt.tasks.records import MISSING, check_id, check_label, check_str, prediction
 
 __all__ = ["NLITask", "match_label"]

@@ -26,8 +26,8 @@ import re
 from typing import Any
 
 from clinprompt.data.spec import DatasetSpec
-from clinprompt.tasks.metrics import exact_match, macro_f1, normalize_answer, rouge, token_f1
 from clinprompt.tasks.base import UNPARSEABLE, Parsed, Problem, TaskType, register_task_type
+from clinprompt.tasks.metrics import exact_match, macro_f1, normalize_answer, rouge, token_f1
 from clinprompt.tasks.records import MISSING, check_id, check_str, describe, prediction
 
 __all__ = ["QATask", "match_option"]

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from clinprompt.data.spec import DatasetSpec
-from clinprompt.tasks.metrics import rouge
 from clinprompt.tasks.base import UNPARSEABLE, Parsed, Problem, TaskType, register_task_type
+from clinprompt.tasks.metrics import rouge
 from clinprompt.tasks.records import check_id, check_str, prediction
 
 __all__ = ["SumTask"]

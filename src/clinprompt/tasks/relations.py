@@ -34,8 +34,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from clinprompt.data.spec import DatasetSpec
-from clinprompt.tasks.metrics import entity_f1, relation_f1
 from clinprompt.tasks.base import UNPARSEABLE, Parsed, Problem, TaskType, register_task_type
+from clinprompt.tasks.metrics import entity_f1, relation_f1
 from clinprompt.tasks.ner import (
     NONE,
     SEP,
