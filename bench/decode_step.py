@@ -25,8 +25,9 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from transformers import DynamicCache
 
-import clinprompt.decoding.decode_batch as gen
+import clinprompt.decoding.decode_batch as decode_batch
 from clinprompt.backbone import load_backbone
+from clinprompt.decoding import DecodeBatch, PromptKVCache, prefill
 
 sys.path.insert(0, str(Path(__file__).parent))
 from serve_load import INPUTS  # noqa: E402  (the load benchmark's inputs)
@@ -49,7 +50,7 @@ def main() -> None:
     prompts = [emb[torch.randint(0, 5000, (50,), generator=g)] for _ in range(4)]
     head = tok("Extract the problems.\n\n", add_special_tokens=False)["input_ids"]
     rows = [head + tok(t + "\nAnswer:", add_special_tokens=False)["input_ids"] for t in INPUTS]
-    cache = gen.PromptKVCache(bb.model)
+    cache = PromptKVCache(bb.model)
     for k in range(4):
         cache.set_prefix(f"t{k}", head)
 
@@ -60,15 +61,15 @@ def main() -> None:
             [f"t{i % 4}" for i in range(n)],
         )
 
-    reserved = gen.reserved_cache
+    reserved = decode_batch.reserved_cache  # what DecodeBatch builds its cache with
 
     def dynamic(layers, config, reserve):  # the peer: transformers' concatenating layers
         return DynamicCache(ddp_cache_data=list(layers), config=config)
 
     def running(kind):
-        gen.reserved_cache = reserved if kind == "reserved" else dynamic
+        decode_batch.reserved_cache = reserved if kind == "reserved" else dynamic
         p, ids, keys = batch_of(args.batch)
-        db = gen.DecodeBatch(bb.model, -1, tok.pad_token_id, cache)  # no EOS: every row runs
+        db = DecodeBatch(bb.model, -1, tok.pad_token_id, cache)  # no EOS: every row runs
         db.add(p, ids, [10**6] * args.batch, list(range(args.batch)), keys)
         return db
 
@@ -87,7 +88,7 @@ def main() -> None:
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for _ in range(3):
                 db.step()
-        gen.reserved_cache = reserved
+        decode_batch.reserved_cache = reserved
         events = prof.key_averages()
         total = sum(e.self_cpu_time_total for e in events)
         cat = sum(e.self_cpu_time_total for e in events if e.key == "aten::cat")
@@ -97,7 +98,7 @@ def main() -> None:
             reps = max(1, 16 // n)
             t0 = time.perf_counter()
             for _ in range(reps):
-                gen.prefill(bb.model, p, ids, tok.pad_token_id, cache, keys, 1)
+                prefill(bb.model, p, ids, tok.pad_token_id, cache, keys, 1)
             prefill_ms[n] = (time.perf_counter() - t0) / reps / n * 1000
 
     print(f"\ncommand: {command}")

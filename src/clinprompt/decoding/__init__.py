@@ -1,20 +1,24 @@
 """Decoding for soft-prompted inputs, shared by evaluation and serving.
 
-Prompt KV caches, the continuous-batching decode loop, greedy generation and option scoring.
+- :mod:`~clinprompt.decoding.prompt_cache`: per-task KV caches of the soft prompt (and the
+  instruction every row of a task starts with), computed once and reused by every batch;
+- :mod:`~clinprompt.decoding.prefill`: prompts and unpadded rows → logits and a KV cache, in the
+  training layout (left padding, positions from the attention mask);
+- :mod:`~clinprompt.decoding.reserved_cache`: a cache layer with free room past its end, so a
+  decode step writes its token in place;
+- :mod:`~clinprompt.decoding.decode_batch`: continuous batching, rows join and leave at any step;
+- :mod:`~clinprompt.decoding.generate`: greedy generation of a whole batch;
+- :mod:`~clinprompt.decoding.scoring`: candidate answers ranked by log-likelihood.
+
 This layer imports only ``prompts`` (injection) and below.
 """
 
-from clinprompt.decoding.decode_batch import (
-    DEFAULT_MAX_NEW_TOKENS,
-    DecodeBatch,
-    ReservedLayer,
-    encode_options,
-    greedy_generate,
-    option_logprobs,
-    prefill,
-    reserved_cache,
-)
+from clinprompt.decoding.decode_batch import DecodeBatch
+from clinprompt.decoding.generate import DEFAULT_MAX_NEW_TOKENS, greedy_generate
+from clinprompt.decoding.prefill import prefill
 from clinprompt.decoding.prompt_cache import LayerKV, PromptKVCache
+from clinprompt.decoding.reserved_cache import ReservedLayer, reserved_cache
+from clinprompt.decoding.scoring import encode_options, option_logprobs
 
 __all__ = [
     "DEFAULT_MAX_NEW_TOKENS",

@@ -1,210 +1,25 @@
-"""Batched greedy decoding and option scoring for soft-prompted inputs.
-
-Shared by ``clinprompt evaluate`` and the server. The layout matches training exactly: row b is
-``prompt_b (P) ⊕ left padding ⊕ input_ids[b]`` fed through ``inputs_embeds``, with position ids
-counted from the attention mask (so the padding never shifts a position), and generation starts
-right after the :func:`clinprompt.data.collate.encode_prompt` ids, i.e. where training placed
-``" " + target + EOS``.
+"""Continuous batching: rows decoded greedily together, joining and leaving at any step.
 
 Prompt KV reuse: positions ``0..P-1`` hold the soft prompt in every row and attend only to each
 other (causal attention), so their keys/values depend on the task's prompt alone — not on the
-input, the padding or the batch. :class:`PromptKVCache` computes them once per task and every
-batch (mixed tasks included) starts from the stacked per-task caches; only the input tokens are
-prefilled. A task may also declare a token prefix every one of its rows starts with (the server
-declares the instruction head of ``encode_prompt``): it is cached with the prompt, at the same
-positions, so the batch prefills only what differs between requests.
+input, the padding or the batch. Joining rows start from their tasks' cached prompts (and declared
+instruction prefixes, :class:`~clinprompt.decoding.prompt_cache.PromptKVCache`), so the batch
+prefills only what differs between requests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, PreTrainedModel
-from transformers.cache_utils import DynamicLayer
 
+from clinprompt.decoding.prefill import check_batch, prefill
 from clinprompt.decoding.prompt_cache import PromptKVCache
-from clinprompt.prompts.injection import inject_prompt
+from clinprompt.decoding.reserved_cache import reserved_cache
 
-__all__ = [
-    "DEFAULT_MAX_NEW_TOKENS",
-    "DecodeBatch",
-    "ReservedLayer",
-    "PromptKVCache",
-    "encode_options",
-    "greedy_generate",
-    "option_logprobs",
-    "prefill",
-]
-
-# Generation budget per task type where a caller does not say (evaluation and serving).
-DEFAULT_MAX_NEW_TOKENS = {"nli": 8, "qa": 48, "ner": 96, "re": 96, "sum": 96}
-
-
-def _left_pad(
-    input_ids: Sequence[Sequence[int]], pad_token_id: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, T) ids and mask, left-padded to the longest row."""
-    width = max(len(x) for x in input_ids)
-    ids = [[pad_token_id] * (width - len(x)) + list(x) for x in input_ids]
-    mask = [[0] * (width - len(x)) + [1] * len(x) for x in input_ids]
-    return (
-        torch.tensor(ids, dtype=torch.long, device=device),
-        torch.tensor(mask, dtype=torch.long, device=device),
-    )
-
-
-def _check_batch(
-    prompts: torch.Tensor | None,
-    input_ids: Sequence[Sequence[int]],
-    task_keys: Sequence[str] | None,
-) -> None:
-    if not input_ids:
-        raise ValueError("input_ids is empty; pass at least one row")
-    if any(len(x) == 0 for x in input_ids):
-        raise ValueError("every row of input_ids needs at least one token")
-    if prompts is not None and (prompts.dim() != 3 or prompts.shape[0] != len(input_ids)):
-        raise ValueError(
-            f"prompts must be (B={len(input_ids)}, P, D); got shape {tuple(prompts.shape)}"
-        )
-    if task_keys is not None and len(task_keys) != len(input_ids):
-        raise ValueError(f"got {len(task_keys)} task keys for {len(input_ids)} rows")
-
-
-def prefill(
-    model: PreTrainedModel,
-    prompts: torch.Tensor | None,
-    rows: Sequence[Sequence[int]],
-    pad_token_id: int,
-    prompt_cache: PromptKVCache | None,
-    task_keys: Sequence[str] | None,
-    logits_to_keep: int,
-) -> tuple[torch.Tensor, DynamicCache, torch.Tensor, torch.Tensor]:
-    """Run the prompts and the (unpadded) rows through the model, filling a KV cache.
-
-    With a prompt cache and task keys, each row starts from its task's cached prompt (and
-    declared prefix) and only the rest of the row is fed; otherwise the prompt is injected.
-
-    Returns:
-        (logits (B, keep, V), the KV cache, the attention mask over all its positions (B, L),
-        the token ids fed (B, T), left-padded).
-    """
-    device = model.get_input_embeddings().weight.device
-    if (
-        prompts is not None
-        and prompt_cache is not None
-        and task_keys is not None
-        and prompts.shape[1] > 0
-    ):
-        cache, cache_mask, tails = prompt_cache.batch(
-            task_keys, prompts, rows, min_tail=logits_to_keep
-        )
-        ids, mask = _left_pad(tails, pad_token_id, device)
-        full_mask = torch.cat([cache_mask.to(device), mask], dim=1)  # (B, L_max + T)
-        cached = cache_mask.sum(-1, keepdim=True).to(device)  # (B, 1) cached positions per row
-        position_ids = (cached + mask.cumsum(-1) - 1).clamp(min=0)  # continue after the cache
-        out = model(
-            input_ids=ids,
-            attention_mask=full_mask,
-            position_ids=position_ids,
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=logits_to_keep,
-        )
-        return out.logits, out.cache, full_mask, ids
-    ids, mask = _left_pad(rows, pad_token_id, device)
-    x = inject_prompt(model, prompts, ids, mask)
-    out = model(
-        inputs_embeds=x.inputs_embeds,
-        attention_mask=x.attention_mask,
-        position_ids=x.position_ids,
-        cache=DynamicCache(config=model.config),
-        use_cache=True,
-        logits_to_keep=logits_to_keep,
-    )
-    return out.logits, out.cache, x.attention_mask, ids
-
-
-class ReservedLayer(DynamicLayer):
-    """A cache layer with room reserved past its end: a decode step writes in place.
-
-    ``DynamicLayer`` concatenates at every step, copying the whole cache once per token and
-    layer (``bench/decode_step.py``: 12% of a batch-32 SmolLM2-135M decode step on CPU; this
-    layer makes the step 0.91x as long). This layer keeps its keys and values as the first
-    ``length`` slots of a larger buffer and writes new tokens into the free slots; when they
-    run out the buffer doubles, so the copies are amortized.
-    ``keys``/``values`` stay views of the used slots, as the model expects.
-
-    Args:
-        keys, values: (B, H_kv, L, head_dim) the initial contents.
-        reserve: free slots to allocate past them.
-    """
-
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, reserve: int = 64) -> None:
-        super().__init__()
-        self.device, self.is_initialized = keys.device, True
-        self._place(keys, values, reserve)
-
-    def _place(self, keys: torch.Tensor, values: torch.Tensor, reserve: int) -> None:
-        b, h, n, d = keys.shape
-        self._kbuf = keys.new_empty(b, h, n + reserve, d)
-        self._vbuf = values.new_empty(b, h, n + reserve, d)
-        self._kbuf[:, :, :n] = keys
-        self._vbuf[:, :, :n] = values
-        self._view(0, n)
-
-    def _view(self, start: int, end: int) -> None:
-        self._start, self._end = start, end
-        self.keys, self.values = self._kbuf[:, :, start:end], self._vbuf[:, :, start:end]
-
-    def update(
-        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        t = key_states.shape[-2]
-        if self._end + t > self._kbuf.shape[-2]:
-            self._place(self.keys, self.values, max(t, self._end - self._start, 16))
-        self._kbuf[:, :, self._end : self._end + t] = key_states
-        self._vbuf[:, :, self._end : self._end + t] = value_states
-        self._view(self._start, self._end + t)
-        return self.keys, self.values
-
-    def get_seq_length(self) -> int:
-        return self._end - self._start
-
-    def batch_select_indices(self, indices: torch.Tensor) -> None:
-        self._kbuf, self._vbuf = self._kbuf[indices], self._vbuf[indices]
-        self._view(self._start, self._end)
-
-    def batch_repeat_interleave(self, repeats: int) -> None:
-        self._kbuf = self._kbuf.repeat_interleave(repeats, dim=0)
-        self._vbuf = self._vbuf.repeat_interleave(repeats, dim=0)
-        self._view(self._start, self._end)
-
-    def write_rows(self, rows: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> None:
-        """Overwrite batch ``rows`` with ``keys``/``values`` (R, H_kv, L, hd), right-aligned to the end."""
-        n = keys.shape[-2]
-        self._kbuf[rows, :, self._end - n : self._end] = keys
-        self._vbuf[rows, :, self._end - n : self._end] = values
-
-    def drop_front(self, n: int) -> None:
-        """Forget the first ``n`` used slots (no copy)."""
-        self._view(self._start + n, self._end)
-
-    def crop(self, tokens_to_remove: int) -> None:
-        if tokens_to_remove > 0:
-            raise ValueError("crop takes a negative number of tokens to remove")
-        self._view(self._start, self._end + tokens_to_remove)
-
-
-def reserved_cache(
-    layers: Sequence[tuple[torch.Tensor, torch.Tensor]], config: Any, reserve: int
-) -> DynamicCache:
-    """A ``DynamicCache`` holding ``layers`` (keys, values) in :class:`ReservedLayer` objects."""
-    cache = DynamicCache(config=config)
-    cache.layers = [ReservedLayer(k, v, reserve) for k, v in layers]
-    return cache
+__all__ = ["DecodeBatch"]
 
 
 class DecodeBatch:
@@ -214,11 +29,12 @@ class DecodeBatch:
     row that finishes leaves at once, but its slot stays in the cache until a joining row takes
     it over (its prefilled keys/values written right-aligned into the slot, the rest masked) or
     until enough slots are free that compacting them pays. So a server with steady traffic
-    rarely copies its cache: neither per token (:class:`ReservedLayer`) nor per arriving or
+    rarely copies its cache: neither per token
+    (:class:`~clinprompt.decoding.reserved_cache.ReservedLayer`) nor per arriving or
     departing request. When slots do not suffice, the new rows are merged in, the shorter side
     left-padded with masked slots. In every case each row keeps exactly the keys, values and
     positions it would have alone. This is what the server's continuous batching runs, and what
-    :func:`greedy_generate` runs with all rows joining at once.
+    :func:`~clinprompt.decoding.generate.greedy_generate` runs with all rows joining at once.
 
     Args:
         model: a frozen causal LM (full-attention layers; sliding-window caches are not merged).
@@ -278,7 +94,7 @@ class DecodeBatch:
         task_keys: list[str] | None = None,
     ) -> list[tuple[Any, list[int]]]:
         """Prefill new rows and take their first token; returns the rows already finished."""
-        _check_batch(prompts, input_ids, task_keys)
+        check_batch(prompts, input_ids, task_keys)
         logits, cache, mask, _ = prefill(
             self.model, prompts, input_ids, self.pad, self.prompt_cache, task_keys, 1
         )
@@ -412,128 +228,3 @@ class DecodeBatch:
             for layer in self.cache.layers:
                 layer.drop_front(first)
             self.mask = self.mask[:, first:]
-
-
-@torch.no_grad()
-def greedy_generate(
-    model: PreTrainedModel,
-    prompts: torch.Tensor | None,
-    input_ids: list[list[int]],
-    max_new_tokens: int | list[int],
-    eos_token_id: int,
-    pad_token_id: int,
-    prompt_cache: PromptKVCache | None = None,
-    task_keys: list[str] | None = None,
-) -> list[list[int]]:
-    """Greedy decoding of a batch of soft-prompted inputs, stopping per row at EOS.
-
-    Args:
-        model: a frozen causal LM.
-        prompts: (B, P, D) the prompt of each row (mixed tasks allowed), or None for no prompt.
-        input_ids: B rows of prompt token ids (from ``encode_prompt``), unpadded.
-        max_new_tokens: the most tokens generated per row (one int, or one per row).
-        eos_token_id: stops a row; it is not included in the output.
-        pad_token_id: fills the left padding.
-        prompt_cache: reuse each task's prompt keys/values (needs ``task_keys``); the tokens are
-            the same as without it.
-        task_keys: B keys naming each row's prompt in ``prompt_cache``.
-
-    Returns:
-        B lists of generated token ids (without the EOS).
-    """
-    _check_batch(prompts, input_ids, task_keys)
-    bsz = len(input_ids)
-    limits = [max_new_tokens] * bsz if isinstance(max_new_tokens, int) else list(max_new_tokens)
-    if len(limits) != bsz:
-        raise ValueError(f"got {len(limits)} max_new_tokens values for {bsz} rows")
-    outputs: list[list[int]] = [[] for _ in range(bsz)]
-    if max(limits) <= 0:
-        return outputs
-    batch = DecodeBatch(model, eos_token_id, pad_token_id, prompt_cache)
-    finished = batch.add(prompts, input_ids, limits, list(range(bsz)), task_keys)
-    while batch:
-        finished += batch.step()
-    for row, out in finished:
-        outputs[row] = out
-    return outputs
-
-
-def encode_options(tokenizer, candidates: Sequence[str]) -> list[list[int]]:
-    """Token ids of candidate answers exactly as training saw targets: ``" " + c`` then EOS."""
-    return [
-        tokenizer(" " + c, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        for c in candidates
-    ]
-
-
-@torch.no_grad()
-def option_logprobs(
-    model: PreTrainedModel,
-    prompts: torch.Tensor | None,
-    input_ids: list[list[int]],
-    options: list[list[list[int]]],
-    length_normalize: bool = False,
-    prompt_cache: PromptKVCache | None = None,
-    task_keys: list[str] | None = None,
-    pad_token_id: int = 0,
-) -> list[list[float]]:
-    """Log-likelihood of each candidate continuation: the input once, then all candidates at once.
-
-    Each input is prefilled once (from the prompt cache where given); its key/value cache is then
-    repeated once per candidate and every candidate's tokens are fed together, right-padded, in
-    one more forward. A multiple-choice question with a long stem thus costs one pass over the
-    stem rather than one per option, and the scores equal those of scoring each
-    ``prompt ⊕ input ⊕ option`` row on its own.
-
-    Args:
-        model: a frozen causal LM.
-        prompts: (B, P, D) or None.
-        input_ids: B rows of prompt token ids.
-        options: per example, its candidates' token ids (see :func:`encode_options`).
-        length_normalize: the mean log-probability per token instead of the sum.
-        prompt_cache, task_keys: reuse per-task prompt keys/values (as :func:`greedy_generate`).
-        pad_token_id: fills the padding (never attended).
-
-    Returns:
-        Per example, one score per candidate (higher is more likely).
-    """
-    _check_batch(prompts, input_ids, task_keys)
-    if len(options) != len(input_ids):
-        raise ValueError(f"got options for {len(options)} examples but {len(input_ids)} rows")
-    for b, cands in enumerate(options):
-        if not cands or any(len(c) == 0 for c in cands):
-            raise ValueError(f"example {b}: every example needs at least one non-empty candidate")
-    cands = [list(c) for cs in options for c in cs]
-    owner = [b for b, cs in enumerate(options) for _ in cs]
-    # 1. Each input once: its cache, and the distribution of every candidate's first token.
-    logits, cache, mask, _ = prefill(
-        model, prompts, input_ids, pad_token_id, prompt_cache, task_keys, 1
-    )
-    device = logits.device
-    index = torch.tensor(owner, device=device)
-    rest = max(len(c) for c in cands) - 1
-    padded = torch.tensor([c + [pad_token_id] * (rest + 1 - len(c)) for c in cands], device=device)
-    totals = logits[:, -1].float().log_softmax(-1)[index, padded[:, 0]]  # (N,) first tokens
-    # 2. The rest of every candidate in one forward over the repeated caches.
-    if rest > 0:
-        cache.batch_select_indices(index)  # row n continues its input's cache
-        lengths = torch.tensor([len(c) for c in cands], device=device)
-        valid = (torch.arange(rest, device=device) < (lengths - 1).unsqueeze(1)).long()  # (N, rest)
-        base = mask[index]
-        positions = base.sum(-1, keepdim=True) + torch.arange(
-            rest, device=device
-        )  # after the input
-        out = model(
-            input_ids=padded[:, :-1],
-            attention_mask=torch.cat([base, valid], dim=1),
-            position_ids=positions,
-            cache=cache,
-            use_cache=True,
-        )
-        logprobs = out.logits.float().log_softmax(-1)  # (N, rest, V): token j predicts j+1
-        picked = logprobs.gather(-1, padded[:, 1:].unsqueeze(-1)).squeeze(-1)  # (N, rest)
-        totals = totals + (picked * valid).sum(-1)
-    scores: list[list[float]] = [[] for _ in input_ids]
-    for b, cand, total in zip(owner, cands, totals.tolist(), strict=True):
-        scores[b].append(total / len(cand) if length_normalize else total)
-    return scores
