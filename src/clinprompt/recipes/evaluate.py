@@ -22,10 +22,10 @@ from clinprompt.backbone import Backbone, load_backbone
 from clinprompt.data.registry import get_dataset, load_splits
 from clinprompt.data.spec import DatasetSpec, Records
 from clinprompt.eval.artifact import EvalError, resolve_artifact
-from clinprompt.eval.floors import floor_predictions
 from clinprompt.eval.predict import generation_budget, predict
 from clinprompt.eval.runs import evaluation_dir, write_index
 from clinprompt.tasks.base import get_task_type
+from clinprompt.tasks.floors import floor_predictions
 
 __all__ = [
     "EvalArgs",
@@ -268,7 +268,7 @@ def evaluate(args: EvalArgs, backbone: Backbone | None = None) -> EvalResult:
 
 
 def evaluate_floor(args: EvalArgs, backbone_name: str | None = None) -> EvalResult:
-    """Score the dataset's floor (see :mod:`clinprompt.eval.floors`) like a method named ``floor``.
+    """Score the dataset's floor (see :mod:`clinprompt.tasks.floors`) like a method named ``floor``.
 
     The majority is taken over the dataset's train split when it has one. No model is loaded.
     """

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from clinprompt.data.spec import DatasetSpec
-from clinprompt.eval.floors import first_sentence, floor_predictions
 from clinprompt.tasks.base import get_task_type
+from clinprompt.tasks.floors import first_sentence, floor_predictions
 
 
 def score(spec, golds, floor):
