@@ -21,8 +21,9 @@ from clinprompt.config.args import (
     TeachersArgs,
     TrainArgs,
     arg,
+    config_keys,
 )
-from clinprompt.config.build import ConfigError, config_keys, to_dict
+from clinprompt.config.build import ConfigError, to_dict
 from clinprompt.config.loading import load_config, save_config
 from clinprompt.config.validation import validate
 

@@ -6,9 +6,13 @@ override (``section.key=value``) and its documentation line (``clinprompt config
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from clinprompt.config.build import build, to_dict
 
 __all__ = [
     "PROFILES",
@@ -23,14 +27,28 @@ __all__ = [
     "TeachersArgs",
     "TrainArgs",
     "arg",
+    "config_keys",
 ]
 
 PROFILES = ("smoke", "cpu", "gpu")
 
 
-def arg(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    """A config field with its help text (and allowed values): the single definition of a key."""
-    meta = {"help": help, "choices": choices}
+def arg(
+    default: Any,
+    help: str,
+    choices: tuple[str, ...] | None = None,
+    *,
+    envvar: str | None = None,
+) -> Any:
+    """A config field with its help text (and allowed values): the single definition of a key.
+
+    Args:
+        default: the value when the key is not given (a list or dict is copied per instance).
+        help: one line, shown by ``clinprompt config keys`` and as the command-line help.
+        choices: the allowed values, checked by validation (and by a command-line option).
+        envvar: an environment variable a command-line option also reads (e.g. an API key).
+    """
+    meta = {"help": help, "choices": choices, "envvar": envvar}
     if isinstance(default, list | dict):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -253,8 +271,6 @@ class ExperimentArgs:
 
     def stage_train(self, *overrides: dict[str, Any]) -> TrainArgs:
         """``train`` with stage overrides applied in order, e.g. ``stage_train(self.distill.train)``."""
-        from clinprompt.config.build import build, to_dict
-
         merged = to_dict(self.train)
         for extra in overrides:
             merged.update(extra)
@@ -262,3 +278,21 @@ class ExperimentArgs:
 
 
 STAGES = ("teachers", "distill", "adapt", "baseline")
+
+
+def config_keys(cls: type = ExperimentArgs, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """Every key as (dotted key, type, default, help): the reference printed by ``clinprompt config keys``."""
+    rows: list[tuple[str, str, Any, str]] = []
+    hints = typing.get_type_hints(cls)
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        key, tp = f"{prefix}{f.name}", hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            rows += config_keys(tp, f"{key}.")
+            continue
+        help_text = f.metadata.get("help", "")
+        if f.metadata.get("choices"):
+            help_text += f" One of: {', '.join(f.metadata['choices'])}."
+        type_name = str(tp).replace("typing.", "") if not isinstance(tp, type) else tp.__name__
+        rows.append((key, type_name, getattr(defaults, f.name), help_text))
+    return rows

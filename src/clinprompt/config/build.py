@@ -1,4 +1,4 @@
-"""Building ``*Args`` from plain data: type coercion from the annotations, unknown keys, listing."""
+"""Building ``*Args`` from plain data: type coercion from the annotations, unknown keys."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from typing import Any
 
 import yaml
 
-from clinprompt.config.args import ExperimentArgs
-
-__all__ = ["ConfigError", "build", "config_keys", "to_dict"]
+__all__ = ["ConfigError", "build", "to_dict"]
 
 
 class ConfigError(ValueError):
@@ -92,6 +90,11 @@ def _coerce(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
 
 
 def build(cls: type, data: dict[str, Any], prefix: str, problems: list[str]) -> Any:
+    """An instance of the dataclass ``cls`` from ``data``, nested dataclasses included.
+
+    Every unknown key and badly typed value is appended to ``problems`` (named by its dotted key
+    under ``prefix``) and left at its default, so a caller can report them all at once.
+    """
     hints, names = _hints(cls), {f.name: f for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, value in (data or {}).items():
@@ -124,21 +127,3 @@ def build(cls: type, data: dict[str, Any], prefix: str, problems: list[str]) -> 
 def to_dict(args: Any) -> dict[str, Any]:
     """A config as plain JSON-able data."""
     return dataclasses.asdict(args)
-
-
-def config_keys(cls: type = ExperimentArgs, prefix: str = "") -> list[tuple[str, str, Any, str]]:
-    """Every key as (dotted key, type, default, help): the reference printed by ``clinprompt config keys``."""
-    rows: list[tuple[str, str, Any, str]] = []
-    hints = _hints(cls)
-    defaults = cls()
-    for f in dataclasses.fields(cls):
-        key, tp = f"{prefix}{f.name}", hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            rows += config_keys(tp, f"{key}.")
-            continue
-        help_text = f.metadata.get("help", "")
-        if f.metadata.get("choices"):
-            help_text += f" One of: {', '.join(f.metadata['choices'])}."
-        type_name = str(tp).replace("typing.", "") if not isinstance(tp, type) else tp.__name__
-        rows.append((key, type_name, getattr(defaults, f.name), help_text))
-    return rows

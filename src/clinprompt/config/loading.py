@@ -8,7 +8,6 @@ from typing import Any
 
 import yaml
 
-from clinprompt.artifacts import write_json
 from clinprompt.config.args import PROFILES, ExperimentArgs
 from clinprompt.config.build import ConfigError, build, to_dict
 from clinprompt.config.validation import validate
@@ -92,4 +91,8 @@ def load_config(
 
 def save_config(args: ExperimentArgs, path: str | Path) -> Path:
     """Write the resolved config as JSON (beside every output)."""
+    # Imported here: artifacts loads torch (safetensors), and the command line imports config
+    # to declare its options, so `clinprompt --help` stays fast.
+    from clinprompt.artifacts import write_json
+
     return write_json(path, to_dict(args))
