@@ -31,8 +31,9 @@ from clinprompt.eval.provenance import (
     hardware,
     record_provenance,
 )
-from clinprompt.eval.report import build_report, write_report
+from clinprompt.eval.report import build_report
 from clinprompt.recipes.demo import StageClock, evaluate_all, train_stages
+from clinprompt.recipes.report import write_report
 from clinprompt.train.workspace import load_run_backbone
 
 

@@ -8,8 +8,10 @@ import io
 import pytest
 
 from clinprompt.artifacts import write_json, write_jsonl
-from clinprompt.eval.report import build_report, render_csv, render_markdown, write_report
+from clinprompt.eval.report import build_report
 from clinprompt.eval.runs import collect, evaluation_dir, setting_name, write_index
+from clinprompt.eval.tables import render_csv, render_markdown
+from clinprompt.recipes.report import write_report
 
 BACKBONE = {"name": "toy-backbone"}
 

@@ -121,14 +121,14 @@ def report(
     plots: bool = typer.Option(True, help="Write the PNG plots."),
 ) -> None:
     """The paper's table (Markdown + CSV), bootstrap intervals and plots from run directories."""
-    from clinprompt.eval.report import build_report, render_markdown, write_report
+    from clinprompt.eval.tables import render_markdown
+    from clinprompt.recipes.report import report_runs
 
     try:
-        rep = build_report(list(run_dirs), resamples=resamples, seed=seed)
+        rep, paths = report_runs(list(run_dirs), out, resamples=resamples, seed=seed, plots=plots)
     except (FileNotFoundError, ValueError) as err:
         _fail(err)
         return
-    paths = write_report(rep, out or run_dirs[0] / "report", plots=plots)
     typer.echo(render_markdown(rep))
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")

@@ -9,17 +9,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
+from clinprompt.eval.report import Report  # noqa: E402
 from clinprompt.eval.runs import METHOD_LABELS, metric_label  # noqa: E402
-
-if TYPE_CHECKING:
-    from clinprompt.eval.report import Report
 
 __all__ = ["plot_fewshot", "plot_targets"]
 

@@ -1,4 +1,6 @@
-"""The paper's table from a run directory: targets × methods, parameters, average, intervals.
+"""The report model: the paper's table computed from run directories (targets × methods,
+parameters, average, intervals); :mod:`clinprompt.eval.tables` and :mod:`clinprompt.eval.plots`
+draw it, :mod:`clinprompt.recipes.report` writes it.
 
 Rows are the targets grouped by task type (classification targets get a second row with the
 other of accuracy / macro F1, so a model that only learned the label prior shows as such);
@@ -10,12 +12,11 @@ the few-shot and zero-shot rows (k = 0, 16, 64, full) of each method.
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clinprompt.artifacts import atomic_write_text, read_json, write_json
+from clinprompt.artifacts import read_json
 from clinprompt.eval.bootstrap import (
     BootstrapInterval,
     Statistic,
@@ -31,16 +32,8 @@ from clinprompt.eval.runs import (
     collect,
     sort_settings,
 )
-from clinprompt.eval.tables import fewshot_rows, render_csv, render_long_csv, render_markdown
 
-__all__ = [
-    "MAIN_COLUMNS",
-    "Report",
-    "build_report",
-    "render_csv",
-    "render_markdown",
-    "write_report",
-]
+__all__ = ["COMPARISONS", "Report", "build_report"]
 
 COMPARISONS = (("mpt", "pt"), ("mpt", "lora"))
 _CLASSIFICATION_PAIR = ("accuracy", "macro_f1")
@@ -191,34 +184,3 @@ def build_report(run_dirs: list[str | Path], resamples: int = 1000, seed: int = 
         backbone=", ".join(backbones),
         synthetic=any(ev.synthetic for ev in evals),
     )
-
-
-def write_report(report: Report, out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
-    """Write ``report.md``, ``table.csv``, ``results.csv`` (long), ``report.json`` and the plots."""
-    out = Path(out_dir)
-    paths = {
-        "markdown": atomic_write_text(out / "report.md", render_markdown(report)),
-        "csv": atomic_write_text(out / "table.csv", render_csv(report)),
-        "long_csv": atomic_write_text(out / "results.csv", render_long_csv(report)),
-        "json": write_json(
-            out / "report.json",
-            {
-                "backbone": report.backbone,
-                "synthetic": report.synthetic,
-                "targets": report.targets,
-                "averages": {
-                    m: {"value": v, "targets": n} for m, (v, n) in report.averages.items()
-                },
-                "intervals": {k: iv.to_dict() for k, iv in report.intervals.items()},
-                "provenance": report.provenance,
-                "python": platform.python_version(),
-            },
-        ),
-    }
-    if plots:
-        from clinprompt.eval.plots import plot_fewshot, plot_targets
-
-        paths["plot_targets"] = plot_targets(report, out / "targets.png")
-        if fewshot_rows(report)[1]:
-            paths["plot_fewshot"] = plot_fewshot(report, out / "fewshot.png")
-    return paths

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import TYPE_CHECKING
 
+from clinprompt.eval.report import Report
 from clinprompt.eval.runs import MAIN_COLUMNS, METHOD_LABELS, METHODS, metric_label
-
-if TYPE_CHECKING:
-    from clinprompt.eval.report import Report
 
 __all__ = ["fewshot_rows", "render_csv", "render_long_csv", "render_markdown"]
 

@@ -26,8 +26,8 @@ from clinprompt.eval.provenance import (
     hardware,
     record_provenance,
 )
-from clinprompt.eval.report import build_report, write_report
 from clinprompt.recipes.evaluate import evaluate_run
+from clinprompt.recipes.report import report_runs
 from clinprompt.recipes.run import run_experiment
 from clinprompt.train.workspace import RunLayout, load_run_backbone
 
@@ -182,7 +182,7 @@ def run_demo(
         synthetic=True,
         wall_time=f"{format_seconds(time.perf_counter() - clock.start)} (this invocation, before the report)",
     )
-    paths = write_report(build_report([cfg.run_dir]), cfg.run_dir / "report")
+    _, paths = report_runs([cfg.run_dir])
     wall = clock.finish()
     console.rule(f"[bold]Result[/bold] — {SYNTHETIC_BANNER}")
     console.print(
