@@ -43,10 +43,11 @@ def encode_texts(tokenizer):
 
 @pytest.fixture(scope="session")
 def smollm2():
-    """The real SmolLM2-135M backbone (converted once, then cached)."""
+    """The real SmolLM2-135M backbone (converted once, then cached), in fp32 on every machine so
+    that its tests see the same numbers whether or not the CPU has bf16 units."""
     from clinprompt.backbone import load_backbone
 
-    return load_backbone("smollm2-135m", device="cpu")
+    return load_backbone("smollm2-135m", device="cpu", dtype="fp32")
 
 
 @pytest.fixture(scope="session")

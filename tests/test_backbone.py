@@ -126,5 +126,8 @@ def test_real_backbone_answers_sensibly(smollm2):
 
 @pytest.mark.backbone
 def test_real_backbone_cached_load_is_identical(smollm2):
-    again = load_backbone("smollm2-135m", device="cpu")
-    assert again.fingerprint == smollm2.fingerprint
+    again = load_backbone("smollm2-135m", device="cpu")  # auto: whatever this CPU computes best in
+    assert again.fingerprint == smollm2.fingerprint  # the fingerprint does not depend on the dtype
+    assert again.dtype_choice is not None and again.dtype_choice.requested == "auto"
+    assert again.dtype == again.dtype_choice.dtype
+    assert smollm2.dtype == torch.float32 and smollm2.dtype_choice.reason == "forced"

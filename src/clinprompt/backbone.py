@@ -10,7 +10,8 @@ Three forms are accepted by :func:`load_backbone`:
 * a hub id (``org/name``), where the network allows.
 
 Every parameter is frozen and the model is in eval mode. The device is chosen automatically
-(CUDA with bf16, else CPU with fp32: bf16 on CPU is ~100x slower) and can be overridden.
+(CUDA when available) and so is the compute dtype (``auto``: bf16 on CUDA; on a CPU, bf16 only
+where a measured probe shows it faster: :mod:`clinprompt.precision`); both can be forced.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from clinprompt.artifacts import atomic_dir
+from clinprompt.precision import DTYPE_NAMES, DtypeChoice, PrecisionError, choose_dtype
 
 __all__ = [
     "BUILTIN_BACKBONES",
@@ -129,6 +131,8 @@ class Backbone:
     tokenizer: Any
     fingerprint: Fingerprint
     name: str
+    # The compute dtype and why it was chosen (forced, CUDA, or the CPU probe's figures).
+    dtype_choice: DtypeChoice | None = None
 
     @property
     def device(self) -> torch.device:
@@ -159,7 +163,11 @@ def cache_root() -> Path:
 def resolve_device(
     device: str | None = None, dtype: str | None = None
 ) -> tuple[torch.device, torch.dtype]:
-    """Pick the device and dtype: CUDA → bf16, CPU → fp32, unless overridden."""
+    """Pick the device and a *forced* dtype: CUDA → bf16, CPU → fp32 unless ``dtype`` names one.
+
+    ``auto`` (measured per machine) is decided by :func:`load_backbone` through
+    :func:`clinprompt.precision.choose_dtype`, which needs the model's shapes.
+    """
     dev = (
         torch.device(device)
         if device
@@ -169,18 +177,10 @@ def resolve_device(
         raise BackboneError(
             f"device {device!r} was requested but CUDA is not available; use --device cpu"
         )
-    if dtype:
-        names = {
-            "float32": torch.float32,
-            "fp32": torch.float32,
-            "bfloat16": torch.bfloat16,
-            "bf16": torch.bfloat16,
-            "float16": torch.float16,
-            "fp16": torch.float16,
-        }
-        if dtype not in names:
-            raise BackboneError(f"dtype {dtype!r} is not one of {sorted(names)}")
-        return dev, names[dtype]
+    if dtype and dtype != "auto":
+        if dtype not in DTYPE_NAMES:
+            raise BackboneError(f"dtype {dtype!r} is not one of {sorted(DTYPE_NAMES)} (or auto)")
+        return dev, DTYPE_NAMES[dtype]
     return dev, (torch.bfloat16 if dev.type == "cuda" else torch.float32)
 
 
@@ -244,8 +244,14 @@ def load_tokenizer(name: str = DEFAULT_BACKBONE) -> Any:
     return prepare_tokenizer(AutoTokenizer.from_pretrained(target))
 
 
-def tiny_backbone(seed: int = 0, device: str | None = None, **overrides: Any) -> Backbone:
-    """A tiny random LLaMA (``TINY_CONFIG``) with the real SmolLM2 tokenizer; deterministic."""
+def tiny_backbone(
+    seed: int = 0, device: str | None = None, dtype: str | None = None, **overrides: Any
+) -> Backbone:
+    """A tiny random LLaMA (``TINY_CONFIG``) with the real SmolLM2 tokenizer; deterministic.
+
+    Its dtype is fp32 unless forced (``auto`` is not probed: the tiny shapes say nothing about
+    the machine); the weights are drawn in fp32 and cast, so every dtype holds the same model.
+    """
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = load_tokenizer(DEFAULT_BACKBONE)
@@ -263,8 +269,10 @@ def tiny_backbone(seed: int = 0, device: str | None = None, **overrides: Any) ->
         model = LlamaForCausalLM(cfg)
     finally:
         torch.random.set_rng_state(state)
-    dev, _ = resolve_device(device)
-    return wrap_backbone(model.to(dev), tokenizer, TINY_BACKBONE)
+    forced = dtype if dtype not in (None, "auto") else "fp32"
+    dev, torch_dtype = resolve_device(device, forced)
+    choice = DtypeChoice(torch_dtype, dtype or "auto", "tiny test model: fp32 unless forced")
+    return wrap_backbone(model.to(dev, torch_dtype), tokenizer, TINY_BACKBONE, choice)
 
 
 def _resolve_path(name_or_path: str) -> tuple[str, str]:
@@ -350,7 +358,9 @@ def prepare_tokenizer(tokenizer: Any) -> Any:
     return tokenizer
 
 
-def wrap_backbone(model: PreTrainedModel, tokenizer: Any, name: str) -> Backbone:
+def wrap_backbone(
+    model: PreTrainedModel, tokenizer: Any, name: str, dtype_choice: DtypeChoice | None = None
+) -> Backbone:
     """Freeze a loaded model and bundle it with its tokenizer and fingerprint."""
     if not hasattr(model, "get_output_embeddings") or model.get_output_embeddings() is None:
         raise BackboneError(
@@ -362,6 +372,7 @@ def wrap_backbone(model: PreTrainedModel, tokenizer: Any, name: str) -> Backbone
         tokenizer=prepare_tokenizer(tokenizer),
         fingerprint=fingerprint(model, name),
         name=name,
+        dtype_choice=dtype_choice,
     )
 
 
@@ -375,18 +386,20 @@ def load_backbone(
     Args:
         name_or_path: a built-in name, a local HF model directory, or a hub id.
         device: ``cpu``, ``cuda``, ``cuda:1``...; default CUDA when available.
-        dtype: ``float32``/``bfloat16``/``float16``; default bf16 on CUDA, fp32 on CPU.
+        dtype: ``auto`` (default: bf16 on CUDA; on a CPU bf16 only where a measured probe shows
+            it faster, see :mod:`clinprompt.precision`) or a forced ``fp32``/``bf16``/``fp16``.
 
     Returns:
-        A :class:`Backbone` with every parameter frozen and the model in eval mode.
+        A :class:`Backbone` with every parameter frozen and the model in eval mode; its
+        ``dtype_choice`` says which dtype was used and why.
 
     Raises:
-        BackboneError: unknown name, a directory without a causal-LM head, no CUDA when asked.
+        BackboneError: unknown name or dtype, a directory without a causal-LM head, no CUDA.
     """
     if name_or_path == TINY_BACKBONE:
-        return tiny_backbone(device=device)
+        return tiny_backbone(device=device, dtype=dtype)
     name, target = _resolve_path(name_or_path)
-    dev, torch_dtype = resolve_device(device, dtype)
+    dev, _ = resolve_device(device, dtype)
     config = AutoConfig.from_pretrained(target)
     archs = getattr(config, "architectures", None) or []
     if archs and not any(
@@ -395,10 +408,17 @@ def load_backbone(
         raise BackboneError(
             f"{name_or_path}: architectures {archs} have no causal-LM head; expected e.g. LlamaForCausalLM"
         )
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    hidden = int(getattr(text_config, "hidden_size", 0) or 0)
+    ffn = int(getattr(text_config, "intermediate_size", 0) or 4 * hidden)
     try:
-        model = AutoModelForCausalLM.from_pretrained(target, dtype=torch_dtype)
+        choice = choose_dtype(dtype, dev, hidden, ffn, cache_root())
+    except PrecisionError as err:
+        raise BackboneError(str(err)) from err
+    try:
+        model = AutoModelForCausalLM.from_pretrained(target, dtype=choice.dtype)
     except ValueError as err:
         raise BackboneError(f"{name_or_path}: not a causal LM ({err})") from err
     tokenizer = AutoTokenizer.from_pretrained(target)
     model.to(dev)
-    return wrap_backbone(model, tokenizer, name)
+    return wrap_backbone(model, tokenizer, name, choice)
