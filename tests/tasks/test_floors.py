@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from clinprompt.data.spec import DatasetSpec
 from clinprompt.tasks.base import get_task_type
 from clinprompt.tasks.floors import first_sentence, floor_predictions
+from clinprompt.tasks.spec import TaskSpec
 
 
 def score(spec, golds, floor):
@@ -15,7 +15,7 @@ def score(spec, golds, floor):
 
 
 def test_nli_majority_label_from_the_training_pool():
-    spec = DatasetSpec("toy_nli", "nli", labels=("entailment", "neutral", "contradiction"))
+    spec = TaskSpec("toy_nli", "nli", labels=("entailment", "neutral", "contradiction"))
     train = [
         {"id": f"t{i}", "premise": "p", "hypothesis": "h", "label": lab}
         for i, lab in enumerate(["neutral"] * 3 + ["entailment"])
@@ -35,7 +35,7 @@ def test_nli_majority_label_from_the_training_pool():
 
 
 def test_multiple_choice_most_frequent_letter_and_label_qa():
-    spec = DatasetSpec("toy_mc", "qa")
+    spec = TaskSpec("toy_mc", "qa")
     opts = {"A": "x", "B": "y", "C": "z"}
     test = [
         {"id": str(i), "question": "q", "options": opts, "answer": a} for i, a in enumerate("ABBC")
@@ -47,19 +47,19 @@ def test_multiple_choice_most_frequent_letter_and_label_qa():
         and "optimistic" in floor.description
     )
     assert score(spec, test, floor) == 0.5
-    yn = DatasetSpec("toy_yn", "qa", labels=("yes", "no", "maybe"))
+    yn = TaskSpec("toy_yn", "qa", labels=("yes", "no", "maybe"))
     recs = [
         {"id": str(i), "question": "q", "answer": a} for i, a in enumerate(["no", "yes", "yes"])
     ]
     assert floor_predictions(yn, recs).constant == "yes"
-    free = DatasetSpec("toy_free", "qa")
+    free = TaskSpec("toy_free", "qa")
     assert (
         floor_predictions(free, [{"id": "1", "question": "q", "answer": "aspirin"}]).kind == "empty"
     )
 
 
 def test_ner_and_re_empty_predictions_score_zero():
-    ner = DatasetSpec("toy_ner", "ner", labels=("Drug",))
+    ner = TaskSpec("toy_ner", "ner", labels=("Drug",))
     recs = [
         {"id": "1", "text": "took aspirin", "entities": [{"start": 5, "end": 12, "type": "Drug"}]}
     ]
@@ -68,7 +68,7 @@ def test_ner_and_re_empty_predictions_score_zero():
         floor.kind == "empty" and floor.predictions[0]["entities"] == [] and recs[0]["entities"]
     )  # gold untouched
     assert score(ner, recs, floor) == 0.0
-    re_spec = DatasetSpec("toy_re", "re", labels=("causes",))
+    re_spec = TaskSpec("toy_re", "re", labels=("causes",))
     rel = [
         {
             "id": "1",
@@ -89,7 +89,7 @@ def test_ner_and_re_empty_predictions_score_zero():
 
 
 def test_summarization_first_sentence():
-    spec = DatasetSpec("toy_sum", "sum")
+    spec = TaskSpec("toy_sum", "sum")
     recs = [
         {
             "id": "1",
@@ -108,6 +108,6 @@ def test_summarization_first_sentence():
 
 def test_unknown_type_and_empty_records_are_reported():
     with pytest.raises(ValueError, match="no records"):
-        floor_predictions(DatasetSpec("x", "ner"), [])
+        floor_predictions(TaskSpec("x", "ner"), [])
     with pytest.raises(ValueError, match="no floor for task type 'pos'"):
-        floor_predictions(DatasetSpec("x", "pos"), [{"id": "1"}])
+        floor_predictions(TaskSpec("x", "pos"), [{"id": "1"}])

@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from clinprompt.data.spec import DatasetSpec
 from clinprompt.tasks import TASK_TYPES, get_task_type
 from clinprompt.tasks.ner import parse_entities
 from clinprompt.tasks.relations import entity_handles, parse_relations
+from clinprompt.tasks.spec import TaskSpec
 
 TEXT = "Pt on metformin | insulin; type 2 diabetes #2 [causes] rash : naïve 头痛 metformin."
 ENTS = [
@@ -44,15 +44,15 @@ RECORDS = {
     "sum": {"id": "f", "source": "s", "summary": "A short summary."},
 }
 SPECS = {
-    "ner": DatasetSpec(name="f", task_type="ner", labels=("Drug", "Problem")),
-    "re": DatasetSpec(name="f", task_type="re", labels=("causes", "treats")),
-    "qa": DatasetSpec(name="f", task_type="qa"),
-    "nli": DatasetSpec(
+    "ner": TaskSpec(name="f", task_type="ner", labels=("Drug", "Problem")),
+    "re": TaskSpec(name="f", task_type="re", labels=("causes", "treats")),
+    "qa": TaskSpec(name="f", task_type="qa"),
+    "nli": TaskSpec(
         name="f", task_type="nli", labels=("entailment", "neutral", "contradiction")
     ),
-    "sum": DatasetSpec(name="f", task_type="sum"),
+    "sum": TaskSpec(name="f", task_type="sum"),
 }
-JOINT = DatasetSpec(name="f", task_type="re", labels=("causes", "treats"), joint=True)
+JOINT = TaskSpec(name="f", task_type="re", labels=("causes", "treats"), joint=True)
 PIECES = [
     "Drug",
     "Problem",

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from clinprompt.data.spec import DatasetSpec
 from clinprompt.tasks.records import (
     Issue,
     RecordError,
@@ -15,10 +14,11 @@ from clinprompt.tasks.records import (
     read_records,
     validate_records,
 )
+from clinprompt.tasks.spec import TaskSpec
 
-NER_SPEC = DatasetSpec(name="n", task_type="ner", labels=("Drug", "Problem"))
-RE_SPEC = DatasetSpec(name="r", task_type="re", labels=("causes",))
-NLI_SPEC = DatasetSpec(name="i", task_type="nli", labels=("entailment", "contradiction"))
+NER_SPEC = TaskSpec(name="n", task_type="ner", labels=("Drug", "Problem"))
+RE_SPEC = TaskSpec(name="r", task_type="re", labels=("causes",))
+NLI_SPEC = TaskSpec(name="i", task_type="nli", labels=("entailment", "contradiction"))
 
 
 def write(tmp_path: Path, rows: list, name: str = "data.jsonl") -> Path:

@@ -6,12 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from clinprompt.data.spec import DatasetSpec
 from clinprompt.tasks import UNPARSEABLE, format_example, get_task_type
+from clinprompt.tasks.spec import TaskSpec
 
 NER = get_task_type("ner")
-SPEC = DatasetSpec(name="t_ner", task_type="ner", labels=("Drug", "Problem"))
-OPEN = DatasetSpec(name="t_open", task_type="ner")  # no label list: any type
+SPEC = TaskSpec(name="t_ner", task_type="ner", labels=("Drug", "Problem"))
+OPEN = TaskSpec(name="t_open", task_type="ner")  # no label list: any type
 
 
 def span(text: str, mention: str, etype: str, nth: int = 1) -> dict:
@@ -30,7 +30,7 @@ def keys(entities: list[dict]) -> set[tuple[int, int, str]]:
     return {(e["start"], e["end"], e["type"]) for e in entities}
 
 
-def round_trip(rec: dict, spec: DatasetSpec = SPEC) -> str:
+def round_trip(rec: dict, spec: TaskSpec = SPEC) -> str:
     target = NER.format_target(rec, spec)
     parsed = NER.parse(target, rec, spec)
     assert parsed.ok, target

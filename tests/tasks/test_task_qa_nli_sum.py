@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from clinprompt.data.spec import DatasetSpec
 from clinprompt.tasks import UNPARSEABLE, get_task_type
+from clinprompt.tasks.spec import TaskSpec
 
 QA, NLI, SUM = get_task_type("qa"), get_task_type("nli"), get_task_type("sum")
-QA_SPEC = DatasetSpec(name="t_qa", task_type="qa")
-LONG = DatasetSpec(name="t_long", task_type="qa", answer_style="long")
-NLI_SPEC = DatasetSpec(
+QA_SPEC = TaskSpec(name="t_qa", task_type="qa")
+LONG = TaskSpec(name="t_long", task_type="qa", answer_style="long")
+NLI_SPEC = TaskSpec(
     name="t_nli", task_type="nli", labels=("entailment", "neutral", "contradiction")
 )
-SUM_SPEC = DatasetSpec(name="t_sum", task_type="sum")
+SUM_SPEC = TaskSpec(name="t_sum", task_type="sum")
 
 MC = {
     "id": "q42",
@@ -74,7 +74,7 @@ def test_free_text_answer():
     parsed = QA.parse(" average glucose\n", FREE, QA_SPEC)
     assert parsed.ok and parsed.prediction["answer"] == "average glucose"
     assert not QA.parse("  ", FREE, QA_SPEC).ok
-    yes_no = DatasetSpec(name="t_yn", task_type="qa", labels=("yes", "no", "maybe"))
+    yes_no = TaskSpec(name="t_yn", task_type="qa", labels=("yes", "no", "maybe"))
     rec = {"id": "p", "question": "Does it work?", "answer": "yes"}
     assert QA.candidates(rec, yes_no) == ["yes", "no", "maybe"]
     assert QA.parse("Yes.", rec, yes_no).prediction["answer"] == "yes"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from clinprompt.data.spec import DatasetSpec
 from clinprompt.tasks import UNPARSEABLE, get_task_type
 from clinprompt.tasks.relations import entity_handles
+from clinprompt.tasks.spec import TaskSpec
 
 RE = get_task_type("re")
-SPEC = DatasetSpec(name="t_re", task_type="re", labels=("causes", "treats"))
-JOINT = DatasetSpec(name="t_joint", task_type="re", labels=("causes", "treats"), joint=True)
+SPEC = TaskSpec(name="t_re", task_type="re", labels=("causes", "treats"))
+JOINT = TaskSpec(name="t_joint", task_type="re", labels=("causes", "treats"), joint=True)
 ADE = "Severe hepatotoxicity developed after ketoconazole."
 
 
@@ -38,7 +38,7 @@ def triples(rec: dict) -> set:
     return {(spans[r["head"]], spans[r["tail"]], r["type"]) for r in rec["relations"]}
 
 
-def round_trip(rec: dict, spec: DatasetSpec = SPEC) -> str:
+def round_trip(rec: dict, spec: TaskSpec = SPEC) -> str:
     target = RE.format_target(rec, spec)
     parsed = RE.parse(target, rec, spec)
     assert parsed.ok, target
@@ -188,9 +188,7 @@ def test_pair_classification_candidates():
     assert RE.candidates(rec, JOINT) is None
     three = {**rec, "entities": [*rec["entities"], ent("T3", ADE, "Severe", "Severity")]}
     assert RE.candidates(three, SPEC) is None
-    opt_out = DatasetSpec(
-        name="t", task_type="re", labels=("causes",), extra={"pair_classification": False}
-    )
+    opt_out = TaskSpec(name="t", task_type="re", labels=("causes",), pair_classification=False)
     assert RE.candidates(rec, opt_out) is None
 
 

@@ -1,11 +1,13 @@
-"""What a dataset is: its name, task type, labels, instruction and how to load its splits."""
+"""A dataset: a task spec (what the task is) plus how to load its splits."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from clinprompt.tasks.spec import TaskSpec
 
 __all__ = ["DatasetSpec", "Records", "SplitLoader"]
 
@@ -15,49 +17,38 @@ SplitLoader = Callable[[Path], dict[str, Records]]
 
 
 @dataclass(frozen=True)
-class DatasetSpec:
-    """A registered dataset (a "task" once paired with a template).
+class DatasetSpec(TaskSpec):
+    """A registered dataset: a :class:`TaskSpec` plus how to load it.
 
-    Attributes:
-        name: registry key, snake_case (``bc5cdr_ner``).
-        task_type: ``ner`` | ``re`` | ``qa`` | ``nli`` | ``sum``.
-        labels: entity types (ner), relation types (re), classes (nli); empty for qa/sum.
-        instruction: the natural-language instruction; None → the task type's default.
+    Attributes (beyond the :class:`TaskSpec` ones):
         loader: callable(data_root) → {split: records}; None for user configs with ``paths``.
         paths: for user (YAML) datasets: split → JSONL path.
         splits: the split names the loader produces.
-        answer_style: qa without options: ``short`` (EM/token F1) or ``long`` (ROUGE-L).
-        joint: re only: extract entities and relations together (entities not given).
-        synthetic: generated data (the built-in offline suite), labelled so everywhere.
         description: one line for listings; source and licence.
         subdir: where under the data root the native files live.
-        extra: anything else a task type needs (kept, ignored by others).
+        extra: anything else loading needs (config path, format, leakage notes...). Loaders
+            written before :class:`TaskSpec` list RE entity types here as ``entity_types`` (and
+            may switch ``pair_classification``): those two are lifted into the spec's fields.
     """
 
-    name: str
-    task_type: str
-    labels: tuple[str, ...] = ()
-    instruction: str | None = None
     loader: SplitLoader | None = None
     paths: dict[str, str] = field(default_factory=dict)
     splits: tuple[str, ...] = ("train", "dev", "test")
-    answer_style: str = "short"
-    joint: bool = False
-    synthetic: bool = False
     description: str = ""
     subdir: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.entity_types and self.extra.get("entity_types"):
+            object.__setattr__(self, "entity_types", tuple(self.extra["entity_types"]))
+        if self.extra.get("pair_classification") is False:
+            object.__setattr__(self, "pair_classification", False)
+
+    def task_spec(self) -> TaskSpec:
+        """The plain :class:`TaskSpec` of this dataset (what a bank stores; no loading fields)."""
+        return TaskSpec(**{f.name: getattr(self, f.name) for f in fields(TaskSpec)})
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able description (without the loader)."""
-        return {
-            "name": self.name,
-            "task_type": self.task_type,
-            "labels": list(self.labels),
-            "instruction": self.instruction,
-            "splits": list(self.splits),
-            "answer_style": self.answer_style,
-            "joint": self.joint,
-            "synthetic": self.synthetic,
-            "description": self.description,
-        }
+        """JSON-able description: the task spec's fields, the splits and the description."""
+        return {**super().to_dict(), "splits": list(self.splits), "description": self.description}

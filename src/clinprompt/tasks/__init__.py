@@ -1,4 +1,5 @@
-"""Task types: record schema, text-to-text template and output parser for ner, re, qa, nli, sum."""
+"""Tasks: the task spec, and per task type the record schema, text-to-text template, output
+parser, metrics, floor and serving facts for ner, re, qa, nli, sum."""
 
 # Importing the five task-type modules registers them.
 from clinprompt.tasks import ner, nli, qa, relations, summarization  # noqa: F401
@@ -14,8 +15,11 @@ from clinprompt.tasks.base import (
     format_example,
     get_task_type,
     register_task_type,
+    unregister_task_type,
 )
+from clinprompt.tasks.floors import Floor, floor_predictions
 from clinprompt.tasks.records import Issue, RecordError, read_records, validate_records
+from clinprompt.tasks.spec import TaskSpec, TaskSpecError
 
 __all__ = [
     "ANSWER_CUE",
@@ -23,14 +27,19 @@ __all__ = [
     "TEMPLATE_VERSION",
     "UNPARSEABLE",
     "Example",
+    "Floor",
     "Issue",
     "Parsed",
     "Problem",
     "RecordError",
+    "TaskSpec",
+    "TaskSpecError",
     "TaskType",
+    "floor_predictions",
     "format_example",
     "get_task_type",
     "read_records",
     "register_task_type",
+    "unregister_task_type",
     "validate_records",
 ]

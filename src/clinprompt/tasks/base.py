@@ -18,9 +18,12 @@ from __future__ import annotations
 import difflib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from clinprompt.data.spec import DatasetSpec
+from clinprompt.tasks.spec import TaskSpec
+
+if TYPE_CHECKING:
+    from clinprompt.tasks.floors import Floor
 
 __all__ = [
     "ANSWER_CUE",
@@ -34,6 +37,7 @@ __all__ = [
     "format_example",
     "get_task_type",
     "register_task_type",
+    "unregister_task_type",
 ]
 
 TEMPLATE_VERSION = "v1"
@@ -80,45 +84,77 @@ class Parsed:
 
 
 class TaskType(ABC):
-    """Behaviour shared by every dataset of one task type."""
+    """Behaviour shared by every task of one task type, and the facts of the type.
+
+    Attributes:
+        name: the registry key (``ner``).
+        default_instruction: the instruction of a spec that gives none.
+        max_new_tokens: the generation budget when nothing else sets one (evaluation derives a
+            tighter one from the training targets; a bank entry may record its own).
+    """
 
     name: str = ""
     default_instruction: str = ""
+    max_new_tokens: int = 64
 
     @abstractmethod
-    def validate(self, record: dict[str, Any], spec: DatasetSpec | None = None) -> list[Problem]:
+    def validate(self, record: dict[str, Any], spec: TaskSpec | None = None) -> list[Problem]:
         """Every problem with ``record`` against the record format (empty when valid)."""
 
     @abstractmethod
-    def format_input(self, record: dict[str, Any], spec: DatasetSpec) -> str:
+    def format_input(self, record: dict[str, Any], spec: TaskSpec) -> str:
         """The record's input as text (the passage, question + options, premise + hypothesis...)."""
 
     @abstractmethod
-    def format_target(self, record: dict[str, Any], spec: DatasetSpec) -> str:
+    def format_target(self, record: dict[str, Any], spec: TaskSpec) -> str:
         """The gold answer as the text the model should generate."""
 
     @abstractmethod
-    def parse(self, text: str, record: dict[str, Any], spec: DatasetSpec) -> Parsed:
+    def parse(self, text: str, record: dict[str, Any], spec: TaskSpec) -> Parsed:
         """Generated text → a predicted record (same id and input fields). Never raises."""
 
     @abstractmethod
     def score(
-        self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: DatasetSpec
+        self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: TaskSpec
     ) -> dict[str, float]:
         """Metrics over aligned gold and predicted records (None = missing prediction = wrong)."""
 
-    def primary_metric(self, spec: DatasetSpec) -> str:
+    def primary_metric(self, spec: TaskSpec) -> str:
         """The metric name reported in the paper table for this task type."""
         raise NotImplementedError
 
-    def candidates(self, record: dict[str, Any], spec: DatasetSpec) -> list[str] | None:
+    def candidates(self, record: dict[str, Any], spec: TaskSpec) -> list[str] | None:
         """Target strings to rank by likelihood for classification-like records, else None."""
         return None
 
-    def instruction(self, spec: DatasetSpec) -> str:
+    def input_fields(self, spec: TaskSpec) -> dict[str, tuple[type, bool]]:
+        """The input fields of a record (the record minus its answer): name → (JSON type, required).
+
+        Serving checks requests against it. Empty: no declared fields (any object is passed to
+        :meth:`format_input`).
+        """
+        return {}
+
+    def floor(
+        self, records: list[dict[str, Any]], reference: list[dict[str, Any]] | None, spec: TaskSpec
+    ) -> Floor:
+        """The trivial baseline of the type on ``records`` (see :mod:`clinprompt.tasks.floors`).
+
+        Args:
+            records: the evaluated (gold) records, at least one.
+            reference: the records a majority is taken over (the training pool); None or empty →
+                ``records``.
+            spec: the evaluated task.
+
+        Raises:
+            ValueError: the type has no floor.
+        """
+        raise ValueError(f"task {spec.name!r}: task type {self.name!r} has no floor")
+
+    def instruction(self, spec: TaskSpec) -> str:
         return spec.instruction or self.default_instruction
 
-    def example(self, record: dict[str, Any], spec: DatasetSpec) -> Example:
+    def example(self, record: dict[str, Any], spec: TaskSpec) -> Example:
         """The record as (prompt head, input, target) text."""
         return Example(
             f"{self.instruction(spec)}\n\n",
@@ -136,6 +172,11 @@ def register_task_type(task_type: TaskType) -> TaskType:
     return task_type
 
 
+def unregister_task_type(name: str) -> None:
+    """Remove the task type ``name`` (tests that register their own types clean up with it)."""
+    _TASK_TYPES.pop(name, None)
+
+
 def get_task_type(name: str) -> TaskType:
     """The task type ``name`` (ner, re, qa, nli, sum)."""
     if not _TASK_TYPES:
@@ -149,6 +190,6 @@ def get_task_type(name: str) -> TaskType:
     return _TASK_TYPES[name]
 
 
-def format_example(record: dict[str, Any], spec: DatasetSpec) -> Example:
-    """Shortcut: the record of dataset ``spec`` as text."""
+def format_example(record: dict[str, Any], spec: TaskSpec) -> Example:
+    """Shortcut: the record of task ``spec`` as text."""
     return get_task_type(spec.task_type).example(record, spec)

@@ -35,10 +35,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from clinprompt.data.spec import DatasetSpec
 from clinprompt.tasks.base import UNPARSEABLE, Parsed, Problem, TaskType, register_task_type
+from clinprompt.tasks.floors import Floor, with_fields
 from clinprompt.tasks.metrics import entity_f1
 from clinprompt.tasks.records import check_entities, check_id, prediction
+from clinprompt.tasks.spec import TaskSpec
 
 __all__ = [
     "NERTask",
@@ -226,20 +227,21 @@ class NERTask(TaskType):
     default_instruction = (
         "Extract every entity mentioned in the text with its type. Answer none if there is none."
     )
+    max_new_tokens = 96
 
-    def validate(self, record: dict[str, Any], spec: DatasetSpec | None = None) -> list[Problem]:
+    def validate(self, record: dict[str, Any], spec: TaskSpec | None = None) -> list[Problem]:
         problems: list[Problem] = []
         check_id(record, problems)
         check_entities(record, problems, labels=spec.labels if spec else ())
         return problems
 
-    def format_input(self, record: dict[str, Any], spec: DatasetSpec) -> str:
+    def format_input(self, record: dict[str, Any], spec: TaskSpec) -> str:
         return record["text"]
 
-    def format_target(self, record: dict[str, Any], spec: DatasetSpec) -> str:
+    def format_target(self, record: dict[str, Any], spec: TaskSpec) -> str:
         return format_entities(record["text"], record.get("entities", []))
 
-    def parse(self, text: str, record: dict[str, Any], spec: DatasetSpec) -> Parsed:
+    def parse(self, text: str, record: dict[str, Any], spec: TaskSpec) -> Parsed:
         try:
             entities, ok = parse_entities(text, record.get("text", ""), spec.labels)
         except Exception:  # never raise on a generation
@@ -247,7 +249,7 @@ class NERTask(TaskType):
         return prediction(record, {"entities": entities}, ok, drop=("entities",))
 
     def score(
-        self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: DatasetSpec
+        self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: TaskSpec
     ) -> dict[str, float]:
         gold_spans = [entity_spans(g.get("entities"))[0] for g in golds]
         pred_spans, missing, unparseable = [], 0, 0
@@ -269,8 +271,17 @@ class NERTask(TaskType):
             "unparseable": unparseable,
         }
 
-    def primary_metric(self, spec: DatasetSpec) -> str:
+    def primary_metric(self, spec: TaskSpec) -> str:
         return "strict_f1"
+
+    def input_fields(self, spec: TaskSpec) -> dict[str, tuple[type, bool]]:
+        return {"text": (str, True)}
+
+    def floor(
+        self, records: list[dict[str, Any]], reference: list[dict[str, Any]] | None, spec: TaskSpec
+    ) -> Floor:
+        """No entities."""
+        return Floor("empty", "no entities", [with_fields(r, entities=[]) for r in records])
 
 
 register_task_type(NERTask())

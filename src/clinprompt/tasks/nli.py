@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from clinprompt.data.spec import DatasetSpec
 from clinprompt.tasks.base import UNPARSEABLE, Parsed, Problem, TaskType, register_task_type
+from clinprompt.tasks.floors import Floor, majority, pool_note, with_fields
 from clinprompt.tasks.metrics import accuracy, macro_f1, normalize_answer
 from clinprompt.tasks.records import MISSING, check_id, check_label, check_str, prediction
+from clinprompt.tasks.spec import TaskSpec
 
 __all__ = ["NLITask", "match_label"]
 
@@ -51,8 +52,9 @@ class NLITask(TaskType):
 
     name = "nli"
     default_instruction = "Does the premise entail, contradict, or say nothing about the hypothesis? Answer with the label only."
+    max_new_tokens = 8
 
-    def validate(self, record: dict[str, Any], spec: DatasetSpec | None = None) -> list[Problem]:
+    def validate(self, record: dict[str, Any], spec: TaskSpec | None = None) -> list[Problem]:
         problems: list[Problem] = []
         check_id(record, problems)
         check_str(record, "premise", problems)
@@ -60,18 +62,18 @@ class NLITask(TaskType):
         check_label(record.get("label", MISSING), "label", spec.labels if spec else (), problems)
         return problems
 
-    def format_input(self, record: dict[str, Any], spec: DatasetSpec) -> str:
+    def format_input(self, record: dict[str, Any], spec: TaskSpec) -> str:
         return f"Hypothesis: {record['hypothesis']}\nPremise: {record['premise']}"
 
-    def format_target(self, record: dict[str, Any], spec: DatasetSpec) -> str:
+    def format_target(self, record: dict[str, Any], spec: TaskSpec) -> str:
         return record["label"]
 
-    def parse(self, text: str, record: dict[str, Any], spec: DatasetSpec) -> Parsed:
+    def parse(self, text: str, record: dict[str, Any], spec: TaskSpec) -> Parsed:
         label = match_label(text, spec.labels)
         return prediction(record, {"label": label}, label is not None, drop=("label",))
 
     def score(
-        self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: DatasetSpec
+        self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: TaskSpec
     ) -> dict[str, float]:
         gold_labels = [g.get("label") for g in golds]
         pred_labels: list[str | None] = []
@@ -91,11 +93,26 @@ class NLITask(TaskType):
             "unparseable": unparseable,
         }
 
-    def primary_metric(self, spec: DatasetSpec) -> str:
+    def primary_metric(self, spec: TaskSpec) -> str:
         return "macro_f1"
 
-    def candidates(self, record: dict[str, Any], spec: DatasetSpec) -> list[str] | None:
+    def candidates(self, record: dict[str, Any], spec: TaskSpec) -> list[str] | None:
         return list(spec.labels) or None
+
+    def input_fields(self, spec: TaskSpec) -> dict[str, tuple[type, bool]]:
+        return {"premise": (str, True), "hypothesis": (str, True)}
+
+    def floor(
+        self, records: list[dict[str, Any]], reference: list[dict[str, Any]] | None, spec: TaskSpec
+    ) -> Floor:
+        """Always the majority label."""
+        label = majority([str(r["label"]) for r in reference or records])
+        return Floor(
+            "majority-label",
+            f"always {label!r}, the majority label {pool_note(reference)}",
+            [with_fields(r, label=label) for r in records],
+            label,
+        )
 
 
 register_task_type(NLITask())

@@ -25,10 +25,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from clinprompt.data.spec import DatasetSpec
 from clinprompt.tasks.base import UNPARSEABLE, Parsed, Problem, TaskType, register_task_type
+from clinprompt.tasks.floors import Floor, majority, pool_note, with_fields
 from clinprompt.tasks.metrics import exact_match, macro_f1, normalize_answer, rouge, token_f1
 from clinprompt.tasks.records import MISSING, check_id, check_str, describe, prediction
+from clinprompt.tasks.spec import TaskSpec
 
 __all__ = ["QATask", "match_option"]
 
@@ -67,6 +68,14 @@ def _answers(record: dict[str, Any]) -> list[str]:
     return [a for a in answer if isinstance(a, str)] if isinstance(answer, list) else []
 
 
+def _first_answer(record: dict[str, Any]) -> str:
+    """The gold answer as one string (the first of a list), for a majority."""
+    answer = record.get("answer")
+    if isinstance(answer, list):
+        answer = answer[0] if answer else ""
+    return str(answer if answer is not None else "")
+
+
 class QATask(TaskType):
     """Question answering: ``question`` (+ ``context``, ``options``) → ``answer``."""
 
@@ -75,8 +84,9 @@ class QATask(TaskType):
         "Answer the question. When options are given, reply with the letter "
         "of the correct option only."
     )
+    max_new_tokens = 48
 
-    def validate(self, record: dict[str, Any], spec: DatasetSpec | None = None) -> list[Problem]:
+    def validate(self, record: dict[str, Any], spec: TaskSpec | None = None) -> list[Problem]:
         problems: list[Problem] = []
         check_id(record, problems)
         check_str(record, "question", problems)
@@ -129,7 +139,7 @@ class QATask(TaskType):
             )
         return problems
 
-    def format_input(self, record: dict[str, Any], spec: DatasetSpec) -> str:
+    def format_input(self, record: dict[str, Any], spec: TaskSpec) -> str:
         parts = [f"Question: {record['question']}"]
         if record.get("options"):
             parts.append(
@@ -139,12 +149,12 @@ class QATask(TaskType):
             parts.append(f"Context: {record['context']}")
         return "\n".join(parts)
 
-    def format_target(self, record: dict[str, Any], spec: DatasetSpec) -> str:
+    def format_target(self, record: dict[str, Any], spec: TaskSpec) -> str:
         if record.get("options"):
             return record["answer"]
         return _answers(record)[0]
 
-    def parse(self, text: str, record: dict[str, Any], spec: DatasetSpec) -> Parsed:
+    def parse(self, text: str, record: dict[str, Any], spec: TaskSpec) -> Parsed:
         options = record.get("options")
         if options:
             key = match_option(text, options)
@@ -156,7 +166,7 @@ class QATask(TaskType):
         return prediction(record, {"answer": label or answer}, bool(answer), drop=("answer",))
 
     def score(
-        self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: DatasetSpec
+        self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: TaskSpec
     ) -> dict[str, float]:
         correct: list[float] = []
         keys_gold: list[str] = []
@@ -196,14 +206,40 @@ class QATask(TaskType):
                 out.update(rouge(free_pred, free_gold))
         return {**out, "n": len(golds), "missing": missing, "unparseable": unparseable}
 
-    def primary_metric(self, spec: DatasetSpec) -> str:
+    def primary_metric(self, spec: TaskSpec) -> str:
         """``rougeL`` for long free-text answers, else ``accuracy`` (exact match for free text)."""
         return "rougeL" if spec.answer_style == "long" else "accuracy"
 
-    def candidates(self, record: dict[str, Any], spec: DatasetSpec) -> list[str] | None:
+    def candidates(self, record: dict[str, Any], spec: TaskSpec) -> list[str] | None:
         if record.get("options"):
             return list(record["options"])
         return list(spec.labels) or None
+
+    def input_fields(self, spec: TaskSpec) -> dict[str, tuple[type, bool]]:
+        return {"question": (str, True), "context": (str, False), "options": (dict, False)}
+
+    def floor(
+        self, records: list[dict[str, Any]], reference: list[dict[str, Any]] | None, spec: TaskSpec
+    ) -> Floor:
+        """The most frequent option letter, the majority of a label set, else an empty answer."""
+        pool = reference or records
+        if any(r.get("options") for r in pool):
+            letter = majority([_first_answer(r) for r in pool if r.get("options")])
+            return Floor(
+                "majority-option",
+                f"always option {letter}, the most frequent answer letter {pool_note(reference)}",
+                [with_fields(r, answer=letter) for r in records],
+                letter,
+            )
+        if spec.labels:  # a label set (yes/no/maybe): the majority label
+            label = majority([_first_answer(r) for r in pool])
+            return Floor(
+                "majority-label",
+                f"always {label!r}, the majority answer {pool_note(reference)}",
+                [with_fields(r, answer=label) for r in records],
+                label,
+            )
+        return Floor("empty", "an empty answer", [with_fields(r, answer="") for r in records])
 
 
 register_task_type(QATask())

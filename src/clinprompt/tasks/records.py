@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clinprompt.data.spec import DatasetSpec
 from clinprompt.tasks.base import UNPARSEABLE, Parsed, Problem, TaskType, get_task_type
+from clinprompt.tasks.spec import TaskSpec
 
 __all__ = [
     "MISSING",
@@ -135,9 +135,9 @@ def read_jsonl(path: str | Path) -> tuple[list[tuple[int, dict[str, Any]]], list
 
 
 def _resolve(
-    spec_or_task_type: DatasetSpec | TaskType | str,
-) -> tuple[TaskType, DatasetSpec | None]:
-    if isinstance(spec_or_task_type, DatasetSpec):
+    spec_or_task_type: TaskSpec | TaskType | str,
+) -> tuple[TaskType, TaskSpec | None]:
+    if isinstance(spec_or_task_type, TaskSpec):
         return get_task_type(spec_or_task_type.task_type), spec_or_task_type
     if isinstance(spec_or_task_type, TaskType):
         return spec_or_task_type, None
@@ -146,7 +146,7 @@ def _resolve(
 
 def find_issues(
     records: Sequence[dict[str, Any]],
-    spec_or_task_type: DatasetSpec | TaskType | str,
+    spec_or_task_type: TaskSpec | TaskType | str,
     source: str | Path = "<records>",
     lines: Sequence[int] | None = None,
 ) -> list[Issue]:
@@ -154,7 +154,7 @@ def find_issues(
 
     Args:
         records: the records (dicts) to check.
-        spec_or_task_type: a dataset spec (its labels are enforced), a task type or its name.
+        spec_or_task_type: a task spec (its labels are enforced), a task type or its name.
         source: the file name used in the issues.
         lines: the line number of each record; default its 1-based position in ``records``.
     """
@@ -189,7 +189,7 @@ def find_issues(
 
 def validate_records(
     records: Sequence[dict[str, Any]],
-    spec_or_task_type: DatasetSpec | TaskType | str,
+    spec_or_task_type: TaskSpec | TaskType | str,
     source: str | Path = "<records>",
     lines: Sequence[int] | None = None,
 ) -> Sequence[dict[str, Any]]:
@@ -204,7 +204,7 @@ def validate_records(
     return records
 
 
-def read_records(path: str | Path, spec: DatasetSpec | TaskType | str) -> list[dict[str, Any]]:
+def read_records(path: str | Path, spec: TaskSpec | TaskType | str) -> list[dict[str, Any]]:
     """Read and validate a JSONL file of records of ``spec``'s task type.
 
     Raises:

@@ -18,7 +18,7 @@ whose mention text equals it (then case-insensitively): ambiguous mentions resol
 
 Joint datasets (``spec.joint``) take the text alone and generate the entities in the NER format
 (:mod:`clinprompt.tasks.ner`), a line ``Relations: ``, then the triples over those entities.
-Entity types for validation may be listed in ``spec.extra["entity_types"]``.
+Entity types for validation may be listed in ``spec.entity_types``.
 
 Pair classification (two marked entities, zero or one relation: chemprot, euadr, DDI pairs) is
 the same record and the same code; :meth:`RETask.candidates` then returns ``none`` and every
@@ -33,8 +33,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from clinprompt.data.spec import DatasetSpec
 from clinprompt.tasks.base import UNPARSEABLE, Parsed, Problem, TaskType, register_task_type
+from clinprompt.tasks.floors import Floor, with_fields
 from clinprompt.tasks.metrics import entity_f1, relation_f1
 from clinprompt.tasks.ner import (
     NONE,
@@ -52,6 +52,7 @@ from clinprompt.tasks.records import (
     describe,
     prediction,
 )
+from clinprompt.tasks.spec import TaskSpec
 
 __all__ = [
     "REL_SEP",
@@ -197,10 +198,10 @@ def parse_relations(
 
 
 def _joint_entities(
-    output: str, record: dict[str, Any], spec: DatasetSpec
+    output: str, record: dict[str, Any], spec: TaskSpec
 ) -> tuple[list[dict[str, Any]], bool]:
     text = record.get("text", "")
-    entities, ok = parse_entities(output, text, spec.extra.get("entity_types", ()))
+    entities, ok = parse_entities(output, text, spec.entity_types)
     gold_ids: dict[
         tuple[int, int, str], str
     ] = {}  # the smallest id per span, as the formatter keeps
@@ -251,14 +252,15 @@ class RETask(TaskType):
         "List every relation between the given entities as head [relation] tail, "
         "separated by ' ; '. Answer none if there is none."
     )
+    max_new_tokens = 96
 
-    def validate(self, record: dict[str, Any], spec: DatasetSpec | None = None) -> list[Problem]:
+    def validate(self, record: dict[str, Any], spec: TaskSpec | None = None) -> list[Problem]:
         problems: list[Problem] = []
         check_id(record, problems)
         check_entities(
             record,
             problems,
-            labels=spec.extra.get("entity_types", ()) if spec else (),
+            labels=spec.entity_types if spec else (),
             need_ids=True,
         )
         ids = {e.get("id") for e in record.get("entities") or [] if isinstance(e, dict)}
@@ -295,7 +297,7 @@ class RETask(TaskType):
             )
         return problems
 
-    def format_input(self, record: dict[str, Any], spec: DatasetSpec) -> str:
+    def format_input(self, record: dict[str, Any], spec: TaskSpec) -> str:
         if spec.joint:
             return record["text"]
         listed = SEP.join(
@@ -304,7 +306,7 @@ class RETask(TaskType):
         )
         return f"Entities: {listed or NONE}\nText: {record['text']}"
 
-    def format_target(self, record: dict[str, Any], spec: DatasetSpec) -> str:
+    def format_target(self, record: dict[str, Any], spec: TaskSpec) -> str:
         text, entities = record["text"], record.get("entities")
         if not spec.joint:
             return format_relations(entity_handles(text, entities), record.get("relations"))
@@ -316,7 +318,7 @@ class RETask(TaskType):
         handles = entity_handles(text, list(kept.values()))
         return f"{format_entities(text, entities)}{RELATIONS_CUE}{format_relations(handles, record.get('relations'), alias)}"
 
-    def parse(self, text: str, record: dict[str, Any], spec: DatasetSpec) -> Parsed:
+    def parse(self, text: str, record: dict[str, Any], spec: TaskSpec) -> Parsed:
         try:
             source = record.get("text", "")
             if not spec.joint:
@@ -347,7 +349,7 @@ class RETask(TaskType):
             )
 
     def score(
-        self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: DatasetSpec
+        self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: TaskSpec
     ) -> dict[str, float]:
         gold_triples = [_triples(g)[0] for g in golds]
         pred_triples, missing, unparseable = [], 0, 0
@@ -377,12 +379,25 @@ class RETask(TaskType):
             )
         return {**out, "n": len(golds), "missing": missing, "unparseable": unparseable}
 
-    def primary_metric(self, spec: DatasetSpec) -> str:
+    def primary_metric(self, spec: TaskSpec) -> str:
         return "f1"
 
-    def candidates(self, record: dict[str, Any], spec: DatasetSpec) -> list[str] | None:
+    def input_fields(self, spec: TaskSpec) -> dict[str, tuple[type, bool]]:
+        """The text, and the given entities (optional for a joint task, which extracts them)."""
+        return {"text": (str, True), "entities": (list, not spec.joint)}
+
+    def floor(
+        self, records: list[dict[str, Any]], reference: list[dict[str, Any]] | None, spec: TaskSpec
+    ) -> Floor:
+        """No relations (and, for a joint task, no entities)."""
+        fields: dict[str, Any] = {"relations": []}
+        if spec.joint:
+            fields["entities"] = []
+        return Floor("empty", "no relations", [with_fields(r, **fields) for r in records])
+
+    def candidates(self, record: dict[str, Any], spec: TaskSpec) -> list[str] | None:
         """For a pair record (two entities, labels listed, not joint): ``none`` + every triple."""
-        if spec.joint or not spec.labels or spec.extra.get("pair_classification") is False:
+        if spec.joint or not spec.labels or not spec.pair_classification:
             return None
         handles = entity_handles(record.get("text", ""), record.get("entities"))
         if len(handles) != 2:
