@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from clinprompt.backbone import load_backbone_config
 from clinprompt.params import DEFAULT_PROMPT_TOKENS, parameter_table
 
@@ -69,16 +67,3 @@ def test_smollm2_share_under_005_percent():
     assert info["backbone_parameters"] == 134_515_008
     assert by["MPT per target (P* + factors)"].percent < 0.05
     assert by["MPT per target (factors only)"].trainable == 100 + 576
-
-
-def test_params_cli_prints_table():
-    from clinprompt.cli import _register, app
-
-    _register()
-    result = CliRunner().invoke(app, ["params", "--backbone", "tiny-llama", "--json"])
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
-    assert {m["method"] for m in data["methods"]} >= {
-        "prompt tuning (per task)",
-        "LoRA r=8 (q_proj, v_proj)",
-    }

@@ -231,19 +231,3 @@ def test_suite_stats_degrades_without_task_types(monkeypatch):
     )
     assert rows[0].splits["train"] == 200 and rows[0].prompt_tokens is None
     assert "token lengths unavailable: task type 'ner'" in rows[0].note
-
-
-def test_cli_data_stats_json():
-    from typer.testing import CliRunner
-
-    import clinprompt.cli.suite  # noqa: F401  (registers `data stats`)
-    from clinprompt.cli import app
-
-    result = CliRunner().invoke(app, ["data", "stats", "synthetic", "--no-tokens", "--json"])
-    assert result.exit_code == 0, result.output
-    payload = json.loads(result.output)
-    assert payload["suite"] == "synthetic" and len(payload["tasks"]) == len(
-        SYNTHETIC_SOURCES + SYNTHETIC_TARGETS
-    )
-    result = CliRunner().invoke(app, ["data", "stats", "no-such-suite"])
-    assert result.exit_code == 1 and "unknown suite" in result.output

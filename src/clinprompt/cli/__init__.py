@@ -1,7 +1,8 @@
 """The ``clinprompt`` command line: subcommands → entry points. Parsing only; work lives in recipes.
 
-Each area registers its commands in its own module (``cli/<area>.py``); imports of heavy
-libraries (torch, transformers) happen inside the commands so ``clinprompt --help`` is fast.
+Each command (or command group) is a module named after it (``cli/<command>.py``) that registers
+itself on ``app``; :data:`COMMAND_MODULES` lists them in the order ``clinprompt --help`` shows.
+Imports of heavy libraries (torch, transformers) happen inside the commands so ``--help`` is fast.
 """
 
 from __future__ import annotations
@@ -22,15 +23,27 @@ def _root() -> None:
     """One frozen LLM, many clinical NLP tasks through tiny learned soft prompts."""
 
 
+# Pipeline order: data, training, evaluation and reporting, then tools, banks and serving.
+COMMAND_MODULES = (
+    "data",
+    "config",
+    "train",
+    "evaluate",
+    "report",
+    "demo",
+    "score",
+    "params",
+    "bank",
+    "serve",
+)
+
+
 def _register() -> None:
-    # Every module of this package registers its commands on import.
+    # Every command module registers its commands on import.
     import importlib
-    import pkgutil
 
-    import clinprompt.cli as package
-
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        importlib.import_module(f"clinprompt.cli.{info.name}")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"clinprompt.cli.{name}")
 
 
 def main() -> None:
@@ -39,4 +52,4 @@ def main() -> None:
     app()
 
 
-__all__ = ["app", "main"]
+__all__ = ["COMMAND_MODULES", "app", "main"]

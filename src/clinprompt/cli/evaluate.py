@@ -1,9 +1,6 @@
-"""Evaluation commands: ``evaluate`` (one artifact on one split), ``report`` (the paper's table),
-``demo`` (the whole pipeline on the built-in backbone and the SYNTHETIC suite)."""
+"""``clinprompt evaluate``: one artifact (or the bare backbone) on one dataset split."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import typer
 
@@ -107,51 +104,3 @@ def evaluate(
     typer.echo(json.dumps(shown))
     if result.out_dir is not None:
         typer.echo(f"written: {result.out_dir}")
-
-
-@app.command()
-def report(
-    run_dirs: list[Path] = typer.Argument(
-        ...,
-        help="Run directories (later ones override earlier evaluations of the same method/target/setting).",
-    ),
-    out: Path = typer.Option(None, help="Output folder [default: FIRST_RUN/report]."),
-    resamples: int = typer.Option(1000, help="Paired-bootstrap resamples for MPT−PT and MPT−LoRA."),
-    seed: int = typer.Option(0, help="Bootstrap seed."),
-    plots: bool = typer.Option(True, help="Write the PNG plots."),
-) -> None:
-    """The paper's table (Markdown + CSV), bootstrap intervals and plots from run directories."""
-    from clinprompt.eval.tables import render_markdown
-    from clinprompt.recipes.report import report_runs
-
-    try:
-        rep, paths = report_runs(list(run_dirs), out, resamples=resamples, seed=seed, plots=plots)
-    except (FileNotFoundError, ValueError) as err:
-        _fail(err)
-        return
-    typer.echo(render_markdown(rep))
-    for name, path in paths.items():
-        typer.echo(f"{name}: {path}")
-
-
-@app.command()
-def demo(
-    out: Path = typer.Option(
-        Path("runs/demo"), help="Run folder (re-running skips finished stages)."
-    ),
-    backbone: str = typer.Option(
-        "smollm2-135m",
-        help="Backbone: smollm2-135m (built in), tiny-llama (seconds, random weights) or an HF model.",
-    ),
-    config: str = typer.Option(None, help="Config YAML [default: the packaged demo profile]."),
-    overrides: list[str] = typer.Argument(
-        None, help="Dotted config overrides, e.g. train.steps=20."
-    ),
-) -> None:
-    """The whole method on the built-in SYNTHETIC suite: teachers → distill → adapt → PT and LoRA → evaluate → report."""
-    from clinprompt.recipes.demo import run_demo
-
-    try:
-        run_demo(out, backbone=backbone, config=config, overrides=list(overrides or []))
-    except (FileNotFoundError, ValueError) as err:
-        _fail(err)

@@ -1,4 +1,4 @@
-"""Core commands: params (parameter accounting), backbone info."""
+"""``clinprompt params``: trainable parameters of each method and their share of the backbone."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Training commands: teachers, distill, adapt, baseline, run, and ``config show|keys``.
+"""Training commands: ``teachers``, ``distill``, ``adapt``, ``baseline``, ``run``.
 
 Each takes a profile name (smoke, cpu, gpu) or an experiment YAML, then dotted overrides
 (``train.lr=3e-2 prompt.tokens=20``); ``clinprompt config keys`` lists every key.
@@ -12,36 +12,29 @@ from typing import Any
 import typer
 
 from clinprompt.cli import app
-
-config_app = typer.Typer(
-    help="Show a resolved experiment config, or list every config key.", no_args_is_help=True
-)
-app.add_typer(config_app, name="config")
-
-_CONFIG_HELP = "A profile (smoke, cpu, gpu) or an experiment YAML file (may say `base: cpu`)."
-_OVERRIDES_HELP = "Dotted overrides, e.g. train.lr=3e-2 prompt.tokens=20 output_dir=runs/x (`clinprompt config keys`)."
+from clinprompt.cli.config import CONFIG_HELP, OVERRIDES_HELP, load_or_exit
 
 
 def _run(config: str, overrides: list[str] | None, work: Callable[[Any], Any]) -> Any:
     """Load and validate the config, run ``work(args)``; print errors without a traceback."""
-    from clinprompt.config import ConfigError, load_config
     from clinprompt.data.registry import UnknownDatasetError
     from clinprompt.train.loop import NonFiniteLossError
 
+    args = load_or_exit(config, overrides)
     try:
-        return work(load_config(config, overrides or []))
+        return work(args)
     except NonFiniteLossError as err:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=3) from err
-    except (ConfigError, ValueError, FileNotFoundError, UnknownDatasetError) as err:
+    except (ValueError, FileNotFoundError, UnknownDatasetError) as err:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from err
 
 
 @app.command()
 def teachers(
-    config: str = typer.Argument(..., help=_CONFIG_HELP),
-    overrides: list[str] = typer.Argument(None, help=_OVERRIDES_HELP),
+    config: str = typer.Argument(..., help=CONFIG_HELP),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
     shard: str = typer.Option(
         None,
         help="Train only shard i of n of the source tasks, e.g. 0/4 (machines share the run directory).",
@@ -59,8 +52,8 @@ def teachers(
 
 @app.command()
 def distill(
-    config: str = typer.Argument(..., help=_CONFIG_HELP),
-    overrides: list[str] = typer.Argument(None, help=_OVERRIDES_HELP),
+    config: str = typer.Argument(..., help=CONFIG_HELP),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
 ) -> None:
     """Stage 2: distil P* and each source's factors from the teachers, into RUN/distill/bank."""
     from clinprompt.recipes.distill import distill as run_distill
@@ -71,8 +64,8 @@ def distill(
 
 @app.command()
 def adapt(
-    config: str = typer.Argument(..., help=_CONFIG_HELP),
-    overrides: list[str] = typer.Argument(None, help=_OVERRIDES_HELP),
+    config: str = typer.Argument(..., help=CONFIG_HELP),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
 ) -> None:
     """Stage 3: adapt P* to each target (full, k-shot, zero-shot), into the serving bank RUN/bank."""
     from clinprompt.recipes.adapt import adapt as run_adapt
@@ -83,8 +76,8 @@ def adapt(
 
 @app.command()
 def baseline(
-    config: str = typer.Argument(..., help=_CONFIG_HELP),
-    overrides: list[str] = typer.Argument(None, help=_OVERRIDES_HELP),
+    config: str = typer.Argument(..., help=CONFIG_HELP),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
     method: list[str] = typer.Option(None, help="pt and/or lora [default: baseline.methods]."),
 ) -> None:
     """Single-task baselines on each target: prompt tuning and/or LoRA (PEFT), same loop and budgets."""
@@ -106,8 +99,8 @@ def baseline(
 
 @app.command()
 def run(
-    config: str = typer.Argument(..., help=_CONFIG_HELP),
-    overrides: list[str] = typer.Argument(None, help=_OVERRIDES_HELP),
+    config: str = typer.Argument(..., help=CONFIG_HELP),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
 ) -> None:
     """Teachers → distill → adapt → baselines into one run directory; finished stages are skipped."""
     from clinprompt.recipes.run import run_experiment
@@ -119,26 +112,3 @@ def run(
     typer.echo(
         f"artifacts: {result.run_dir / 'run.json'}; evaluate with `clinprompt evaluate --artifact PATH --task TASK`"
     )
-
-
-@config_app.command("show")
-def config_show(
-    config: str = typer.Argument(..., help=_CONFIG_HELP),
-    overrides: list[str] = typer.Argument(None, help=_OVERRIDES_HELP),
-) -> None:
-    """Print the resolved config (profile + file + overrides) as YAML, after validation."""
-    import yaml
-
-    from clinprompt.config import to_dict
-
-    args = _run(config, overrides, lambda a: a)
-    typer.echo(yaml.safe_dump(to_dict(args), sort_keys=False))
-
-
-@config_app.command("keys")
-def config_keys() -> None:
-    """Every config key with its type, default and meaning."""
-    from clinprompt.config import config_keys as keys
-
-    for key, type_name, default, help_text in keys():
-        typer.echo(f"{key} ({type_name}, default {default!r})\n    {help_text}")
