@@ -16,9 +16,12 @@ from typing import Any
 import torch
 
 from clinprompt.backbone import BUILTIN_BACKBONES, Backbone, cache_root
-from clinprompt.serve.engine import EngineArgs, Limits, ServeEngine, WorkItem
+from clinprompt.decoding import PromptKVCache
+from clinprompt.serve.admission import Admission, WorkItem
+from clinprompt.serve.engine import EngineArgs, Limits, ServeEngine
+from clinprompt.serve.scheduler import Scheduler
 
-__all__ = ["VllmServeEngine", "vllm_available"]
+__all__ = ["VllmScheduler", "VllmServeEngine", "vllm_available"]
 
 
 def vllm_available() -> bool:
@@ -39,6 +42,45 @@ def _model_dir(name: str) -> str:
     if name in BUILTIN_BACKBONES:  # load_backbone converted it to a plain HF directory
         return str(cache_root() / "backbones" / name)
     return name
+
+
+class VllmScheduler(Scheduler):
+    """A :class:`Scheduler` that hands whole micro-batches to vLLM, which batches continuously."""
+
+    def __init__(
+        self,
+        llm: Any,
+        backbone: Backbone,
+        prompt_cache: PromptKVCache,
+        admission: Admission,
+        **options: Any,
+    ) -> None:
+        super().__init__(backbone, prompt_cache, admission, **options)
+        self.llm = llm  # a vllm.LLM
+
+    def cycle(self, taken: list[WorkItem]) -> None:
+        # vLLM batches continuously itself: hand it whole micro-batches.
+        taken += self.admission.take(self.max_batch, wait=True, wait_ms=self.wait_ms)
+        if taken:
+            self.batches += 1
+            self.run_batch(taken)
+            taken.clear()
+
+    def generate(self, items: list[WorkItem]) -> list[list[int]]:
+        from vllm import SamplingParams
+
+        embed = self.backbone.model.get_input_embeddings()
+        eos = self.tokenizer.eos_token_id
+        requests, params = [], []
+        for it in items:
+            ids = torch.tensor(it.input_ids, device=embed.weight.device)
+            x = torch.cat([it.task.prompt.to(embed.weight), embed(ids)])  # (P + T, D)
+            requests.append({"prompt_embeds": x.cpu()})
+            params.append(
+                SamplingParams(temperature=0.0, max_tokens=it.max_new_tokens, stop_token_ids=[eos])
+            )
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        return [[t for t in out.outputs[0].token_ids if t != eos] for out in outputs]
 
 
 class VllmServeEngine(ServeEngine):
@@ -75,27 +117,6 @@ class VllmServeEngine(ServeEngine):
             enable_prompt_embeds=True,
             **{"dtype": "bfloat16", **llm_kwargs},
         )
-
-    def _cycle(self, taken: list[WorkItem]) -> None:
-        # vLLM batches continuously itself: hand it whole micro-batches.
-        taken += self._take(self.args.max_batch, wait=True)
-        if taken:
-            self.stats["batches"] += 1
-            self.run_batch(taken)
-            taken.clear()
-
-    def _generate(self, items: list[WorkItem]) -> list[list[int]]:
-        from vllm import SamplingParams
-
-        embed = self.backbone.model.get_input_embeddings()
-        eos = self.tokenizer.eos_token_id
-        requests, params = [], []
-        for it in items:
-            ids = torch.tensor(it.input_ids, device=embed.weight.device)
-            x = torch.cat([it.task.prompt.to(embed.weight), embed(ids)])  # (P + T, D)
-            requests.append({"prompt_embeds": x.cpu()})
-            params.append(
-                SamplingParams(temperature=0.0, max_tokens=it.max_new_tokens, stop_token_ids=[eos])
-            )
-        outputs = self.llm.generate(requests, params, use_tqdm=False)
-        return [[t for t in out.outputs[0].token_ids if t != eos] for out in outputs]
+        self.scheduler = VllmScheduler(
+            self.llm, backbone, self.prompt_cache, self.admission, **self.args.scheduling()
+        )

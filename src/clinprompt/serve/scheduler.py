@@ -1,0 +1,221 @@
+"""The worker loop: continuous batching of admitted items across tasks, and their answers.
+
+A worker thread runs a :class:`~clinprompt.decoding.DecodeBatch`: before every decode step it
+takes queued items (waiting up to ``wait_ms`` to gather them when idle) up to ``max_batch`` rows,
+prefilling them together from the per-task prompt KV caches, whatever their tasks; a row that
+finishes leaves at once and its future resolves. Classification items (records with candidates)
+are scored in one :func:`~clinprompt.decoding.option_logprobs` pass on arrival.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+import torch
+
+from clinprompt.backbone import Backbone
+from clinprompt.decoding import (
+    DecodeBatch,
+    PromptKVCache,
+    encode_options,
+    greedy_generate,
+    option_logprobs,
+)
+from clinprompt.serve.admission import Admission, ServeError, WorkItem
+
+__all__ = ["Scheduler"]
+
+log = logging.getLogger("clinprompt.serve")
+
+
+class Scheduler:
+    """Takes work from the admission queue, decodes and scores it, and answers every future.
+
+    Args:
+        backbone: the frozen backbone (model and tokenizer).
+        prompt_cache: per-task prompt KV caches, shared with the task table's watcher.
+        admission: the queue to take work from.
+        max_batch: the most rows decoding together.
+        wait_ms: how long an idle worker waits to gather more inputs.
+        prefill_group: while rows decode, waiting inputs join once this many wait (or fewer
+            when they fill the batch) ...
+        max_defer_steps: ... or after this many decode steps.
+        length_normalize: option scoring ranks by the mean instead of the summed log-probability.
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        prompt_cache: PromptKVCache,
+        admission: Admission,
+        *,
+        max_batch: int,
+        wait_ms: float,
+        prefill_group: int,
+        max_defer_steps: int,
+        length_normalize: bool,
+    ) -> None:
+        self.backbone = backbone
+        self.tokenizer = backbone.tokenizer
+        self.prompt_cache = prompt_cache
+        self.admission = admission
+        self.max_batch, self.wait_ms = max_batch, wait_ms
+        self.prefill_group, self.max_defer_steps = prefill_group, max_defer_steps
+        self.length_normalize = length_normalize
+        self.batches = 0  # admissions of taken items (each a prefill and/or a scoring pass)
+        self.decoding = self._new_decoding()  # the rows being generated (worker thread only)
+        self._deferred = 0  # decode steps run while inputs were waiting to join
+
+    def run(self, stop: threading.Event) -> None:
+        """Cycle until ``stop`` is set (the worker thread); a failing cycle fails only its rows."""
+        while not stop.is_set():
+            taken: list[WorkItem] = []
+            try:
+                with torch.inference_mode():
+                    self.cycle(taken)
+            except Exception as err:  # these rows fail, the server keeps serving
+                log.exception("a batch failed")
+                self.abandon(ServeError(500, "internal_error", f"the batch failed: {err!r}"), taken)
+
+    def cycle(self, taken: list[WorkItem]) -> None:
+        """Continuous batching: admit queued inputs into the running batch, then decode one step.
+
+        New generation rows are prefilled (from the prompt KV caches) and join the rows already
+        decoding; a finished row leaves at once and its request is answered, so the batch stays
+        full while requests keep coming. Classification inputs are scored in one pass on arrival.
+        ``taken`` collects the items taken, so that a failure can answer them.
+        """
+        running = self.decoding
+        free = self.max_batch - len(running)
+        if (
+            running
+            and free > 0
+            and self.admission.waiting() < min(free, self.prefill_group)
+            and self._deferred < self.max_defer_steps
+        ):
+            self._deferred += 1  # let a few more arrive and prefill them together
+        elif free > 0:
+            self._deferred = 0
+            taken += self.admission.take(free, wait=not running, wait_ms=self.wait_ms)
+        if taken:
+            self.batches += 1
+            for (scoring, _), items in self._groups(taken).items():
+                if scoring:
+                    self._answer_scores(items)
+                else:
+                    prompts = torch.stack([it.task.prompt for it in items])  # (B, P, D)
+                    self._answer_generations(
+                        running.add(
+                            prompts,
+                            [it.input_ids for it in items],
+                            [it.max_new_tokens for it in items],
+                            tags=items,
+                            task_keys=[it.task.key for it in items],
+                        )
+                    )
+            taken.clear()
+        if running:
+            self._answer_generations(running.step())
+
+    def run_batch(self, batch: list[WorkItem]) -> None:
+        """Run one mixed-task batch to completion (static batching) and resolve every item."""
+        for (scoring, _), items in self._groups(batch).items():
+            if scoring:
+                self._answer_scores(items)
+            else:
+                self._answer_generations(list(zip(items, self.generate(items), strict=True)))
+
+    def abandon(self, err: ServeError, taken: Sequence[WorkItem] = ()) -> None:
+        """Fail ``taken`` and every row still decoding with ``err``; start an empty batch."""
+        self._fail(list(taken) + self.decoding.live_tags, err)
+        self.decoding = self._new_decoding()
+
+    def generate(self, items: list[WorkItem]) -> list[list[int]]:
+        """Greedy token ids of each item (EOS excluded), all rows together."""
+        prompts = torch.stack([it.task.prompt for it in items])  # (B, P, D)
+        return greedy_generate(
+            self.backbone.model,
+            prompts,
+            [it.input_ids for it in items],
+            [it.max_new_tokens for it in items],
+            eos_token_id=self.tokenizer.eos_token_id,
+            pad_token_id=self.tokenizer.pad_token_id,
+            prompt_cache=self.prompt_cache,
+            task_keys=[it.task.key for it in items],
+        )
+
+    def score(self, items: list[WorkItem]) -> list[list[float]]:
+        """The log-likelihood of each item's candidates."""
+        prompts = torch.stack([it.task.prompt for it in items])  # (B, P, D)
+        return option_logprobs(
+            self.backbone.model,
+            prompts,
+            [it.input_ids for it in items],
+            [encode_options(self.tokenizer, it.candidates) for it in items],
+            length_normalize=self.length_normalize,
+            prompt_cache=self.prompt_cache,
+            task_keys=[it.task.key for it in items],
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+
+    def _new_decoding(self) -> DecodeBatch:
+        return DecodeBatch(
+            self.backbone.model,
+            self.tokenizer.eos_token_id,
+            self.tokenizer.pad_token_id,
+            self.prompt_cache,
+        )
+
+    @staticmethod
+    def _groups(items: list[WorkItem]) -> dict[tuple[bool, int], list[WorkItem]]:
+        """Scoring vs generation, and by P (prompts of one group stack; P changes only by a reload)."""
+        groups: dict[tuple[bool, int], list[WorkItem]] = {}
+        for it in items:
+            groups.setdefault((it.candidates is not None, it.task.prompt.shape[0]), []).append(it)
+        return groups
+
+    @staticmethod
+    def _fail(items: list[WorkItem], err: ServeError) -> None:
+        for it in items:
+            if not it.future.done():
+                it.future.set_exception(err)
+
+    def _answer_generations(self, finished: list[tuple[WorkItem, list[int]]]) -> None:
+        for it, ids in finished:
+            self._resolve(
+                it,
+                self.tokenizer.decode(ids, skip_special_tokens=True).strip(),
+                "generate",
+                len(ids),
+                None,
+            )
+
+    def _answer_scores(self, items: list[WorkItem]) -> None:
+        for it, scores in zip(items, self.score(items), strict=True):
+            best = max(range(len(scores)), key=scores.__getitem__)
+            self._resolve(
+                it, it.candidates[best], "score", 0, dict(zip(it.candidates, scores, strict=True))
+            )
+
+    @staticmethod
+    def _resolve(
+        item: WorkItem, text: str, mode: str, tokens: int, scores: dict[str, float] | None
+    ) -> None:
+        try:
+            prediction, ok = item.task.structure(text, item.record)
+        except Exception as err:  # parse() must never raise; if it does, answer with the raw text
+            log.warning("parse failed for task %s: %r", item.task.name, err)
+            prediction, ok = {"id": item.record["id"]}, False
+        item.future.set_result(
+            {
+                "id": item.record["id"],
+                "prediction": prediction,
+                "generation": text,
+                "parsed_ok": ok,
+                "mode": mode,
+                "generated_tokens": tokens,
+                "scores": scores,
+            }
+        )
