@@ -9,9 +9,10 @@ import pytest
 
 from clinprompt.artifacts import write_json, write_jsonl
 from clinprompt.eval.report import build_report
-from clinprompt.eval.runs import collect, evaluation_dir, setting_name, write_index
+from clinprompt.eval.runs import collect, evaluation_dir, write_index
 from clinprompt.eval.tables import render_csv, render_markdown
 from clinprompt.recipes.report import write_report
+from clinprompt.train.plan import setting_name
 
 BACKBONE = {"name": "toy-backbone"}
 

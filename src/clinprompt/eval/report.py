@@ -30,8 +30,8 @@ from clinprompt.eval.runs import (
     TYPE_ORDER,
     Evaluation,
     collect,
-    sort_settings,
 )
+from clinprompt.train.plan import sort_settings
 
 __all__ = ["COMPARISONS", "Report", "build_report"]
 

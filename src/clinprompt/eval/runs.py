@@ -11,8 +11,8 @@ Every evaluation (one artifact on one target under one training setting) lives i
 
 ``method`` is one of :data:`METHODS` (``floor``, ``zeroshot``, ``pt``, ``lora``, ``mpt``) or any
 other name; ``setting`` is ``full`` (the whole training pool), ``k16``/``k64`` (few-shot) or
-``k0`` (zero-shot: no target training). The directory tree is the source of truth; the index is
-rebuilt from it after each evaluation.
+``k0`` (zero-shot: no target training), as :mod:`clinprompt.train.plan` names them. The
+directory tree is the source of truth; the index is rebuilt from it after each evaluation.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 
 from clinprompt.artifacts import read_json, write_json
 from clinprompt.data.spec import DatasetSpec
+from clinprompt.train.plan import k_of
 
 __all__ = [
     "EVAL_DIR",
@@ -36,10 +37,7 @@ __all__ = [
     "Evaluation",
     "collect",
     "evaluation_dir",
-    "k_of",
     "metric_label",
-    "setting_name",
-    "sort_settings",
     "spec_from_dict",
     "write_index",
 ]
@@ -81,25 +79,6 @@ _METRIC_LABELS = {
 def metric_label(name: str) -> str:
     """A readable metric name (``rougeL`` → ``ROUGE-L``)."""
     return _METRIC_LABELS.get(name, name.replace("_", " "))
-
-
-def setting_name(k: int | None) -> str:
-    """``None`` → ``full``; ``16`` → ``k16``; ``0`` → ``k0``."""
-    return "full" if k is None else f"k{int(k)}"
-
-
-def k_of(setting: str) -> int | None:
-    """Inverse of :func:`setting_name`."""
-    if setting == "full":
-        return None
-    if setting.startswith("k") and setting[1:].isdigit():
-        return int(setting[1:])
-    raise ValueError(f"unknown setting {setting!r}; expected full or k<N> (k0, k16, k64)")
-
-
-def sort_settings(settings: set[str] | list[str]) -> list[str]:
-    """Settings ordered by k: ``k0``, ``k8``, ``k16``, ``k64``, ..., ``full``."""
-    return sorted(set(settings), key=lambda s: (k_of(s) is None, k_of(s) or 0))
 
 
 def evaluation_dir(run_dir: str | Path, method: str, target: str, setting: str = "full") -> Path:

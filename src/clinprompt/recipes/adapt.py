@@ -19,27 +19,12 @@ import torch
 
 from clinprompt.backbone import Backbone
 from clinprompt.config import ExperimentArgs, save_config
-from clinprompt.data.registry import get_dataset
 from clinprompt.prompts import MultitaskPrompt
 from clinprompt.prompts.bank import PromptBank, TaskEntry
 from clinprompt.train import PromptObjective, train
-from clinprompt.train.data import (
-    closest_source,
-    encode_records,
-    instruction_of,
-    load_task,
-    sample,
-    suite_tasks,
-)
-from clinprompt.train.workspace import (
-    ArtifactRef,
-    RunLayout,
-    is_main,
-    load_run_backbone,
-    settings,
-    task_name,
-    wait,
-)
+from clinprompt.train.data import instruction_of, suite_tasks
+from clinprompt.train.plan import plan_targets
+from clinprompt.train.workspace import ArtifactRef, RunLayout, is_main, load_run_backbone, wait
 
 __all__ = ["AdaptError", "AdaptResult", "adapt"]
 
@@ -60,7 +45,7 @@ def adapt(args: ExperimentArgs, backbone: Backbone | None = None) -> AdaptResult
     """Adapt the distilled prompt to every target and setting; add each to ``RUN/bank``."""
     # ---- setup: refuse, then the distilled bank and the serving bank
     layout = RunLayout(args.run_dir)
-    suite, sources, targets = suite_tasks(args.data)
+    _, sources, targets = suite_tasks(args.data)
     if set(sources) & set(targets):
         raise AdaptError(f"{sorted(set(sources) & set(targets))} are both source and target tasks")
     if not (layout.distill_bank / "bank.json").exists():
@@ -87,42 +72,33 @@ def adapt(args: ExperimentArgs, backbone: Backbone | None = None) -> AdaptResult
     bank = PromptBank.load(layout.bank, expect=backbone.fingerprint)
     result = AdaptResult(layout.bank)
 
-    for target in targets:
-        task = load_task(target, args.data, suite.cap(target))
-        dev_set = encode_records(task.dev, task.spec, tokenizer, args.data)
-        for setting, k in settings(a):
-            name = task_name(target, setting)
-            result.artifacts.append(ArtifactRef("mpt", target, setting, str(layout.bank), name))
-            if name in bank.tasks:
+    for target in plan_targets(args, backbone):
+        spec = target.task.spec
+        for setting in target.settings:
+            result.artifacts.append(
+                ArtifactRef("mpt", target.name, setting.name, str(layout.bank), setting.task)
+            )
+            if setting.task in bank.tasks:
                 continue
             entry = TaskEntry(
-                name=name,
-                task_type=task.spec.task_type,
+                name=setting.task,
+                task_type=spec.task_type,
                 kind="factors",
-                labels=list(task.spec.labels),
-                instruction=instruction_of(task.spec),
-                dataset=target,
-                meta={"method": "mpt", "setting": setting},
+                labels=list(spec.labels),
+                instruction=instruction_of(spec),
+                dataset=target.name,
+                meta=setting.entry_meta("mpt"),
             )
 
             # ---- zero-shot: no training
-            if k == 0:
-                u, v, how = _zero_shot(
-                    a.zero_shot, source_prompt, sources, task.spec, model, tokenizer
-                )
+            if setting.zero_shot:
+                u, v, how = _zero_shot(source_prompt, sources, target.zero_shot_source)
                 entry.meta["zero_shot"] = how
                 if is_main():
                     bank.add_factors(entry, u, v)
                 continue
 
             # ---- train u, v (and P*) from the chosen start
-            records = task.train if k is None else sample(task.train, k, args.data.seed)
-            if k is not None:
-                entry.meta.update(
-                    shots=len(records),
-                    shots_split=task.pool_split,
-                    shot_ids=[r.get("id") for r in records],
-                )
             u0, v0 = (
                 (source_prompt.cols.mean(0), source_prompt.rows.mean(0))
                 if a.factor_init == "mean"
@@ -133,17 +109,14 @@ def adapt(args: ExperimentArgs, backbone: Backbone | None = None) -> AdaptResult
                 .trainable(shared=a.train_shared)
                 .to(backbone.device)
             )
-            targs = (
-                args.stage_train(a.train) if k is None else args.stage_train(a.train, a.kshot_train)
-            )
             run = train(
                 PromptObjective(model, prompt),
-                encode_records(records, task.spec, tokenizer, args.data),
-                targs,
-                layout.adapt_run(target, setting),
+                target.encode(setting.records),
+                setting.train,
+                layout.adapt_run(target.name, setting.name),
                 pad_id=tokenizer.pad_token_id,
-                dev_set=dev_set,
-                desc=f"adapt {name}",
+                dev_set=target.dev_set,
+                desc=f"adapt {setting.task}",
             )
             entry.meta.update(best_dev_loss=run.best_metric, steps=run.steps)
             if is_main():
@@ -171,18 +144,15 @@ def _target_prompt(
 
 
 def _zero_shot(
-    mode: str, source_prompt: MultitaskPrompt, sources: list[str], spec, model, tokenizer
+    source_prompt: MultitaskPrompt, sources: list[str], closest: str | None
 ) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """Factors (u, v) for a zero-shot target: the mean of the sources', or the closest source's."""
-    if mode == "mean":
+    """Factors u (P, R), v (R, D) of a zero-shot target: the sources' mean, or the closest's."""
+    if closest is None:
         return (
             source_prompt.cols.mean(0).detach(),
             source_prompt.rows.mean(0).detach(),
             "mean of source factors",
         )
-    closest = closest_source(
-        spec, [get_dataset(s) for s in sources], model.get_input_embeddings().weight, tokenizer
-    )
     k = sources.index(closest)
     return (
         source_prompt.cols[k].detach(),

@@ -23,27 +23,12 @@ import torch
 from clinprompt.artifacts import atomic_dir, write_json
 from clinprompt.backbone import Backbone
 from clinprompt.config import ExperimentArgs, save_config
-from clinprompt.data.registry import get_dataset
 from clinprompt.prompts import SoftPrompt
 from clinprompt.prompts.bank import PromptBank, TaskEntry
 from clinprompt.train import PromptObjective, train
-from clinprompt.train.data import (
-    closest_source,
-    encode_records,
-    instruction_of,
-    load_task,
-    sample,
-    suite_tasks,
-)
-from clinprompt.train.workspace import (
-    ArtifactRef,
-    RunLayout,
-    is_main,
-    load_run_backbone,
-    settings,
-    task_name,
-    wait,
-)
+from clinprompt.train.data import instruction_of, suite_tasks
+from clinprompt.train.plan import plan_targets
+from clinprompt.train.workspace import ArtifactRef, RunLayout, is_main, load_run_backbone, wait
 
 __all__ = ["BaselineResult", "train_baselines"]
 
@@ -62,9 +47,9 @@ def train_baselines(
     # ---- setup
     layout = RunLayout(args.run_dir)
     methods = methods or args.baseline.methods
-    suite, sources, targets = suite_tasks(args.data)
+    _, sources, _ = suite_tasks(args.data)
     backbone = backbone or load_run_backbone(args.backbone)
-    tokenizer, model, a, b = backbone.tokenizer, backbone.model, args.adapt, args.baseline
+    tokenizer, model, b = backbone.tokenizer, backbone.model, args.baseline
     if is_main():
         save_config(args, layout.stage_dir("baseline") / "config.json")
         if "pt" in methods and not (layout.pt_bank / "bank.json").exists():
@@ -75,55 +60,44 @@ def train_baselines(
     )
     result = BaselineResult()
 
-    for target in targets:
-        task = load_task(target, args.data, suite.cap(target))
-        dev_set = encode_records(task.dev, task.spec, tokenizer, args.data)
-        for setting, k in settings(a):
-            records = task.train if k is None else sample(task.train, k or 0, args.data.seed)
-            train_set = encode_records(records, task.spec, tokenizer, args.data)
-            targs = (
-                args.stage_train(a.train) if k is None else args.stage_train(a.train, a.kshot_train)
-            )
+    for target in plan_targets(args, backbone):
+        spec = target.task.spec
+        for setting in target.settings:
+            train_set = target.encode(setting.records)
             entry = TaskEntry(
-                name=task_name(target, setting),
-                task_type=task.spec.task_type,
+                name=setting.task,
+                task_type=spec.task_type,
                 kind="prompt",
-                labels=list(task.spec.labels),
-                instruction=instruction_of(task.spec),
-                dataset=target,
-                meta={"method": "pt", "setting": setting},
+                labels=list(spec.labels),
+                instruction=instruction_of(spec),
+                dataset=target.name,
+                meta=setting.entry_meta("pt"),
             )
-            if k:
-                entry.meta.update(
-                    shots=len(records),
-                    shots_split=task.pool_split,
-                    shot_ids=[r.get("id") for r in records],
-                )
 
             # ---- prompt tuning
             if "pt" in methods and pt_bank is not None:
                 result.artifacts.append(
-                    ArtifactRef("pt", target, setting, str(layout.pt_bank), entry.name)
+                    ArtifactRef("pt", target.name, setting.name, str(layout.pt_bank), entry.name)
                 )
                 if entry.name not in pt_bank.tasks:
-                    if k == 0:
+                    if setting.zero_shot:
                         weight, entry.meta["zero_shot"] = _teacher_transfer(
-                            args, layout, sources, task.spec, backbone
+                            layout, sources, target.zero_shot_source, backbone
                         )
                     else:
                         prompt = SoftPrompt.create(
                             args.prompt.tokens,
                             model.get_input_embeddings().weight,
                             b.pt_init,
-                            seed=targs.seed + zlib.crc32(target.encode()),
+                            seed=setting.train.seed + zlib.crc32(target.name.encode()),
                         ).to(backbone.device)
                         run = train(
                             PromptObjective(model, prompt),
                             train_set,
-                            targs,
-                            layout.pt_run(target, setting),
+                            setting.train,
+                            layout.pt_run(target.name, setting.name),
                             pad_id=tokenizer.pad_token_id,
-                            dev_set=dev_set,
+                            dev_set=target.dev_set,
                             desc=f"pt {entry.name}",
                         )
                         weight = prompt.weight.detach().cpu()
@@ -132,19 +106,21 @@ def train_baselines(
                         pt_bank.add_prompt(entry, weight)
 
             # ---- LoRA
-            if "lora" in methods and k != 0:
-                adapter = layout.lora_adapter(target, setting)
-                result.artifacts.append(ArtifactRef("lora", target, setting, str(adapter)))
+            if "lora" in methods and not setting.zero_shot:
+                adapter = layout.lora_adapter(target.name, setting.name)
+                result.artifacts.append(
+                    ArtifactRef("lora", target.name, setting.name, str(adapter))
+                )
                 if not (adapter / "adapter_config.json").exists():
                     _train_lora(
                         args,
                         backbone,
                         train_set,
-                        dev_set,
-                        replace(targs, lr=b.lora_lr),
+                        target.dev_set,
+                        replace(setting.train, lr=b.lora_lr),
                         layout,
-                        target,
-                        setting,
+                        target.name,
+                        setting.name,
                         {**entry.to_dict(), "meta": {**entry.meta, "method": "lora"}},
                     )
     wait()
@@ -201,18 +177,11 @@ def _train_lora(args, backbone, train_set, dev_set, targs, layout, target, setti
 
 
 def _teacher_transfer(
-    args: ExperimentArgs, layout: RunLayout, sources: list[str], spec, backbone: Backbone
+    layout: RunLayout, sources: list[str], closest: str | None, backbone: Backbone
 ) -> tuple[torch.Tensor, str]:
-    """Zero-shot PT: the mean teacher prompt or the closest source's teacher, untrained."""
+    """Zero-shot PT: the mean teacher prompt (P, D), or the closest source's teacher, untrained."""
     teachers = PromptBank.load(layout.teachers_bank, expect=backbone.fingerprint)
-    if args.adapt.zero_shot == "mean":
-        return torch.stack([teachers.task_prompt(s) for s in sources]).mean(
-            0
-        ), "mean of teacher prompts"
-    closest = closest_source(
-        spec,
-        [get_dataset(s) for s in sources],
-        backbone.model.get_input_embeddings().weight,
-        backbone.tokenizer,
-    )
+    if closest is None:
+        mean = torch.stack([teachers.task_prompt(s) for s in sources]).mean(0)
+        return mean, "mean of teacher prompts"
     return teachers.task_prompt(closest), f"teacher of the closest source {closest}"

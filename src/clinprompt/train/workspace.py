@@ -16,9 +16,8 @@ Layout of a run directory (``output_dir``)::
     RUN/baselines/lora/<target>/<setting>/run/
     RUN/<stage>/DONE.json                 the stage finished (its summary); `run` skips it
 
-Settings follow the evaluation layout: ``full``, ``k16``/``k64`` (k-shot), ``k0`` (zero-shot).
-In a bank, a target's task is named ``<target>`` for ``full`` and ``<target>.<setting>`` otherwise.
-Under ``accelerate launch`` every process trains; only the main process writes artifacts.
+Settings (``full``, ``k16``/``k64``, ``k0``) and bank task names are those of
+:mod:`clinprompt.train.plan`. Under ``accelerate launch`` every process trains; only the main process writes artifacts.
 """
 
 from __future__ import annotations
@@ -33,8 +32,7 @@ from accelerate import PartialState
 
 from clinprompt.artifacts import read_json, write_json
 from clinprompt.backbone import Backbone, load_backbone
-from clinprompt.config import AdaptArgs, BackboneArgs
-from clinprompt.eval.runs import setting_name
+from clinprompt.config import BackboneArgs
 
 __all__ = [
     "ArtifactRef",
@@ -42,8 +40,6 @@ __all__ = [
     "is_main",
     "load_run_backbone",
     "process_state",
-    "settings",
-    "task_name",
     "wait",
 ]
 
@@ -76,19 +72,6 @@ def load_run_backbone(args: BackboneArgs) -> Backbone:
     state = process_state()
     device = args.device or (str(state.device) if state.num_processes > 1 else None)
     return load_backbone(args.name, device=device, dtype=args.dtype)
-
-
-def settings(adapt: AdaptArgs) -> list[tuple[str, int | None]]:
-    """(setting, k) pairs of a run, named as in the evaluation layout: full, k16..., k0."""
-    ks: list[int | None] = [None] if "full" in adapt.modes else []
-    ks += list(adapt.shots) if "kshot" in adapt.modes else []
-    ks += [0] if "zero" in adapt.modes else []
-    return [(setting_name(k), k) for k in ks]
-
-
-def task_name(target: str, setting: str) -> str:
-    """Bank task name of a target's adaptation under ``setting``."""
-    return target if setting == "full" else f"{target}.{setting}"
 
 
 @dataclass(frozen=True)
