@@ -5,8 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from clinprompt.backbone import load_backbone_config
-from clinprompt.params import DEFAULT_PROMPT_TOKENS, parameter_table
+from clinprompt.params import (
+    DEFAULT_PROMPT_TOKENS,
+    lora_parameter_count,
+    meta_model,
+    parameter_table,
+    prompt_parameter_count,
+)
 
 LLAMA31_8B = {
     "architectures": ["LlamaForCausalLM"],
@@ -67,3 +75,27 @@ def test_smollm2_share_under_005_percent():
     assert info["backbone_parameters"] == 134_515_008
     assert by["MPT per target (P* + factors)"].percent < 0.05
     assert by["MPT per target (factors only)"].trainable == 100 + 576
+
+
+def test_prompt_parameter_count_per_kind():
+    # P=100, D=576, R=2: a soft prompt, factors on the shared P*, factors with their own P*.
+    assert prompt_parameter_count("prompt", 100, 576) == 100 * 576
+    assert prompt_parameter_count("factors", 100, 576, 2) == 100 * 2 + 2 * 576
+    assert prompt_parameter_count("factors", 100, 576, 2, own_shared=True) == (
+        100 * 2 + 2 * 576 + 100 * 576
+    )
+    with pytest.raises(ValueError, match="expected prompt or factors"):
+        prompt_parameter_count("lora", 100, 576)
+
+
+def test_lora_count_from_a_meta_model():
+    model = meta_model(load_backbone_config("tiny-llama"))
+    assert next(model.parameters()).device.type == "meta"
+    with pytest.raises(ValueError, match="no linear layers named"):
+        lora_parameter_count(model, 8, ("nope",))
+    per_layer = [
+        m.in_features + m.out_features
+        for name, m in model.named_modules()
+        if name.endswith(("q_proj", "v_proj"))
+    ]
+    assert lora_parameter_count(model, 4) == 4 * sum(per_layer) > 0

@@ -1,7 +1,9 @@
 """Parameter accounting: trainable parameters of each method and their share of the backbone.
 
-Works from a model config alone: the model is instantiated on the ``meta`` device (no memory,
-no weights), so the numbers for LLaMA 3.1 8B can be computed on a laptop.
+The one place that counts parameters: a prompt-bank task (a soft prompt, or factors with or
+without its own P*) from its shapes alone, a LoRA adapter and the backbone from a model config.
+The model is instantiated on the ``meta`` device (no memory, no weights), so the numbers for
+LLaMA 3.1 8B can be computed on a laptop.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ __all__ = [
     "ParamRow",
     "backbone_parameter_count",
     "lora_parameter_count",
+    "meta_model",
     "parameter_table",
+    "prompt_parameter_count",
 ]
 
 # The paper's prompt length; the CPU profile uses 50 (see configs/).
@@ -37,16 +41,39 @@ class ParamRow:
         return asdict(self)
 
 
-def _meta_model(config: Any) -> nn.Module:
+def meta_model(config: Any) -> nn.Module:
+    """The causal LM of a Hugging Face ``config`` on the ``meta`` device: shapes, no weights."""
     from transformers import AutoModelForCausalLM
 
     with torch.device("meta"):
         return AutoModelForCausalLM.from_config(config)
 
 
+def prompt_parameter_count(
+    kind: str, prompt_tokens: int, dim: int, rank: int = 1, own_shared: bool = False
+) -> int:
+    """Trainable parameters of one task's prompt, from its shapes.
+
+    Args:
+        kind: ``prompt`` (a soft prompt (P, D)) or ``factors`` (u (P, R) and v (R, D) on P*).
+        prompt_tokens: P.
+        dim: D, the backbone's hidden size.
+        rank: R of the factors.
+        own_shared: the factors' task also trained (and stores) its own copy of P* (P, D).
+
+    Raises:
+        ValueError: an unknown ``kind``.
+    """
+    if kind == "prompt":
+        return prompt_tokens * dim
+    if kind == "factors":
+        return prompt_tokens * rank + rank * dim + (prompt_tokens * dim if own_shared else 0)
+    raise ValueError(f"unknown prompt kind {kind!r}; expected prompt or factors")
+
+
 def backbone_parameter_count(config: Any, model: nn.Module | None = None) -> int:
     """Number of backbone parameters (tied embeddings counted once)."""
-    model = model if model is not None else _meta_model(config)
+    model = model if model is not None else meta_model(config)
     return sum(p.numel() for p in model.parameters())
 
 
@@ -77,25 +104,28 @@ def parameter_table(
     Returns:
         (rows, info) where info has ``backbone_parameters``, ``hidden_size`` and ``prompt_tokens``.
     """
-    model = _meta_model(config)
+    model = meta_model(config)
     total = backbone_parameter_count(config, model)
     d = int(config.hidden_size)
     p = int(prompt_tokens or DEFAULT_PROMPT_TOKENS)
-    k, r = num_source_tasks, rank
-    factors = p * r + r * d
+    k = num_source_tasks
+    prompt = prompt_parameter_count("prompt", p, d)
+    factors = prompt_parameter_count("factors", p, d, rank)
 
     def row(method: str, n: int, note: str) -> ParamRow:
         return ParamRow(method, n, 100.0 * n / total, note)
 
     rows = [
-        row("prompt tuning (per task)", p * d, f"P x D = {p} x {d}"),
+        row("prompt tuning (per task)", prompt, f"P x D = {p} x {d}"),
         row(
             "MPT source stage (shared + K factors)",
-            p * d + k * factors,
+            prompt + k * factors,
             f"P x D + K (P R + R D), K={k}",
         ),
         row(
-            "MPT per target (P* + factors)", p * d + factors, "target adaptation trains P* and u, v"
+            "MPT per target (P* + factors)",
+            prompt_parameter_count("factors", p, d, rank, own_shared=True),
+            "target adaptation trains P* and u, v",
         ),
         row(
             "MPT per target (factors only)",
