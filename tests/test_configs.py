@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import MISSING, dataclass
 
 import pytest
 
@@ -11,11 +12,13 @@ from clinprompt.config import (
     ConfigError,
     ExperimentArgs,
     TrainArgs,
+    arg,
     config_keys,
     load_config,
     save_config,
     to_dict,
 )
+from clinprompt.config.cli_options import options_from
 
 
 @pytest.mark.parametrize(
@@ -106,3 +109,60 @@ def test_missing_file_and_every_key_documented(tmp_path):
     keys = config_keys()
     assert len(keys) > 50 and all(help_text for _, _, _, help_text in keys)
     assert "train.lr" in {k for k, *_ in keys}
+
+
+@dataclass
+class _ToyArgs:
+    name: str = arg(MISSING, "Required name.")
+    size: int | None = arg(None, "Optional size.")
+    mode: str = arg("fast", "The mode.", ("fast", "slow"))
+    token: str | None = arg(None, "A secret.", envvar="TOY_TOKEN")
+    loud: bool = arg(False, "A switch.")
+    plots: bool = arg(True, "On unless --no-plots.")
+
+
+def _toy_app():
+    import typer
+
+    app = typer.Typer()
+    seen = {}
+
+    @app.command()
+    @options_from(_ToyArgs)
+    def toy(args: _ToyArgs, extra: int = typer.Option(1, help="The command's own.")) -> None:
+        seen.update(args=args, extra=extra)
+
+    return app, seen
+
+
+def test_options_from_builds_one_option_per_field():
+    from typer.testing import CliRunner
+
+    app, seen = _toy_app()
+    runner = CliRunner()
+    ok = runner.invoke(app, ["--name", "x", "--size", "3", "--loud", "--no-plots", "--extra", "2"])
+    assert ok.exit_code == 0, ok.output
+    assert seen == {
+        "args": _ToyArgs(name="x", size=3, mode="fast", loud=True, plots=False),
+        "extra": 2,
+    }
+    from_env = runner.invoke(app, ["--name", "y"], env={"TOY_TOKEN": "t"})
+    assert from_env.exit_code == 0 and seen["args"] == _ToyArgs(name="y", token="t")
+    assert runner.invoke(app, []).exit_code == 2  # --name is required
+    bad = runner.invoke(app, ["--name", "x", "--mode", "medium"])
+    assert bad.exit_code == 2 and "medium" in bad.output  # choices are checked by the parser
+    shown = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    for flag, help_text in (("--name", "Required name."), ("--no-plots", "On unless --no-plots.")):
+        assert flag in shown.output and help_text in shown.output
+    assert "--no-loud" not in shown.output  # a False default is a plain switch
+
+
+def test_options_from_refuses_a_command_it_cannot_build():
+    def no_args(x: int = 0) -> None: ...
+
+    def clash(args: _ToyArgs, name: str = "") -> None: ...
+
+    with pytest.raises(TypeError, match="takes no parameter 'args'"):
+        options_from(_ToyArgs)(no_args)
+    with pytest.raises(TypeError, match=r"\['name'\] are also fields of _ToyArgs"):
+        options_from(_ToyArgs)(clash)

@@ -1,4 +1,5 @@
-"""The ``clinprompt`` app with every command registered, and a runner that invokes it."""
+"""The ``clinprompt`` app with every command registered: a runner that invokes it, and the click
+options a command declares."""
 
 from __future__ import annotations
 
@@ -18,3 +19,19 @@ def cli():
         return runner.invoke(app, list(args), env=env)
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def command_options():
+    """``command_options("evaluate")`` → {parameter name: click option} of that command."""
+    import typer.main
+
+    from clinprompt.cli import _register, app
+
+    _register()
+    group = typer.main.get_command(app)
+
+    def options(name: str) -> dict:
+        return {p.name: p for p in group.commands[name].params}
+
+    return options

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from fastapi.testclient import TestClient
 from tests.serve.conftest import make_bank
@@ -10,6 +12,7 @@ from typer.testing import CliRunner
 import clinprompt.cli.serve as serve_cli
 from clinprompt.cli import app
 from clinprompt.cli.serve import build_server
+from clinprompt.serve.args import ServeArgs
 
 
 @pytest.fixture()
@@ -49,9 +52,41 @@ def test_serve_errors_before_loading_anything(tmp_path):
 
 
 def test_build_server_defaults_to_the_banks_backbone(bank):
-    _, engine = build_server(bank.path, watch=0)
+    _, engine = build_server(ServeArgs(bank=bank.path, watch=0))
     assert engine.backbone.name == "tiny-llama" and engine.table.names() == [
         "notes",
         "triage",
         "teacher",
     ]
+
+
+def test_every_serveargs_field_is_an_option_with_its_help(cli, command_options):
+    options = command_options("serve")
+    fields = dataclasses.fields(ServeArgs)
+    assert [f.name for f in fields] == list(options)
+    for f in fields:
+        option = options[f.name]
+        assert option.opts == ["--" + f.name.replace("_", "-")]
+        assert option.help == f.metadata["help"]
+        assert option.required == (f.name == "bank")
+    assert options["api_key"].envvar == serve_cli.API_KEY_ENV
+    shown = cli("serve", "--help", env={"COLUMNS": "250"})
+    assert shown.exit_code == 0, shown.output
+    for f in fields:
+        assert "--" + f.name.replace("_", "-") in shown.output
+
+
+def test_serve_args_map_onto_the_engine():
+    from clinprompt.serve.engine import EngineArgs, Limits
+
+    args = ServeArgs(bank="b", max_batch=8, wait_ms=5.0, watch=0.5, timeout=9.0, max_queue=7)
+    assert args.limits() == Limits(
+        max_input_tokens=1024,
+        max_inputs=32,
+        max_queue=7,
+        request_timeout_s=9.0,
+        max_new_tokens=512,
+    )
+    assert args.engine_args() == EngineArgs(
+        max_batch=8, wait_ms=5.0, prefill_group=4, max_defer_steps=4, watch_interval_s=0.5
+    )

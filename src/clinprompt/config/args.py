@@ -47,8 +47,12 @@ def arg(
         help: one line, shown by ``clinprompt config keys`` and as the command-line help.
         choices: the allowed values, checked by validation (and by a command-line option).
         envvar: an environment variable a command-line option also reads (e.g. an API key).
+
+    A ``default`` of :data:`dataclasses.MISSING` makes the field required (a required option).
     """
     meta = {"help": help, "choices": choices, "envvar": envvar}
+    if default is dataclasses.MISSING:
+        return field(metadata=meta)
     if isinstance(default, list | dict):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)

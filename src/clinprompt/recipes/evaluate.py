@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from clinprompt.artifacts import atomic_dir, write_json, write_jsonl
 from clinprompt.backbone import Backbone, load_backbone
 from clinprompt.data.registry import get_dataset, load_splits
 from clinprompt.data.spec import DatasetSpec, Records
+from clinprompt.eval.args import EvalArgs
 from clinprompt.eval.artifact import EvalError, resolve_artifact
 from clinprompt.eval.predict import generation_budget, predict
 from clinprompt.eval.runs import evaluation_dir, write_index
@@ -36,45 +37,6 @@ __all__ = [
     "evaluate_run",
     "select_records",
 ]
-
-
-def _opt(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass
-class EvalArgs:
-    """One evaluation. Every field is a ``clinprompt evaluate`` option of the same name."""
-
-    dataset: str = field(metadata={"help": "Registered dataset to evaluate on."})
-    artifact: str | None = _opt(
-        None, "Bank dir, PEFT adapter dir or .safetensors prompt; none: the bare backbone."
-    )
-    task: str | None = _opt(
-        None, "Task of the bank (default: the dataset's name, or the bank's only task)."
-    )
-    split: str = _opt("test", "Split to evaluate.")
-    limit: int | None = _opt(None, "At most N examples, a seeded sample kept in file order.")
-    data_root: str | None = _opt(None, "Folder of the public datasets.")
-    backbone: str | None = _opt(None, "Backbone (default: the artifact's, else smollm2-135m).")
-    device: str | None = _opt(None, "cpu, cuda... (default: CUDA when available).")
-    # Greedy decoding on a CPU is bound by reading the weights: large batches are nearly free.
-    batch_size: int = _opt(32, "Examples per forward pass.")
-    max_input_tokens: int = _opt(256, "Input tokens kept per example (as in training).")
-    max_new_tokens: int | None = _opt(None, "Generation budget (default per task type).")
-    generate: bool = _opt(
-        False, "Generate even for classification tasks instead of scoring the options."
-    )
-    seed: int = _opt(0, "Seed of the --limit sample.")
-    method: str | None = _opt(
-        None, "Report column (zeroshot, pt, lora, mpt); default from the artifact."
-    )
-    setting: str = _opt("full", "Training setting: full, k16, k64 or k0 (zero-shot).")
-    run_dir: str | None = _opt(None, "Write into RUN/eval/<method>/<dataset>/<setting>/.")
-    out: str | None = _opt(None, "Write into this directory instead.")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass
