@@ -4,6 +4,9 @@ each task's bytes with a LoRA adapter of the same backbone."""
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,8 +16,9 @@ import clinprompt.cli.bank  # noqa: F401  (registers the commands)
 from clinprompt.artifacts import save_tensors
 from clinprompt.backbone import load_backbone_config
 from clinprompt.cli import app
-from clinprompt.params import _meta_model, lora_parameter_count
-from clinprompt.prompts.bank import PromptBank, TaskEntry
+from clinprompt.params import lora_parameter_count, meta_model
+from clinprompt.prompts.bank import BANK_VERSION, BankError, PromptBank, TaskEntry
+from clinprompt.tasks.spec import TaskSpec
 
 P, D = 4, 64
 runner = CliRunner()
@@ -117,7 +121,7 @@ def test_show_compares_with_lora(tmp_path, tiny):
     code, out = _run("bank", "show", bank.path, "--json")
     assert code == 0, out
     s = json.loads(out)
-    lora = lora_parameter_count(_meta_model(load_backbone_config("tiny-llama")), 8)
+    lora = lora_parameter_count(meta_model(load_backbone_config("tiny-llama")), 8)
     assert (
         s["lora_parameters"] == lora
         and s["lora_bytes_fp32"] == 4 * lora
@@ -137,3 +141,100 @@ def test_show_compares_with_lora(tmp_path, tiny):
 def test_not_a_bank(tmp_path, cmd):
     code, out = _run(*cmd, tmp_path)
     assert code == 1 and "bank.json is missing" in out
+
+
+# ------------------------------------------------------------------ task specs, format versions
+V1_BANK = Path(__file__).parent / "assets" / "bank_v1" / "bank.json"
+
+
+def test_entry_stores_its_spec_whole(tmp_path, tiny):
+    spec = TaskSpec(
+        "my_joint_re",
+        "re",
+        labels=("causes",),
+        joint=True,
+        synthetic=True,
+        entity_types=("Drug", "AE"),
+        instruction="Find drugs, effects and relations.",
+    )
+    bank = PromptBank.create(tmp_path / "b", tiny.fingerprint, P)
+    bank.add_prompt(TaskEntry("joint", "re", "prompt", spec=spec), torch.randn(P, D))
+    raw = json.loads((bank.path / "bank.json").read_text())
+    assert raw["version"] == BANK_VERSION == 2 and raw["tasks"][0]["spec"] == spec.to_dict()
+    entry = PromptBank.load(bank.path).entry("joint")
+    assert entry.spec == spec
+    assert entry.labels == ["causes"] and entry.instruction == spec.instruction
+
+
+def test_entry_fields_and_spec_agree():
+    spec = TaskSpec("ds", "nli", labels=("yes", "no"))
+    # The entry records what training used: its labels and instruction go into the spec.
+    entry = TaskEntry("t", "nli", "prompt", labels=["no", "yes"], instruction="Say.", spec=spec)
+    assert entry.spec == TaskSpec("ds", "nli", labels=("no", "yes"), instruction="Say.")
+    filled = TaskEntry("t", "nli", "prompt", spec=spec)
+    assert filled.labels == ["yes", "no"] and filled.instruction is None and filled.spec == spec
+    # Without a spec the entry builds one from its own fields.
+    bare = TaskEntry("t", "qa", "prompt", dataset="x", meta={"answer_style": "long"})
+    assert bare.spec == TaskSpec("x", "qa", answer_style="long")
+    with pytest.raises(BankError, match="its spec is a nli task but the entry says ner"):
+        TaskEntry("t", "ner", "prompt", spec=spec)
+
+
+def test_version_1_bank_is_upgraded_on_load(tmp_path):
+    from clinprompt.data.registry import get_dataset
+
+    path = tmp_path / "old"
+    path.mkdir()
+    shutil.copy(V1_BANK, path / "bank.json")
+    bank = PromptBank.load(path)
+    assert bank.header["version"] == 2 and "from bank format 1 to 2" in bank.header["upgraded"]
+    specs = {name: e.spec for name, e in bank.tasks.items()}
+    # A registered dataset: its spec (entity types...), with the entry's instruction.
+    ade = get_dataset("ade_corpus_v2")
+    assert specs["ade.full"] == replace(
+        ade.task_spec(), instruction="Which drug causes which adverse effect?"
+    )
+    assert specs["ade.full"].entity_types == ("Drug", "AdverseEffect", "Dose")
+    assert bank.tasks["ade.full"].labels == ["causes", "has_dose"]
+    # The entry's labels win; a synthetic dataset stays labelled synthetic.
+    sym = specs["symptoms"]
+    assert sym.labels == ("entailment", "contradiction") and sym.synthetic
+    assert sym.instruction == get_dataset("syn_symptom_nli").instruction
+    # Not registered: built from the entry's fields, meta joint/answer_style included.
+    assert specs["private_joint"] == TaskSpec(
+        "my_private_joint_re",
+        "re",
+        labels=("causes",),
+        instruction="Extract drugs, effects and their relations.",
+        joint=True,
+    )
+    assert specs["long_answers"] == TaskSpec("long_answers", "qa", answer_style="long")
+    # Nothing is written on load; the next write saves format 2 with the specs.
+    assert json.loads((path / "bank.json").read_text())["version"] == 1
+    bank.add_prompt(TaskEntry("new", "ner", "prompt"), torch.randn(P, D))
+    raw = json.loads((path / "bank.json").read_text())
+    assert raw["version"] == 2 and raw["upgraded"] == bank.header["upgraded"]
+    assert all("spec" in t for t in raw["tasks"])
+    again = PromptBank.load(path)
+    assert {n: e.spec for n, e in again.tasks.items() if n != "new"} == specs
+    assert "upgraded" in again.header  # the note stays with the bank
+
+
+def test_bad_specs_are_refused_naming_the_field(tmp_path):
+    path = tmp_path / "bad"
+    path.mkdir()
+    data = json.loads(V1_BANK.read_text())
+    data["version"] = 2
+    (path / "bank.json").write_text(json.dumps(data))
+    with pytest.raises(BankError, match="task 'ade.full': field 'spec' is missing"):
+        PromptBank.load(path)
+    for task in data["tasks"]:
+        task["spec"] = TaskSpec(task["name"], task["task_type"]).to_dict()
+    data["tasks"][1]["spec"]["joint"] = "yes"
+    (path / "bank.json").write_text(json.dumps(data))
+    with pytest.raises(BankError, match="task 'symptoms': spec: field 'joint': expected true or"):
+        PromptBank.load(path)
+    data["version"] = 3
+    (path / "bank.json").write_text(json.dumps(data))
+    with pytest.raises(BankError, match="version 3 is newer"):
+        PromptBank.load(path)

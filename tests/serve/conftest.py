@@ -7,9 +7,15 @@ from typing import Any
 import pytest
 import torch
 
-from clinprompt.data.spec import DatasetSpec
 from clinprompt.prompts.bank import PromptBank, TaskEntry
-from clinprompt.tasks.base import Parsed, Problem, TaskType, get_task_type, register_task_type
+from clinprompt.tasks.base import (
+    Parsed,
+    Problem,
+    TaskType,
+    register_task_type,
+    unregister_task_type,
+)
+from clinprompt.tasks.spec import TaskSpec
 
 P = 4
 
@@ -20,34 +26,31 @@ class EchoTask(TaskType):
     name = "echo"
     default_instruction = "Repeat the text."
 
-    def validate(self, record: dict[str, Any], spec: DatasetSpec | None = None) -> list[Problem]:
+    def validate(self, record: dict[str, Any], spec: TaskSpec | None = None) -> list[Problem]:
         return []
 
-    def format_input(self, record: dict[str, Any], spec: DatasetSpec) -> str:
+    def format_input(self, record: dict[str, Any], spec: TaskSpec) -> str:
         return record["text"]
 
-    def format_target(self, record: dict[str, Any], spec: DatasetSpec) -> str:
+    def format_target(self, record: dict[str, Any], spec: TaskSpec) -> str:
         return record["answer"]
 
-    def parse(self, text: str, record: dict[str, Any], spec: DatasetSpec) -> Parsed:
+    def parse(self, text: str, record: dict[str, Any], spec: TaskSpec) -> Parsed:
         return Parsed({**record, "answer": text}, True)
 
     def score(self, golds, preds, spec):  # pragma: no cover - unused
         return {}
 
-    def candidates(self, record: dict[str, Any], spec: DatasetSpec) -> list[str] | None:
+    def candidates(self, record: dict[str, Any], spec: TaskSpec) -> list[str] | None:
         return list(spec.labels) or None
 
 
-register_task_type(EchoTask())
-
-
-def has_task_type(name: str) -> bool:
-    try:
-        get_task_type(name)
-    except KeyError:
-        return False
-    return True
+@pytest.fixture(autouse=True)
+def echo_task_type():
+    """The test-only ``echo`` type, registered for each serving test and removed after it."""
+    register_task_type(EchoTask())
+    yield
+    unregister_task_type("echo")
 
 
 def make_bank(path, tiny, seed: int = 0) -> PromptBank:  # tiny: any Backbone

@@ -1,21 +1,19 @@
 """The server with the real task types: each answers with the structured fields of its type
-(entities with offsets, relation triples, label, option key, summary)."""
+(entities with offsets, relation triples, label, option key, summary), and serves each task with
+the spec its bank entry stores (no dataset registry)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from tests.serve.conftest import P, has_task_type
+from tests.serve.conftest import P
 
+from clinprompt.data.registry import UnknownDatasetError, get_dataset
 from clinprompt.prompts.bank import PromptBank, TaskEntry
 from clinprompt.serve.app import create_app
 from clinprompt.serve.engine import EngineArgs, ServeEngine
-
-pytestmark = pytest.mark.skipif(
-    not all(has_task_type(t) for t in ("ner", "re", "qa", "nli", "sum")),
-    reason="the five task types are not registered yet",
-)
+from clinprompt.tasks.spec import TaskSpec
 
 NLI = ["entailment", "neutral", "contradiction"]
 TEXT = "Started metformin 500 mg for type 2 diabetes."
@@ -103,3 +101,69 @@ def test_missing_input_fields_name_the_field(lively, typed_bank):
         assert r.status_code == 422 and "'hypothesis' is required" in r.json()["error"]["message"]
         r = client.post("/v1/predict", json={"task": "ner_task", "inputs": [{"text": 5}]})
         assert r.status_code == 422 and "'text' must be a string" in r.json()["error"]["message"]
+
+
+JOINT_RE = TaskSpec(
+    name="my_private_joint_re",  # a user config that is not registered where the server runs
+    task_type="re",
+    labels=("causes",),
+    instruction="List the drugs, the adverse effects and which drug causes which.",
+    joint=True,
+    entity_types=("Drug", "AdverseEffect"),
+)
+
+
+@pytest.fixture()
+def joint_bank(tmp_path, lively):
+    bank = PromptBank.create(tmp_path / "joint", lively.fingerprint, P)
+    bank.add_prompt(
+        TaskEntry("ade_joint", "re", "prompt", dataset=JOINT_RE.name, spec=JOINT_RE),
+        torch.randn(P, lively.hidden_size, generator=torch.Generator().manual_seed(7)),
+    )
+    return bank
+
+
+def test_joint_re_of_an_unregistered_dataset_is_served_as_joint(lively, joint_bank):
+    with pytest.raises(UnknownDatasetError):
+        get_dataset(JOINT_RE.name)
+    engine = ServeEngine(lively, joint_bank.path, args=EngineArgs(wait_ms=1))
+    with TestClient(create_app(engine)) as client:
+        tasks = {t["name"]: t for t in client.get("/v1/tasks").json()["tasks"]}
+        assert tasks["ade_joint"]["input_fields"] == {
+            "text": "string (required)",
+            "entities": "array (optional)",
+        }
+        assert tasks["ade_joint"]["instruction"] == JOINT_RE.instruction
+        r = client.post(
+            "/v1/predict",
+            json={
+                "task": "ade_joint",
+                "inputs": [{"text": "Severe hepatotoxicity developed after ketoconazole."}],
+                "max_new_tokens": 8,
+            },
+        )
+    assert r.status_code == 200, r.text
+    # A joint task extracts the entities itself: they come back with the relations.
+    prediction = r.json()["outputs"][0]["prediction"]
+    assert isinstance(prediction["entities"], list) and isinstance(prediction["relations"], list)
+    runtime = engine.task("ade_joint")
+    record = runtime.check_input(0, {"text": "Rash after aspirin."})
+    assert runtime.example(0, record).input == "Rash after aspirin."  # no entity list: joint
+    out, ok = runtime.structure(
+        "AdverseEffect: Rash | Drug: aspirin\nRelations: aspirin [causes] Rash", record
+    )
+    assert ok and {(e["type"], e["text"]) for e in out["entities"]} == {
+        ("AdverseEffect", "Rash"),
+        ("Drug", "aspirin"),
+    }
+    assert [r["type"] for r in out["relations"]] == ["causes"]
+
+
+def test_bank_save_load_serve_keeps_the_spec(lively, joint_bank, typed_bank):
+    saved = PromptBank.load(joint_bank.path).entry("ade_joint").spec
+    assert saved == JOINT_RE
+    engine = ServeEngine(lively, joint_bank.path)
+    assert engine.task("ade_joint").spec == saved
+    typed = ServeEngine(lively, typed_bank.path)
+    for name, entry in PromptBank.load(typed_bank.path).tasks.items():
+        assert typed.task(name).spec == entry.spec

@@ -281,6 +281,7 @@ def _add_run(
         labels=labels or [],
         dataset=dataset,
         meta={"source": "run", "run": str(run)},
+        spec=_registered_spec(dataset, task_type),
     )
     if "prompt.weight" in t:
         return dest.add_prompt(entry, t["prompt.weight"], replace=replace)
@@ -295,6 +296,20 @@ def _add_run(
     raise BankError(
         f"{run / 'final.safetensors'} holds {sorted(t)}; expected prompt.weight or one task's prompt.shared/cols/rows"
     )
+
+
+def _registered_spec(dataset: str | None, task_type: str) -> Any:
+    """The task spec of ``dataset`` when it is a registered dataset of ``task_type``, else None
+    (the entry then builds its spec from its own fields)."""
+    if not dataset:
+        return None
+    from clinprompt.data.registry import UnknownDatasetError, get_dataset
+
+    try:
+        spec = get_dataset(dataset)
+    except UnknownDatasetError:
+        return None
+    return spec.task_spec() if spec.task_type == task_type else None
 
 
 @bank_app.command("remove")

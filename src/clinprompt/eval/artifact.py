@@ -8,6 +8,9 @@ Accepted artifacts:
 * a PEFT adapter directory (``adapter_config.json``): ``LORA`` (applied to the backbone while
   evaluating, removed afterwards) or ``PROMPT_TUNING`` (its soft prompt);
 * a ``.safetensors`` file holding one (P, D) tensor (``prompt`` or the only tensor).
+
+What an artifact was trained for is its task spec, read one way: from the bank entry
+(:attr:`TaskEntry.spec`), or from the task entry a PEFT adapter's ``clinprompt_task.json`` holds.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch
 from clinprompt.artifacts import load_tensors, read_json
 from clinprompt.backbone import Backbone, Fingerprint
 from clinprompt.data.spec import DatasetSpec
+from clinprompt.tasks.spec import TaskSpec, TaskSpecError
 
 __all__ = ["Artifact", "EvalError", "resolve_artifact"]
 
@@ -40,10 +44,19 @@ class Artifact:
     task: str | None = None
     prompt: torch.Tensor | None = None  # (P, D) fp32
     lora_dir: Path | None = None
-    task_type: str | None = None  # what the artifact was trained for, when recorded
-    instruction: str | None = None  # the instruction it was trained with, when recorded
+    spec: TaskSpec | None = None  # the task it was trained for, when recorded
     trainable_params: int = 0
     fingerprint: Fingerprint | None = None
+
+    @property
+    def task_type(self) -> str | None:
+        """The task type it was trained for, when recorded."""
+        return self.spec.task_type if self.spec else None
+
+    @property
+    def instruction(self) -> str | None:
+        """The instruction it was trained with, when recorded."""
+        return self.spec.instruction if self.spec else None
 
     def describe(self) -> str:
         if self.kind == "backbone":
@@ -101,11 +114,31 @@ def _from_bank(path: Path, task: str | None, dataset: str) -> Artifact:
         path=str(path),
         task=name,
         prompt=prompt,
-        task_type=entry.task_type,
-        instruction=entry.instruction,
+        spec=entry.spec,
         trainable_params=int(meta.get("trainable_params", trainable)),
         fingerprint=bank.fingerprint,
     )
+
+
+def _sidecar_spec(sidecar: dict[str, Any], where: Path) -> TaskSpec | None:
+    """The spec of the task entry a sidecar holds (one naming only ``task_type`` and
+    ``instruction`` is read as such an entry)."""
+    from clinprompt.prompts.bank import BankError, TaskEntry
+
+    entry = sidecar.get("task")
+    if not isinstance(entry, dict) and sidecar.get("task_type"):
+        entry = {
+            "name": where.parent.name,
+            "task_type": sidecar["task_type"],
+            "kind": "prompt",
+            "instruction": sidecar.get("instruction"),
+        }
+    if not isinstance(entry, dict):
+        return None
+    try:
+        return TaskEntry.from_dict(entry, where=f"{where}: task").spec
+    except (BankError, TaskSpecError, KeyError, TypeError) as err:
+        raise EvalError(f"{where}: field 'task' is not a task entry: {err}") from err
 
 
 def _from_peft(path: Path, sidecar_name: str = "clinprompt_task.json") -> Artifact:
@@ -118,10 +151,7 @@ def _from_peft(path: Path, sidecar_name: str = "clinprompt_task.json") -> Artifa
         else None
     )
     common: dict[str, Any] = dict(
-        path=str(path),
-        task_type=sidecar.get("task_type"),
-        instruction=sidecar.get("instruction"),
-        fingerprint=fp,
+        path=str(path), spec=_sidecar_spec(sidecar, path / sidecar_name), fingerprint=fp
     )
     if peft_type == "LORA":
         weights = path / "adapter_model.safetensors"

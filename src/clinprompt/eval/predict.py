@@ -16,7 +16,6 @@ from clinprompt.backbone import Backbone
 from clinprompt.data.collate import encode_prompt
 from clinprompt.data.spec import DatasetSpec, Records
 from clinprompt.decoding import (
-    DEFAULT_MAX_NEW_TOKENS,
     PromptKVCache,
     encode_options,
     greedy_generate,
@@ -75,7 +74,7 @@ def predict(
         spec: the dataset (formatting, candidates).
         records: the records to answer.
         max_input_tokens: input tokens kept per record (as in training).
-        max_new_tokens: generation budget (default :data:`DEFAULT_MAX_NEW_TOKENS` of the type).
+        max_new_tokens: generation budget (default: the task type's ``max_new_tokens``).
         batch_size: records per forward pass (option scoring: rows = records x candidates).
         generate: generate even where the task type has candidates.
     """
@@ -91,7 +90,7 @@ def predict(
         # Every row starts with the same instruction: cache its keys/values with the prompt.
         head = task.example(records[0], spec).prompt_head
         cache.set_prefix(key, tok(head, add_special_tokens=False)["input_ids"])
-    budget = max_new_tokens or DEFAULT_MAX_NEW_TOKENS.get(spec.task_type, 64)
+    budget = max_new_tokens or task.max_new_tokens
     out: list[tuple[str, str]] = [("", "")] * len(records)
     # Longest first, so each batch pads little and a too-long batch fails early.
     order = sorted(range(len(records)), key=lambda i: -len(inputs[i]))

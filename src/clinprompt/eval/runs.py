@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from clinprompt.artifacts import read_json, write_json
-from clinprompt.data.spec import DatasetSpec
+from clinprompt.tasks.spec import TaskSpec
 from clinprompt.train.plan import k_of
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
     "collect",
     "evaluation_dir",
     "metric_label",
-    "spec_from_dict",
     "write_index",
 ]
 
@@ -85,21 +84,6 @@ def evaluation_dir(run_dir: str | Path, method: str, target: str, setting: str =
     """``RUN/eval/<method>/<target>/<setting>``."""
     k_of(setting)  # validates
     return Path(run_dir) / EVAL_DIR / method / target / setting
-
-
-def spec_from_dict(data: dict[str, Any]) -> DatasetSpec:
-    """A loader-less :class:`DatasetSpec` from :meth:`DatasetSpec.to_dict` output (for scoring)."""
-    return DatasetSpec(
-        name=data["name"],
-        task_type=data["task_type"],
-        labels=tuple(data.get("labels") or ()),
-        instruction=data.get("instruction"),
-        splits=tuple(data.get("splits") or ("train", "dev", "test")),
-        answer_style=data.get("answer_style", "short"),
-        joint=bool(data.get("joint", False)),
-        synthetic=bool(data.get("synthetic", False)),
-        description=data.get("description", ""),
-    )
 
 
 @dataclass
@@ -176,9 +160,9 @@ class Evaluation:
         return bool(self.data.get("synthetic", False))
 
     @property
-    def spec(self) -> DatasetSpec | None:
+    def spec(self) -> TaskSpec | None:
         raw = self.data.get("spec")
-        return spec_from_dict(raw) if raw else None
+        return TaskSpec.from_dict(raw, where=f"{self.path}: spec") if raw else None
 
     @property
     def key(self) -> tuple[str, str, str]:

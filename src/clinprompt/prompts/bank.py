@@ -3,7 +3,9 @@
 Layout::
 
     BANK/
-      bank.json                 format, backbone fingerprint, P, D, R, the tasks and their metadata
+      bank.json                 format, backbone fingerprint, P, D, R, the tasks: each one's
+                                TaskSpec whole (what it is: type, labels, instruction, switches)
+                                and its metadata
       shared.safetensors        P* (P, D), the shared metaprompt (when the bank has one)
       tasks/<name>.safetensors  per task: ``u`` (P, R) and ``v`` (R, D) factors — and ``shared``
                                 (P, D) when the task adapted its own copy of P* — or ``prompt``
@@ -13,13 +15,19 @@ Layout::
 Task k's effective prompt is ``P* ⊙ (u_k v_k)`` or its single ``prompt``. Every write is atomic
 (tensor file first, then ``bank.json``), so a crash never leaves a half-written bank and adding a
 task never rewrites the others. Loading checks the backbone fingerprint.
+
+Format versions: 2 stores each task's :class:`~clinprompt.tasks.spec.TaskSpec` whole, so serving
+needs no dataset registry. A version-1 bank (no specs) still loads: each spec is rebuilt once from
+the entry's fields and, when its dataset is a registered name, from that dataset, as version-1
+servers resolved it (:func:`spec_of_v1_entry`); ``header["upgraded"]`` says so, and the next write
+saves version 2.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +37,19 @@ from clinprompt.artifacts import load_tensors, read_json, save_tensors, write_js
 from clinprompt.backbone import Fingerprint
 from clinprompt.prompts.soft_prompt import MultitaskPrompt, PromptError
 from clinprompt.tasks.base import TEMPLATE_VERSION
+from clinprompt.tasks.spec import TaskSpec, TaskSpecError
 
-__all__ = ["BANK_FORMAT", "BankError", "PromptBank", "TaskEntry"]
+__all__ = [
+    "BANK_FORMAT",
+    "BANK_VERSION",
+    "BankError",
+    "PromptBank",
+    "TaskEntry",
+    "spec_of_v1_entry",
+]
 
 BANK_FORMAT = "clinprompt-bank"
-BANK_VERSION = 1
+BANK_VERSION = 2  # 2: each task stores its TaskSpec; 1: no spec (rebuilt on load)
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -43,7 +59,14 @@ class BankError(ValueError):
 
 @dataclass
 class TaskEntry:
-    """One task of a bank: what it is (type, labels, instruction) and how its prompt is stored."""
+    """One task of a bank: what it is (its :class:`TaskSpec`) and how its prompt is stored.
+
+    ``task_type``, ``labels`` and ``instruction`` say what training used and agree with
+    ``spec`` after construction: labels and an instruction given here are written into the spec
+    (the spec's own fill them when not given), and the task types must match. Without a spec,
+    one is built from the entry's own fields; code that knows the task passes its spec
+    (``DatasetSpec.task_spec()``), so switches such as ``joint`` travel with the prompt.
+    """
 
     name: str
     task_type: str
@@ -54,13 +77,88 @@ class TaskEntry:
     own_shared: bool = False  # factors with their own adapted copy of P*
     dataset: str | None = None  # registry name of the dataset it was trained on
     meta: dict[str, Any] = field(default_factory=dict)
+    spec: TaskSpec | None = None  # always set after construction
+
+    def __post_init__(self) -> None:
+        if self.spec is None:
+            self.spec = _spec_from_fields(asdict(self))
+            return
+        if self.spec.task_type != self.task_type:
+            raise BankError(
+                f"task {self.name!r}: its spec is a {self.spec.task_type} task but the entry says "
+                f"{self.task_type}; give a spec of the entry's task type"
+            )
+        if self.labels:
+            labels = tuple(self.labels)
+            if labels != self.spec.labels:
+                self.spec = replace(self.spec, labels=labels)
+        else:
+            self.labels = list(self.spec.labels)
+        if self.instruction is None:
+            self.instruction = self.spec.instruction
+        elif self.instruction != self.spec.instruction:
+            self.spec = replace(self.spec, instruction=self.instruction)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-able entry, its spec as :meth:`TaskSpec.to_dict` writes it."""
+        assert self.spec is not None  # set by __post_init__
+        return {**asdict(self), "spec": self.spec.to_dict()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TaskEntry:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+    def from_dict(cls, data: dict[str, Any], where: str = "task entry") -> TaskEntry:
+        """An entry from :meth:`to_dict` output; one without a spec (written before bank format 2)
+        gets the spec :func:`spec_of_v1_entry` rebuilds.
+
+        Raises:
+            TaskSpecError: a stored spec that cannot be read (the message names the field).
+        """
+        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "spec"}
+        if data.get("spec") is not None:
+            values["spec"] = TaskSpec.from_dict(data["spec"], where=f"{where}: spec")
+        else:
+            values["spec"] = spec_of_v1_entry(data)
+        return cls(**values)
+
+
+def _spec_from_fields(entry: dict[str, Any]) -> TaskSpec:
+    """A spec from a task entry's own fields (meta ``answer_style``/``joint`` when recorded)."""
+    meta = entry.get("meta") or {}
+    return TaskSpec(
+        name=entry.get("dataset") or entry["name"],
+        task_type=entry["task_type"],
+        labels=tuple(entry.get("labels") or ()),
+        instruction=entry.get("instruction"),
+        answer_style=str(meta.get("answer_style", "short")),
+        joint=bool(meta.get("joint", False)),
+    )
+
+
+def spec_of_v1_entry(entry: dict[str, Any]) -> TaskSpec:
+    """The spec of a task entry written before banks stored specs (format version 1).
+
+    As version-1 servers resolved it: when the entry's ``dataset`` is a registered dataset of the
+    same task type, that dataset's spec with the entry's labels and instruction (the bank records
+    what training used); otherwise one built from the entry's fields (task type, labels,
+    instruction, meta ``answer_style``/``joint``).
+    """
+    base: TaskSpec | None = None
+    if entry.get("dataset"):
+        # Compatibility only, and the one place the prompts layer looks a dataset up (the registry
+        # lives above it): version-1 banks did not store the spec, so it is rebuilt once, on load.
+        from clinprompt.data.registry import get_dataset
+
+        try:
+            base = get_dataset(entry["dataset"]).task_spec()
+        except (KeyError, ImportError):
+            base = None
+    if base is None or base.task_type != entry.get("task_type"):
+        return _spec_from_fields(entry)
+    instruction = entry.get("instruction")
+    return replace(
+        base,
+        labels=tuple(entry.get("labels") or ()) or base.labels,
+        instruction=instruction if instruction is not None else base.instruction,
+    )
 
 
 class PromptBank:
@@ -119,11 +217,28 @@ class PromptBank:
             raise BankError(
                 f"{meta_path}: field 'format' is {data.get('format')!r}; expected {BANK_FORMAT!r}"
             )
-        if data.get("version", 0) > BANK_VERSION:
+        version = data.get("version", 1)
+        if version > BANK_VERSION:
             raise BankError(
                 f"{meta_path}: bank format version {data['version']} is newer than this clinprompt reads ({BANK_VERSION}); upgrade clinprompt"
             )
-        tasks = {t["name"]: TaskEntry.from_dict(t) for t in data.pop("tasks", [])}
+        tasks: dict[str, TaskEntry] = {}
+        for t in data.pop("tasks", []):
+            where = f"{meta_path}: task {t.get('name')!r}"
+            if version >= 2 and t.get("spec") is None:
+                raise BankError(f"{where}: field 'spec' is missing (bank format {version})")
+            try:
+                tasks[t["name"]] = TaskEntry.from_dict(t, where=where)
+            except TaskSpecError as err:
+                raise BankError(str(err)) from err
+        if version < BANK_VERSION:
+            # Kept in memory; the next write (add, remove) saves the new format with this note.
+            data["upgraded"] = (
+                f"from bank format {version} to {BANK_VERSION} on "
+                f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}: task specs rebuilt "
+                "from the entries' fields and registered datasets"
+            )
+            data["version"] = BANK_VERSION
         bank = cls(path, data, tasks)
         if expect is not None:
             bank.check_backbone(expect)

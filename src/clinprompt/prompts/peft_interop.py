@@ -171,6 +171,7 @@ def import_peft(
             "adapter": str(adapter_dir),
             "base_model": config.get("base_model_name_or_path"),
         },
+        spec=old.spec if old and old.task_type == task_type else None,
     )
     if old:
         entry.template_version = old.template_version

@@ -88,6 +88,7 @@ def adapt(args: ExperimentArgs, backbone: Backbone | None = None) -> AdaptResult
                 instruction=instruction_of(spec),
                 dataset=target.name,
                 meta=setting.entry_meta("mpt"),
+                spec=spec.task_spec(),
             )
 
             # ---- zero-shot: no training

@@ -72,6 +72,7 @@ def train_baselines(
                 instruction=instruction_of(spec),
                 dataset=target.name,
                 meta=setting.entry_meta("pt"),
+                spec=spec.task_spec(),
             )
 
             # ---- prompt tuning

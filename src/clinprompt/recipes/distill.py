@@ -178,6 +178,7 @@ def distill(args: ExperimentArgs, backbone: Backbone | None = None) -> DistillRe
                     instruction=instruction_of(t.spec),
                     dataset=t.name,
                     meta={"method": "mpt-source"},
+                    spec=t.spec.task_spec(),
                 )
                 for t in tasks
             ]

@@ -136,6 +136,7 @@ def collect_teachers(args: ExperimentArgs, backbone: Backbone) -> list[str]:
                     instruction=instruction_of(spec),
                     dataset=name,
                     meta={"method": "teacher", "run": str(run)},
+                    spec=spec.task_spec(),
                 )
                 bank.add_prompt(entry, load_tensors(run / "final.safetensors")["prompt.weight"])
     wait()

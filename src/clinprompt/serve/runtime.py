@@ -1,5 +1,7 @@
 """What the server knows about each task of a bank: its spec, task type, prompt and input schema.
 
+A task's spec is the one its bank entry stores (no dataset registry is consulted); its task type
+says which input fields a request must carry and how many tokens to generate by default.
 A :class:`TaskTable` is an immutable snapshot of a bank; a reload builds a new one and swaps it
 in, so requests already queued keep the table (and prompts) they were admitted with.
 """
@@ -12,13 +14,11 @@ from typing import Any
 
 import torch
 
-from clinprompt.data.spec import DatasetSpec
-from clinprompt.decoding import DEFAULT_MAX_NEW_TOKENS
 from clinprompt.prompts.bank import PromptBank, TaskEntry
 from clinprompt.tasks.base import ANSWER_CUE, UNPARSEABLE, Example, TaskType, get_task_type
+from clinprompt.tasks.spec import TaskSpec
 
 __all__ = [
-    "INPUT_FIELDS",
     "InputError",
     "TaskRuntime",
     "TaskTable",
@@ -26,14 +26,6 @@ __all__ = [
     "task_spec",
 ]
 
-# Input fields of each task type (records minus the answer fields): name → (JSON type, required).
-INPUT_FIELDS: dict[str, dict[str, tuple[type, bool]]] = {
-    "ner": {"text": (str, True)},
-    "re": {"text": (str, True), "entities": (list, True)},
-    "qa": {"question": (str, True), "context": (str, False), "options": (dict, False)},
-    "nli": {"premise": (str, True), "hypothesis": (str, True)},
-    "sum": {"source": (str, True)},
-}
 _JSON_TYPE = {str: "string", list: "array", dict: "object"}
 
 
@@ -41,35 +33,10 @@ class InputError(ValueError):
     """An input record the task cannot take (which input, which field, what was expected)."""
 
 
-def task_spec(entry: TaskEntry) -> DatasetSpec:
-    """The DatasetSpec a task was trained with: the registered dataset's, with the bank's labels
-    and instruction (the bank records what training used), else one built from the entry."""
-    base: DatasetSpec | None = None
-    if entry.dataset:
-        from clinprompt.data.registry import get_dataset
-
-        try:
-            base = get_dataset(entry.dataset)
-        except (KeyError, ImportError):
-            base = None
-    if base is not None and base.task_type == entry.task_type:
-        return DatasetSpec(
-            **{
-                **{k: getattr(base, k) for k in base.__dataclass_fields__},
-                "labels": tuple(entry.labels) or base.labels,
-                "instruction": entry.instruction
-                if entry.instruction is not None
-                else base.instruction,
-            }
-        )
-    return DatasetSpec(
-        name=entry.dataset or entry.name,
-        task_type=entry.task_type,
-        labels=tuple(entry.labels),
-        instruction=entry.instruction,
-        answer_style=str(entry.meta.get("answer_style", "short")),
-        joint=bool(entry.meta.get("joint", False)),
-    )
+def task_spec(entry: TaskEntry) -> TaskSpec:
+    """The spec a task was trained with: the one its bank entry stores."""
+    assert entry.spec is not None  # TaskEntry always sets it
+    return entry.spec
 
 
 @dataclass
@@ -77,7 +44,7 @@ class TaskRuntime:
     """One servable task: spec, task type, prompt (P, D) on the model's device, cache key."""
 
     entry: TaskEntry
-    spec: DatasetSpec
+    spec: TaskSpec
     task_type: TaskType | None
     prompt: torch.Tensor  # (P, D) in the backbone's dtype and device
     key: str  # prompt-cache key: changes whenever the prompt does
@@ -89,10 +56,8 @@ class TaskRuntime:
         return self.entry.name
 
     def input_fields(self) -> dict[str, tuple[type, bool]]:
-        fields = dict(INPUT_FIELDS.get(self.entry.task_type, {}))
-        if self.entry.task_type == "re" and self.spec.joint:
-            fields["entities"] = (list, False)
-        return fields
+        """Field → (JSON type, required), as the task type declares them for this spec."""
+        return self.task_type.input_fields(self.spec) if self.task_type else {}
 
     def input_schema(self) -> dict[str, str]:
         """Field → ``"string (required)"`` etc., for ``GET /v1/tasks``."""
@@ -102,10 +67,9 @@ class TaskRuntime:
         }
 
     def max_new_tokens(self) -> int:
-        return int(
-            self.entry.meta.get("max_new_tokens")
-            or DEFAULT_MAX_NEW_TOKENS.get(self.entry.task_type, 64)
-        )
+        """The entry's recorded budget, else the task type's."""
+        default = self.task_type.max_new_tokens if self.task_type else TaskType.max_new_tokens
+        return int(self.entry.meta.get("max_new_tokens") or default)
 
     def check_input(self, index: int, record: Any) -> dict[str, Any]:
         """The record with an ``id``; raises :class:`InputError` naming the input and field."""
