@@ -1,4 +1,4 @@
-"""Dataset commands: ``clinprompt data validate`` and ``data stats``."""
+"""Dataset commands: ``clinprompt data list``, ``data validate`` and ``data stats``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import typer
 
 from clinprompt.cli import app
 
-data_app = typer.Typer(help="Datasets: validate, stats.", no_args_is_help=True)
+data_app = typer.Typer(help="Datasets: list, validate, stats.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 
@@ -230,3 +230,54 @@ def _print_table(name: str, backbone: str, no_tokens: bool, rows: list) -> None:
     console.print(table)
     for i, note in enumerate(footnotes, 1):
         console.print(f"[{i}] {note}", markup=False, highlight=False)
+
+
+@data_app.command("list")
+def list_(
+    task_type: str = typer.Option(
+        None, "--task-type", help="Only datasets of this task type: ner | re | qa | nli | sum."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Registered datasets: name, task type, number of labels, SYNTHETIC flag and description."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from clinprompt.data.registry import list_datasets
+    from clinprompt.tasks.base import get_task_type
+
+    if task_type is not None:
+        try:
+            get_task_type(task_type)
+        except KeyError as e:
+            raise _fail(str(e.args[0])) from None
+    specs = list_datasets(task_type=task_type)
+    rows = [
+        {
+            "name": s.name,
+            "task_type": s.task_type,
+            "labels": len(s.labels),
+            "synthetic": s.synthetic,
+            "description": s.description,
+        }
+        for s in specs
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    which = f"{task_type} datasets" if task_type else "datasets"
+    table = Table(title=f"{len(rows)} registered {which}")
+    for col in ("name", "type", "labels", "synthetic", "description"):
+        table.add_column(col, justify="right" if col == "labels" else "left")
+    for r in rows:
+        table.add_row(
+            r["name"],
+            r["task_type"],
+            str(r["labels"]),
+            "SYNTHETIC" if r["synthetic"] else "",
+            Text(r["description"]),  # plain text: a description may hold [brackets]
+        )
+    Console().print(table)
