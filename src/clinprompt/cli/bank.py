@@ -48,35 +48,32 @@ def _labels(text: str | None) -> list[str] | None:
     return None if labels is None else list(labels)
 
 
-def _lora(
-    backbone: str, prompt_tokens: int, rank: int, lora_r: int
-) -> tuple[int | None, int | None, str]:
+def _lora(backbone: str, lora_r: int) -> tuple[int | None, int | None, str]:
     """(LoRA trainable parameters, backbone parameters, note); None where the config is unknown."""
     from clinprompt.backbone import load_backbone_config
-    from clinprompt.params import parameter_table
+    from clinprompt.params import backbone_parameter_count, lora_parameter_count, meta_model
 
     try:
-        rows, info = parameter_table(
-            load_backbone_config(backbone), prompt_tokens=prompt_tokens, rank=rank, lora_r=lora_r
-        )
+        config = load_backbone_config(backbone)
+        model = meta_model(config)
+        return lora_parameter_count(model, lora_r), backbone_parameter_count(config, model), ""
     except Exception as err:  # an unresolvable name: show the bank without the comparison
         return (
             None,
             None,
             f"no LoRA comparison: cannot read the config of {backbone!r} ({err}); pass --backbone",
         )
-    lora = next(r.trainable for r in rows if r.method.startswith("LoRA"))
-    return lora, info["backbone_parameters"], ""
 
 
 def bank_summary(bank: Any, backbone: str | None = None, lora_r: int = 8) -> dict[str, Any]:
     """Per-task parameters and bytes next to a LoRA adapter (r on q_proj, v_proj) of the same backbone."""
-    lora, total, note = _lora(
-        backbone or bank.fingerprint.name, bank.prompt_tokens, bank.rank, lora_r
-    )
+    from clinprompt.params import prompt_parameter_count
+
+    lora, total, note = _lora(backbone or bank.fingerprint.name, lora_r)
+    p, d, r = bank.prompt_tokens, bank.dim, bank.rank
     tasks = []
     for name, entry in bank.tasks.items():
-        params = sum(t.numel() for t in bank.task_tensors(name).values())
+        params = prompt_parameter_count(entry.kind, p, d, r, own_shared=entry.own_shared)
         tasks.append(
             {
                 "name": name,
@@ -88,7 +85,7 @@ def bank_summary(bank: Any, backbone: str | None = None, lora_r: int = 8) -> dic
                 "bytes_on_disk": bank.task_bytes(name),
             }
         )
-    shared = bank.prompt_tokens * bank.dim if bank.header.get("has_shared") else 0
+    shared = prompt_parameter_count("prompt", p, d) if bank.header.get("has_shared") else 0
     return {
         "bank": str(bank.path),
         "backbone": bank.fingerprint.to_dict(),

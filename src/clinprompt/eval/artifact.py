@@ -25,6 +25,7 @@ import torch
 from clinprompt.artifacts import load_tensors, read_json
 from clinprompt.backbone import Backbone, Fingerprint
 from clinprompt.data.spec import DatasetSpec
+from clinprompt.params import prompt_parameter_count
 from clinprompt.tasks.spec import TaskSpec, TaskSpecError
 
 __all__ = ["Artifact", "EvalError", "resolve_artifact"]
@@ -102,11 +103,10 @@ def _from_bank(path: Path, task: str | None, dataset: str) -> Artifact:
         prompt = bank.task_prompt(name)
     except BankError as err:
         raise EvalError(f"{err}; pass --task NAME") from err
-    p, d, r = bank.prompt_tokens, bank.dim, bank.rank
-    if entry.kind == "prompt":
-        trainable, method = p * d, "pt"
-    else:
-        trainable, method = p * r + r * d + (p * d if entry.own_shared else 0), "mpt"
+    trainable = prompt_parameter_count(
+        entry.kind, bank.prompt_tokens, bank.dim, bank.rank, own_shared=entry.own_shared
+    )
+    method = "pt" if entry.kind == "prompt" else "mpt"
     meta = entry.meta or {}
     return Artifact(
         kind="bank",
