@@ -47,9 +47,7 @@ SPECS = {
     "ner": TaskSpec(name="f", task_type="ner", labels=("Drug", "Problem")),
     "re": TaskSpec(name="f", task_type="re", labels=("causes", "treats")),
     "qa": TaskSpec(name="f", task_type="qa"),
-    "nli": TaskSpec(
-        name="f", task_type="nli", labels=("entailment", "neutral", "contradiction")
-    ),
+    "nli": TaskSpec(name="f", task_type="nli", labels=("entailment", "neutral", "contradiction")),
     "sum": TaskSpec(name="f", task_type="sum"),
 }
 JOINT = TaskSpec(name="f", task_type="re", labels=("causes", "treats"), joint=True)
