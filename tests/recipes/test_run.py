@@ -1,9 +1,8 @@
-"""The smoke profile end to end: teachers → distill → adapt → baselines; re-runs skip; the CLI."""
+"""The smoke profile end to end: teachers → distill → adapt → baselines; re-runs skip."""
 
 from __future__ import annotations
 
 import pytest
-from typer.testing import CliRunner
 
 from clinprompt.artifacts import read_json
 from clinprompt.config import ConfigError, load_config
@@ -63,20 +62,3 @@ def test_a_changed_config_is_refused(tiny, smoke_run):
     )
     with pytest.raises(ConfigError, match=r"train.lr: 0.3 in the run, 0.1 now"):
         run_experiment(changed, backbone=tiny)
-
-
-def test_cli_run_and_errors(smoke_run):
-    from clinprompt.cli import _register, app
-
-    _register()
-    args, _ = smoke_run
-    runner = CliRunner()
-    ok = runner.invoke(app, ["run", "smoke", f"output_dir={args.output_dir}"])
-    assert ok.exit_code == 0, ok.output
-    assert "teachers skipped" in ok.output and "run.json" in ok.output
-    bad = runner.invoke(app, ["distill", "smoke", "train.lr=-1", "prompt.tokenz=3"])
-    assert (
-        bad.exit_code == 2
-        and "train.lr: -1.0" in bad.output
-        and "prompt.tokenz: unknown key; did you mean prompt.tokens?" in bad.output
-    )
