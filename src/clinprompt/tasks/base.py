@@ -18,12 +18,9 @@ from __future__ import annotations
 import difflib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from clinprompt.tasks.spec import TaskSpec
-
-if TYPE_CHECKING:
-    from clinprompt.tasks.floors import Floor
 
 __all__ = [
     "ANSWER_CUE",
@@ -31,6 +28,7 @@ __all__ = [
     "TASK_TYPES",
     "UNPARSEABLE",
     "Example",
+    "Floor",
     "Parsed",
     "Problem",
     "TaskType",
@@ -81,6 +79,16 @@ class Parsed:
 
     prediction: dict[str, Any]
     ok: bool
+
+
+@dataclass
+class Floor:
+    """A floor's predictions and what it predicts, in words (see :mod:`clinprompt.tasks.floors`)."""
+
+    kind: str  # majority-label | majority-option | empty | first-sentence
+    description: str
+    predictions: list[dict[str, Any]]
+    constant: str | None = None  # the constant label/letter predicted, when there is one
 
 
 class TaskType(ABC):

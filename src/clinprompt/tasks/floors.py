@@ -20,10 +20,10 @@ from __future__ import annotations
 import copy
 import re
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
-from clinprompt.tasks.base import TASK_TYPES, get_task_type
+# Floor is defined with the interface that returns it; it is part of this module's API too.
+from clinprompt.tasks.base import TASK_TYPES, Floor, get_task_type
 from clinprompt.tasks.spec import TaskSpec
 
 __all__ = [
@@ -36,16 +36,6 @@ __all__ = [
 ]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
-
-
-@dataclass
-class Floor:
-    """A floor's predictions and what it predicts, in words."""
-
-    kind: str  # majority-label | majority-option | empty | first-sentence
-    description: str
-    predictions: list[dict[str, Any]]
-    constant: str | None = None  # the constant label/letter predicted, when there is one
 
 
 def first_sentence(text: str) -> str:
