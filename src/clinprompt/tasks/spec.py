@@ -8,7 +8,7 @@ task is formatted, parsed and scored exactly as it was trained, with no dataset 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["ANSWER_STYLES", "TaskSpec", "TaskSpecError"]
@@ -113,8 +113,7 @@ class TaskSpec:
             raise fail("answer_style", " or ".join(ANSWER_STYLES))
         values["answer_style"] = style
         for name in ("joint", "synthetic", "pair_classification"):
-            default = {f.name: f.default for f in fields(cls)}[name]
-            value = data.get(name, default)
+            value = data.get(name, cls.__dataclass_fields__[name].default)
             if not isinstance(value, bool):
                 raise fail(name, "true or false")
             values[name] = value
