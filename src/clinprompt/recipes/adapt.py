@@ -7,7 +7,9 @@ zero-shot) the target's prompt is ``P* ⊙ (u v)`` with u, v starting at the mea
 factors (or ones); training updates u, v and — with ``adapt.train_shared`` — its own copy of P*.
 Zero-shot trains nothing: P* with the mean source factors, or the factors of the closest source
 of the same task type. Every result is added to the serving bank ``RUN/bank`` (which also holds
-the sources' factors): ``<target>`` for full data, ``<target>.<setting>`` otherwise.
+the sources' factors): ``<target>`` for full data, ``<target>.<setting>`` otherwise. Targets,
+settings, examples and budgets come from :func:`clinprompt.train.plan.plan_targets`, as for the
+baselines.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 ``clinprompt baseline CONFIG [key=value ...] [--method pt|lora]``
 
-For every target and setting of ``adapt.modes``/``adapt.shots`` (so the budgets match MPT's):
+For every target and setting of ``adapt.modes``/``adapt.shots`` — the same plan as MPT's
+(:func:`clinprompt.train.plan.plan_targets`), so examples and budgets match:
 
 * **pt** — one (P, D) prompt, random or vocabulary init, trained with ``adapt.train`` (and
   ``adapt.kshot_train``); saved into ``RUN/baselines/pt/bank``. Zero-shot (``k0``) transfers a
