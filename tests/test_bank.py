@@ -180,13 +180,30 @@ def test_entry_fields_and_spec_agree():
         TaskEntry("t", "ner", "prompt", spec=spec)
 
 
-def test_version_1_bank_is_upgraded_on_load(tmp_path):
+def _v1_lookup(dataset):
+    from clinprompt.data.registry import UnknownDatasetError, get_dataset
+
+    try:
+        return get_dataset(dataset).task_spec()
+    except UnknownDatasetError:
+        return None
+
+
+def test_version_1_bank_is_refused_on_load_with_the_upgrade_command(tmp_path):
+    path = tmp_path / "old"
+    path.mkdir()
+    shutil.copy(V1_BANK, path / "bank.json")
+    with pytest.raises(BankError, match=f"clinprompt bank upgrade {path}"):
+        PromptBank.load(path)
+
+
+def test_version_1_bank_is_upgraded_in_place(tmp_path):
     from clinprompt.data.registry import get_dataset
 
     path = tmp_path / "old"
     path.mkdir()
     shutil.copy(V1_BANK, path / "bank.json")
-    bank = PromptBank.load(path)
+    bank = PromptBank.upgrade(path, _v1_lookup)
     assert bank.header["version"] == 2 and "from bank format 1 to 2" in bank.header["upgraded"]
     specs = {name: e.spec for name, e in bank.tasks.items()}
     # A registered dataset: its spec (entity types...), with the entry's instruction.
@@ -209,15 +226,34 @@ def test_version_1_bank_is_upgraded_on_load(tmp_path):
         joint=True,
     )
     assert specs["long_answers"] == TaskSpec("long_answers", "qa", answer_style="long")
-    # Nothing is written on load; the next write saves format 2 with the specs.
-    assert json.loads((path / "bank.json").read_text())["version"] == 1
-    bank.add_prompt(TaskEntry("new", "ner", "prompt"), torch.randn(P, D))
+    # Written in place, format 2 with every spec; it loads as it was upgraded.
     raw = json.loads((path / "bank.json").read_text())
     assert raw["version"] == 2 and raw["upgraded"] == bank.header["upgraded"]
     assert all("spec" in t for t in raw["tasks"])
     again = PromptBank.load(path)
-    assert {n: e.spec for n, e in again.tasks.items() if n != "new"} == specs
+    assert {n: e.spec for n, e in again.tasks.items()} == specs
     assert "upgraded" in again.header  # the note stays with the bank
+    # Upgrading a current bank changes nothing.
+    assert PromptBank.upgrade(path, _v1_lookup).header == again.header
+    # Without a lookup (no registry) every spec comes from the entry's own fields.
+    path2 = tmp_path / "old2"
+    path2.mkdir()
+    shutil.copy(V1_BANK, path2 / "bank.json")
+    bare = PromptBank.upgrade(path2).tasks["ade.full"].spec
+    assert bare.entity_types == () and bare.labels == ()  # the v1 entry recorded no labels
+
+
+def test_bank_upgrade_command(tmp_path):
+    path = tmp_path / "old"
+    path.mkdir()
+    shutil.copy(V1_BANK, path / "bank.json")
+    code, out = _run("bank", "upgrade", path)
+    assert code == 0 and "from bank format 1 to 2" in out and "private_joint: re" in out
+    assert "(joint)" in out
+    code, out = _run("bank", "upgrade", path)
+    assert code == 0 and "already in bank format 2" in out
+    code, out = _run("bank", "list", path)
+    assert code == 0
 
 
 def test_bad_specs_are_refused_naming_the_field(tmp_path):

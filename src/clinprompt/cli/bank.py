@@ -1,4 +1,4 @@
-"""Prompt-bank commands: ``clinprompt bank list|show|add|remove``, ``export peft``, ``import peft``.
+"""Prompt-bank commands: ``clinprompt bank list|show|add|remove|upgrade``, ``export peft``, ``import peft``.
 
 ``bank add`` takes a task from another bank, a PEFT prompt-tuning adapter, or a single-task
 training run directory (``final.safetensors`` holding ``prompt.weight``, or the factors
@@ -307,6 +307,37 @@ def _registered_spec(dataset: str | None, task_type: str) -> Any:
     except UnknownDatasetError:
         return None
     return spec.task_spec() if spec.task_type == task_type else None
+
+
+@bank_app.command("upgrade")
+def upgrade(bank: Path = _BANK) -> None:
+    """Rewrite a bank of an older format in place (task specs rebuilt; tensors untouched)."""
+    from clinprompt.prompts.bank import BankError, PromptBank
+
+    def lookup(dataset: str) -> Any:
+        # Only the task type is needed to compare: the spec is rebuilt from the registered dataset.
+        from clinprompt.data.registry import UnknownDatasetError, get_dataset
+
+        try:
+            return get_dataset(dataset).task_spec()
+        except UnknownDatasetError:
+            return None
+
+    try:
+        before = json.loads((bank / "bank.json").read_text()).get("version", 1)
+        upgraded = PromptBank.upgrade(bank, lookup)
+    except (BankError, ValueError, OSError) as err:
+        raise _fail(str(err)) from err
+    if before == upgraded.header["version"]:
+        typer.echo(f"{bank} is already in bank format {before}; nothing to do")
+        return
+    typer.echo(
+        f"upgraded {bank} from bank format {before} to {upgraded.header['version']}: "
+        f"{len(upgraded.tasks)} task spec(s) written"
+    )
+    for name, entry in upgraded.tasks.items():
+        spec = entry.spec
+        typer.echo(f"  {name}: {spec.task_type} {spec.name}" + (" (joint)" if spec.joint else ""))
 
 
 @bank_app.command("remove")

@@ -17,16 +17,17 @@ Task k's effective prompt is ``P* ⊙ (u_k v_k)`` or its single ``prompt``. Ever
 task never rewrites the others. Loading checks the backbone fingerprint.
 
 Format versions: 2 stores each task's :class:`~clinprompt.tasks.spec.TaskSpec` whole, so serving
-needs no dataset registry. A version-1 bank (no specs) still loads: each spec is rebuilt once from
-the entry's fields and, when its dataset is a registered name, from that dataset, as version-1
-servers resolved it (:func:`spec_of_v1_entry`); ``header["upgraded"]`` says so, and the next write
-saves version 2.
+needs no dataset registry. A version-1 bank (no specs) is refused on load with the command that
+upgrades it once, in place (``clinprompt bank upgrade BANK``: :meth:`PromptBank.upgrade` rebuilds
+each spec from the entry's fields and, through a lookup the caller passes in, from the registered
+dataset it names, as version-1 servers resolved it; the tensors are not touched).
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -105,9 +106,14 @@ class TaskEntry:
         return {**asdict(self), "spec": self.spec.to_dict()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "task entry") -> TaskEntry:
+    def from_dict(
+        cls,
+        data: dict[str, Any],
+        where: str = "task entry",
+        lookup: SpecLookup | None = None,
+    ) -> TaskEntry:
         """An entry from :meth:`to_dict` output; one without a spec (written before bank format 2)
-        gets the spec :func:`spec_of_v1_entry` rebuilds.
+        gets the spec :func:`spec_of_v1_entry` rebuilds with ``lookup``.
 
         Raises:
             TaskSpecError: a stored spec that cannot be read (the message names the field).
@@ -116,8 +122,12 @@ class TaskEntry:
         if data.get("spec") is not None:
             values["spec"] = TaskSpec.from_dict(data["spec"], where=f"{where}: spec")
         else:
-            values["spec"] = spec_of_v1_entry(data)
+            values["spec"] = spec_of_v1_entry(data, lookup)
         return cls(**values)
+
+
+# A dataset name → its registered spec, or None; passed in by the layer that owns the registry.
+SpecLookup = Callable[[str], "TaskSpec | None"]
 
 
 def _spec_from_fields(entry: dict[str, Any]) -> TaskSpec:
@@ -133,24 +143,15 @@ def _spec_from_fields(entry: dict[str, Any]) -> TaskSpec:
     )
 
 
-def spec_of_v1_entry(entry: dict[str, Any]) -> TaskSpec:
+def spec_of_v1_entry(entry: dict[str, Any], lookup: SpecLookup | None = None) -> TaskSpec:
     """The spec of a task entry written before banks stored specs (format version 1).
 
-    As version-1 servers resolved it: when the entry's ``dataset`` is a registered dataset of the
-    same task type, that dataset's spec with the entry's labels and instruction (the bank records
-    what training used); otherwise one built from the entry's fields (task type, labels,
+    As version-1 servers resolved it: when ``lookup`` knows the entry's ``dataset`` as a dataset
+    of the same task type, that dataset's spec with the entry's labels and instruction (the bank
+    records what training used); otherwise one built from the entry's fields (task type, labels,
     instruction, meta ``answer_style``/``joint``).
     """
-    base: TaskSpec | None = None
-    if entry.get("dataset"):
-        # Compatibility only, and the one place the prompts layer looks a dataset up (the registry
-        # lives above it): version-1 banks did not store the spec, so it is rebuilt once, on load.
-        from clinprompt.data.registry import get_dataset
-
-        try:
-            base = get_dataset(entry["dataset"]).task_spec()
-        except (KeyError, ImportError):
-            base = None
+    base = lookup(entry["dataset"]) if lookup is not None and entry.get("dataset") else None
     if base is None or base.task_type != entry.get("task_type"):
         return _spec_from_fields(entry)
     instruction = entry.get("instruction")
@@ -222,26 +223,59 @@ class PromptBank:
             raise BankError(
                 f"{meta_path}: bank format version {data['version']} is newer than this clinprompt reads ({BANK_VERSION}); upgrade clinprompt"
             )
+        if version < BANK_VERSION:
+            raise BankError(
+                f"{meta_path}: bank format version {version} does not record each task's spec; "
+                f"upgrade it once, in place (the tensors are kept): clinprompt bank upgrade {path}"
+            )
+        tasks = cls._entries(meta_path, data)
+        bank = cls(path, data, tasks)
+        if expect is not None:
+            bank.check_backbone(expect)
+        return bank
+
+    @staticmethod
+    def _entries(
+        meta_path: Path, data: dict[str, Any], lookup: SpecLookup | None = None
+    ) -> dict[str, TaskEntry]:
+        """The task entries of a ``bank.json`` (popped from ``data``), specs checked."""
+        version = data.get("version", 1)
         tasks: dict[str, TaskEntry] = {}
         for t in data.pop("tasks", []):
             where = f"{meta_path}: task {t.get('name')!r}"
             if version >= 2 and t.get("spec") is None:
                 raise BankError(f"{where}: field 'spec' is missing (bank format {version})")
             try:
-                tasks[t["name"]] = TaskEntry.from_dict(t, where=where)
+                tasks[t["name"]] = TaskEntry.from_dict(t, where=where, lookup=lookup)
             except TaskSpecError as err:
                 raise BankError(str(err)) from err
-        if version < BANK_VERSION:
-            # Kept in memory; the next write (add, remove) saves the new format with this note.
-            data["upgraded"] = (
-                f"from bank format {version} to {BANK_VERSION} on "
-                f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}: task specs rebuilt "
-                "from the entries' fields and registered datasets"
-            )
-            data["version"] = BANK_VERSION
+        return tasks
+
+    @classmethod
+    def upgrade(cls, path: str | Path, lookup: SpecLookup | None = None) -> PromptBank:
+        """Rewrite an older bank's ``bank.json`` in the current format, in place (atomically).
+
+        Each task's spec is rebuilt by :func:`spec_of_v1_entry` (``lookup``: a dataset name → its
+        registered spec, passed in by the caller, e.g. the CLI); ``header["upgraded"]`` records it.
+        A bank already in the current format is returned unchanged.
+        """
+        path = Path(path)
+        meta_path = path / "bank.json"
+        if not meta_path.exists():
+            raise BankError(f"{path} is not a prompt bank: {meta_path} is missing")
+        data = read_json(meta_path)
+        version = data.get("version", 1)
+        if data.get("format") != BANK_FORMAT or version >= BANK_VERSION:
+            return cls.load(path)
+        tasks = cls._entries(meta_path, data, lookup)
+        data["upgraded"] = (
+            f"from bank format {version} to {BANK_VERSION} on "
+            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}: task specs rebuilt "
+            "from the entries' fields and registered datasets"
+        )
+        data["version"] = BANK_VERSION
         bank = cls(path, data, tasks)
-        if expect is not None:
-            bank.check_backbone(expect)
+        bank._write_header()
         return bank
 
     def check_backbone(self, fingerprint: Fingerprint) -> None:
