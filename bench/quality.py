@@ -25,10 +25,12 @@ from rich.console import Console
 from clinprompt.config import load_config
 from clinprompt.decoding import DEFAULT_MAX_NEW_TOKENS
 from clinprompt.eval.provenance import (
+    backbone_description,
     budgets,
     command_line,
     format_seconds,
     hardware,
+    precision_record,
     record_provenance,
 )
 from clinprompt.eval.report import build_report
@@ -109,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     record_provenance(
         cfg.run_dir,
         command=command,
-        backbone=backbone.fingerprint.describe(),
+        backbone=backbone_description(backbone),
+        precision=precision_record(backbone),
         suite=cfg.data.suite,
         budgets=spent,
         hardware=hardware(),  # at the end: the load average covers the last 15 minutes

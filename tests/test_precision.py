@@ -90,3 +90,71 @@ def test_real_probe_is_bounded_and_positive():
     result = precision.probe_matmul(64, 128, rows=8, budget_s=0.01)
     assert result.fp32_gflops > 0 and result.bf16_gflops > 0
     assert result.shape == (8, 64, 128)
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        (None, "auto"),
+        ("auto", "auto"),
+        ("float32", "fp32"),
+        ("bfloat16", "bf16"),
+        ("BFloat16", "bf16"),
+        ("float16", "fp16"),
+        ("bf16", "bf16"),
+    ],
+)
+def test_backbone_dtype_key_reads_every_spelling(written, read):
+    from clinprompt.config import load_config
+
+    overrides = [] if written is None else [f"backbone.dtype={written}"]
+    assert load_config("smoke", overrides).backbone.dtype == read
+    assert precision.canonical_dtype(written) == read
+
+
+def test_backbone_dtype_key_defaults_to_auto_and_refuses_others():
+    from clinprompt.config import BackboneArgs, ConfigError, load_config
+
+    assert BackboneArgs().dtype == "auto"
+    assert load_config("gpu").backbone.dtype == "bf16"  # the profile writes bfloat16
+    with pytest.raises(ConfigError, match=r"backbone.dtype: 'fp64' — expected one of auto, fp32"):
+        load_config("smoke", ["backbone.dtype=fp64"])
+    with pytest.raises(PrecisionError):
+        precision.canonical_dtype("fp64")
+
+
+def test_evaluate_and_serve_take_a_dtype_option_defaulting_to_auto():
+    import dataclasses
+
+    from clinprompt.eval.args import EvalArgs
+    from clinprompt.serve.args import ServeArgs
+
+    for cls in (EvalArgs, ServeArgs):
+        (field,) = [f for f in dataclasses.fields(cls) if f.name == "dtype"]
+        assert field.default == "auto"
+        assert field.metadata["choices"] == precision.DTYPE_CHOICES
+
+
+def test_the_choice_travels_with_the_model(tiny):
+    """Recorded at load, found again on a deep copy and through PEFT's wrapper; a model loaded
+    elsewhere is described by its weights."""
+    import copy
+
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    assert precision.choice_of(tiny.model) is tiny.dtype_choice
+    wrapped = get_peft_model(
+        copy.deepcopy(tiny.model),
+        LoraConfig(task_type=TaskType.CAUSAL_LM, r=2, target_modules=["q_proj"]),
+    )
+    assert precision.choice_of(wrapped).to_dict() == tiny.dtype_choice.to_dict()
+    assert precision.choice_of(wrapped.get_base_model()).to_dict() == tiny.dtype_choice.to_dict()
+    bare = precision.choice_of(torch.nn.Linear(2, 2).to(torch.bfloat16))
+    assert bare.name == "bf16" and bare.requested == "unknown"
+
+
+def test_machine_info_names_the_cpu_and_its_bf16_units():
+    info = precision.machine_info()
+    assert info["cpu"] and isinstance(info["bf16_cpu_flags"], list)
+    assert set(info["bf16_cpu_flags"]) <= {"amx_bf16", "amx_tile", "avx512_bf16"}
+    assert info["torch_threads"] == torch.get_num_threads()

@@ -28,7 +28,14 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from clinprompt.artifacts import atomic_dir
-from clinprompt.precision import DTYPE_NAMES, DtypeChoice, PrecisionError, choose_dtype
+from clinprompt.precision import (
+    DTYPE_NAMES,
+    DtypeChoice,
+    PrecisionError,
+    attach_choice,
+    canonical_dtype,
+    choose_dtype,
+)
 
 __all__ = [
     "BUILTIN_BACKBONES",
@@ -249,8 +256,9 @@ def tiny_backbone(
 ) -> Backbone:
     """A tiny random LLaMA (``TINY_CONFIG``) with the real SmolLM2 tokenizer; deterministic.
 
-    Its dtype is fp32 unless forced (``auto`` is not probed: the tiny shapes say nothing about
-    the machine); the weights are drawn in fp32 and cast, so every dtype holds the same model.
+    On a CPU its dtype is fp32 unless forced (``auto`` is not probed: the tiny shapes say nothing
+    about the machine); on CUDA ``auto`` is bf16 as for any backbone. The weights are drawn in
+    fp32 and cast, so every dtype holds the same model.
     """
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -269,9 +277,17 @@ def tiny_backbone(
         model = LlamaForCausalLM(cfg)
     finally:
         torch.random.set_rng_state(state)
-    forced = dtype if dtype not in (None, "auto") else "fp32"
-    dev, torch_dtype = resolve_device(device, forced)
-    choice = DtypeChoice(torch_dtype, dtype or "auto", "tiny test model: fp32 unless forced")
+    try:
+        requested = canonical_dtype(dtype)
+    except PrecisionError as err:
+        raise BackboneError(str(err)) from err
+    dev, torch_dtype = resolve_device(device, "fp32" if requested == "auto" else requested)
+    if requested == "auto" and dev.type == "cuda":
+        choice = choose_dtype("auto", dev, cfg.hidden_size, cfg.intermediate_size)
+    else:
+        reason = "tiny test model on a CPU: fp32 unless forced" if requested == "auto" else "forced"
+        choice = DtypeChoice(torch_dtype, requested, reason)
+    torch_dtype = choice.dtype
     return wrap_backbone(model.to(dev, torch_dtype), tokenizer, TINY_BACKBONE, choice)
 
 
@@ -367,6 +383,8 @@ def wrap_backbone(
             f"{name}: the model has no language-modelling head; expected a causal LM"
         )
     freeze(model)
+    if dtype_choice is not None:
+        attach_choice(model, dtype_choice)
     return Backbone(
         model=model,
         tokenizer=prepare_tokenizer(tokenizer),

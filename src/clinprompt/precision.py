@@ -27,12 +27,19 @@ from pathlib import Path
 import torch
 
 __all__ = [
+    "DTYPE_CHOICES",
     "DTYPE_NAMES",
     "DtypeChoice",
     "PrecisionError",
     "ProbeResult",
+    "attach_choice",
+    "bf16_cpu_flags",
+    "canonical_dtype",
+    "choice_of",
     "choose_dtype",
+    "cpu_model",
     "dtype_name",
+    "machine_info",
     "machine_key",
     "probe_matmul",
 ]
@@ -46,6 +53,8 @@ DTYPE_NAMES: dict[str, torch.dtype] = {
     "fp16": torch.float16,
     "float16": torch.float16,
 }
+# The names a config or a command line offers (the long spellings above are mapped onto these).
+DTYPE_CHOICES = ("auto", "fp32", "bf16", "fp16")
 # bf16 must beat fp32 by this factor on the probe: a training step gains less than a bare matmul
 # (attention, norms and the fp32 loss do not speed up), so a marginal win is not worth the numerics.
 BF16_MARGIN = 1.5
@@ -99,6 +108,82 @@ def dtype_name(dtype: torch.dtype) -> str:
     return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(
         dtype, str(dtype).removeprefix("torch.")
     )
+
+
+def canonical_dtype(name: str | None) -> str:
+    """``auto`` or the short name of a dtype spelling: ``bfloat16`` → ``bf16``, None → ``auto``.
+
+    Raises:
+        PrecisionError: a name that is neither ``auto`` nor in :data:`DTYPE_NAMES`.
+    """
+    req = (name or "auto").strip().lower()
+    if req == "auto":
+        return req
+    if req not in DTYPE_NAMES:
+        raise PrecisionError(
+            f"dtype {name!r} is not accepted; expected auto, fp32, bf16 or fp16 "
+            f"(also {', '.join(n for n in DTYPE_NAMES if len(n) > 4)})"
+        )
+    return dtype_name(DTYPE_NAMES[req])
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
+    return _cpu_model()
+
+
+def bf16_cpu_flags() -> list[str]:
+    """The CPU's bf16 matrix flags present (``amx_bf16``, ``avx512_bf16``); empty without them."""
+    flags = set(_cpu_flags().split())
+    return [f for f in ("amx_bf16", "amx_tile", "avx512_bf16") if f in flags]
+
+
+def machine_info() -> dict[str, object]:
+    """What a speed figure depends on: CPU model, its bf16 units, cores, torch threads, GPU."""
+    import os
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    info: dict[str, object] = {
+        "cpu": _cpu_model(),
+        "bf16_cpu_flags": bf16_cpu_flags(),
+        "cpu_cores": usable,
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+    }
+    if hasattr(os, "getloadavg"):
+        info["load_average_1min"] = round(os.getloadavg()[0], 2)
+    return info
+
+
+# The attribute a loaded model carries its DtypeChoice under: it survives ``copy.deepcopy`` and
+# PEFT wrapping (``get_base_model()`` returns the same object), so the training loop and the
+# evaluation can record why the model computes in its dtype without the Backbone at hand.
+_CHOICE_ATTR = "_clinprompt_dtype_choice"
+
+
+def attach_choice(model: torch.nn.Module, choice: DtypeChoice) -> None:
+    """Record on ``model`` the dtype choice it was loaded with."""
+    object.__setattr__(model, _CHOICE_ATTR, choice)
+
+
+def choice_of(model: torch.nn.Module) -> DtypeChoice:
+    """The dtype choice recorded on ``model`` (or on the model PEFT wraps), else its weights' dtype."""
+    for candidate in (model, getattr(model, "base_model", None), _peft_base(model)):
+        found = getattr(candidate, _CHOICE_ATTR, None) if candidate is not None else None
+        if isinstance(found, DtypeChoice):
+            return found
+    weight = next((p for p in model.parameters() if p.is_floating_point()), None)
+    dtype = weight.dtype if weight is not None else torch.float32
+    return DtypeChoice(dtype, "unknown", "not recorded at load: the dtype of the model's weights")
+
+
+def _peft_base(model: torch.nn.Module) -> torch.nn.Module | None:
+    get = getattr(model, "get_base_model", None)
+    try:
+        return get() if callable(get) else None
+    except (AttributeError, TypeError):
+        return None
 
 
 def _cpu_model() -> str:
@@ -211,13 +296,8 @@ def choose_dtype(
     Raises:
         PrecisionError: an unknown dtype name.
     """
-    req = (requested or "auto").strip().lower()
+    req = canonical_dtype(requested)
     if req != "auto":
-        if req not in DTYPE_NAMES:
-            raise PrecisionError(
-                f"dtype {requested!r} is not accepted; expected auto, fp32, bf16 or fp16 "
-                f"(also {', '.join(n for n in DTYPE_NAMES if len(n) > 4)})"
-            )
         return DtypeChoice(DTYPE_NAMES[req], req, "forced")
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported():

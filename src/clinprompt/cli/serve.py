@@ -63,11 +63,17 @@ def build_server(args: ServeArgs):  # -> (FastAPI, ServeEngine)
         from clinprompt.serve.vllm_engine import VllmServeEngine
 
         # The HF copy only embeds tokens and tokenizes; vLLM holds the weights that generate.
-        bb = load_backbone(name, device="cpu", dtype=args.dtype or "bfloat16")
+        dtype = "bf16" if args.dtype in (None, "auto") else args.dtype
+        bb = load_backbone(name, device="cpu", dtype=dtype)
         eng: ServeEngine = VllmServeEngine(
             bb, args.bank, args.model_path or name, limits, engine_args
         )
     else:
         backbone = load_backbone(name, device=args.device, dtype=args.dtype)
+        if backbone.dtype_choice is not None:
+            typer.echo(
+                f"backbone dtype: {backbone.dtype_choice.name} ({backbone.dtype_choice.reason})",
+                err=True,
+            )
         eng = ServeEngine(backbone, args.bank, limits, engine_args)
     return create_app(eng, api_key=args.api_key), eng

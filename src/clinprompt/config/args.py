@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 PROFILES = ("smoke", "cpu", "gpu")
+# Long dtype spellings of older configs → the names backbone.dtype offers (torch-free, for the CLI).
+DTYPE_SPELLINGS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 
 def arg(
@@ -70,11 +72,20 @@ class BackboneArgs:
         None,
         "cpu, cuda, cuda:1...; default: CUDA when available (each process's own GPU under accelerate).",
     )
-    dtype: str | None = arg(
-        None,
-        "Backbone dtype; default bf16 on CUDA, fp32 on CPU. Trainable prompts stay fp32.",
-        ("float32", "bfloat16", "float16"),
+    dtype: str = arg(
+        "auto",
+        "Compute dtype of the frozen backbone. auto: bf16 on CUDA; on a CPU bf16 only where a "
+        "cached matmul probe shows it faster (bf16 units: AMX, AVX512-BF16), else fp32. "
+        "float32/bfloat16/float16 are read as fp32/bf16/fp16. Prompts, factors, LoRA and "
+        "optimizer states stay fp32.",
+        ("auto", "fp32", "bf16", "fp16"),
     )
+
+    def __post_init__(self) -> None:
+        # Older configs spell the dtype float32/bfloat16/float16, or leave it null (= auto);
+        # anything else is left as written for validation to report.
+        name = (self.dtype or "auto").strip().lower()
+        self.dtype = DTYPE_SPELLINGS.get(name, name)
 
 
 @dataclass

@@ -35,6 +35,12 @@ class EvalArgs:
     )
     backbone: str | None = arg(None, "Backbone (default: the artifact's, else smollm2-135m).")
     device: str | None = arg(None, "cpu, cuda, cuda:1 (default: CUDA when available).")
+    dtype: str = arg(
+        "auto",
+        "Backbone compute dtype; auto: bf16 on CUDA, on a CPU bf16 only where a cached probe "
+        "shows it faster, else fp32 (recorded in metrics.json).",
+        ("auto", "fp32", "bf16", "fp16"),
+    )
     # Greedy decoding on a CPU is bound by reading the weights: large batches are nearly free.
     batch_size: int = arg(32, "Examples per forward pass.")
     max_input_tokens: int = arg(256, "Input tokens kept per example (as in training).")

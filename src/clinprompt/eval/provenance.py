@@ -17,7 +17,15 @@ from typing import Any
 from clinprompt.artifacts import read_json, write_json
 from clinprompt.eval.runs import PROVENANCE_FILE
 
-__all__ = ["budgets", "command_line", "format_seconds", "hardware", "record_provenance"]
+__all__ = [
+    "backbone_description",
+    "budgets",
+    "command_line",
+    "format_seconds",
+    "hardware",
+    "precision_record",
+    "record_provenance",
+]
 
 
 def command_line(argv: list[str] | None = None) -> str:
@@ -40,23 +48,36 @@ def format_seconds(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def precision_record(backbone: Any) -> dict[str, Any]:
+    """The dtype a backbone (or a bare model) computes in and why: ``DtypeChoice.to_dict()``.
+
+    Soft prompts, factors, LoRA weights and optimizer states are fp32 whatever it says.
+    """
+    from clinprompt.precision import choice_of
+
+    choice = getattr(backbone, "dtype_choice", None)
+    if choice is None:
+        choice = choice_of(getattr(backbone, "model", backbone))
+    return choice.to_dict()
+
+
+def backbone_description(backbone: Any) -> str:
+    """The fingerprint's description plus the compute dtype and why (shown under every table)."""
+    record = precision_record(backbone)
+    return f"{backbone.fingerprint.describe()}; computes in {record['dtype']} ({record['reason']})"
 
 
 def hardware() -> dict[str, Any]:
-    """CPU model and usable cores, torch threads, GPU (if any), memory, load, versions."""
+    """CPU model, its bf16 units, usable cores, torch threads, GPU, memory, load, versions."""
     import torch
+
+    from clinprompt.precision import bf16_cpu_flags, cpu_model
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     info: dict[str, Any] = {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
+        # amx_bf16 / avx512_bf16: whether bf16 can be faster than fp32 on this CPU at all
+        "bf16_cpu_flags": ", ".join(bf16_cpu_flags()) or "none",
         "cpu_cores": usable,
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",

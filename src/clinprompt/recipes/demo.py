@@ -20,10 +20,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from clinprompt.backbone import Backbone
 from clinprompt.config import ExperimentArgs, load_config
 from clinprompt.eval.provenance import (
+    backbone_description,
     budgets,
     command_line,
     format_seconds,
     hardware,
+    precision_record,
     record_provenance,
 )
 from clinprompt.recipes.evaluate import evaluate_run
@@ -87,6 +89,11 @@ class StageClock:
     def finish(self) -> float:
         self._close()
         return time.perf_counter() - self.start
+
+
+def _dtype_line(backbone: Backbone) -> str:
+    record = precision_record(backbone)
+    return f"{record['dtype']} ({record['reason']}); prompts, factors and LoRA train in fp32"
 
 
 def train_stages(cfg: ExperimentArgs, backbone: Backbone, clock: StageClock) -> Any:
@@ -164,6 +171,7 @@ def run_demo(
     clock.stage("backbone", f"load {cfg.backbone.name} (converted and cached on first use)")
     model = load_run_backbone(cfg.backbone)
     console.print(f"  {model.fingerprint.describe()}, {model.num_parameters():,} parameters")
+    console.print(f"  computes in {_dtype_line(model)}", markup=False)
 
     # ---- train, evaluate
     run = train_stages(cfg, model, clock)
@@ -174,7 +182,8 @@ def run_demo(
     record_provenance(
         cfg.run_dir,
         command=command,
-        backbone=model.fingerprint.describe(),
+        backbone=backbone_description(model),
+        precision=precision_record(model),
         suite=f"{cfg.data.suite} (SYNTHETIC)",
         budgets=budgets(cfg),
         hardware=hardware(),

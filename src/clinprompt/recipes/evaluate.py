@@ -24,6 +24,7 @@ from clinprompt.data.spec import DatasetSpec, Records
 from clinprompt.eval.args import EvalArgs
 from clinprompt.eval.artifact import EvalError, resolve_artifact
 from clinprompt.eval.predict import generation_budget, predict
+from clinprompt.eval.provenance import precision_record
 from clinprompt.eval.runs import evaluation_dir, write_index
 from clinprompt.tasks.base import get_task_type
 from clinprompt.tasks.floors import floor_predictions
@@ -186,7 +187,7 @@ def evaluate(args: EvalArgs, backbone: Backbone | None = None) -> EvalResult:
         name = args.backbone or (
             artifact.fingerprint.name if artifact.fingerprint else "smollm2-135m"
         )
-        backbone = load_backbone(name, device=args.device)
+        backbone = load_backbone(name, device=args.device, dtype=args.dtype)
     spec = artifact.check_backbone(spec, backbone)
     # 2. predict, parse
     task = get_task_type(spec.task_type)
@@ -213,9 +214,15 @@ def evaluate(args: EvalArgs, backbone: Backbone | None = None) -> EvalResult:
         "trainable_params": artifact.trainable_params,
         "backbone_params": backbone.num_parameters(),
         "backbone": backbone.fingerprint.to_dict(),
+        "precision": precision_record(backbone),  # the dtype used and why
         "wall_s": round(time.perf_counter() - started, 2),
     }
-    config = {**args.to_dict(), "method": method, "resolved_instruction": task.instruction(spec)}
+    config = {
+        **args.to_dict(),
+        "method": method,
+        "resolved_instruction": task.instruction(spec),
+        "precision": extra["precision"],
+    }
     return _finish(
         spec,
         args.split,

@@ -46,8 +46,11 @@ class ServeArgs:
         None, "vllm only: the HF model directory vLLM loads (default: the backbone's directory)."
     )
     device: str | None = arg(None, "cpu, cuda, cuda:1 (default: CUDA when available).")
-    dtype: str | None = arg(
-        None, "float32 | bfloat16 | float16 (default: bf16 on CUDA, fp32 on CPU)."
+    dtype: str = arg(
+        "auto",
+        "Backbone compute dtype; auto: bf16 on CUDA, on a CPU bf16 only where a cached probe "
+        "shows it faster, else fp32 (printed at start-up).",
+        ("auto", "fp32", "bf16", "fp16"),
     )
     # ---- batching (EngineArgs)
     max_batch: int = arg(16, "Most inputs run together in one batch.")

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from clinprompt.artifacts import atomic_write_text, read_json, write_json
 from clinprompt.config import TrainArgs
 from clinprompt.data.collate import Encoded
+from clinprompt.precision import choice_of
 from clinprompt.train.checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
 from clinprompt.train.objectives import Objective
 from clinprompt.train.sampling import BatchPlan
@@ -60,6 +61,8 @@ class TrainResult:
     tokens: int  # real (non-pad, non-prompt) input + target tokens trained on
     wall_s: float
     losses: list[float] = field(default_factory=list)  # per step, this session only
+    # The backbone's compute dtype and why (DtypeChoice.to_dict()); the trained weights are fp32.
+    precision: dict[str, Any] | None = None
 
     @property
     def weights(self) -> Path:
@@ -308,6 +311,7 @@ def train(
         pos["tokens"],
         time.perf_counter() - t0,
         losses,
+        choice_of(objective.model).to_dict(),
     )
     if main:
         save_weights(out / "final.safetensors", params)
