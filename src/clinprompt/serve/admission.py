@@ -1,13 +1,16 @@
 """Admission: requests become validated work items in a bounded queue, or a :class:`ServeError`.
 
-A request is checked against the :class:`Limits` (inputs per request, input length, the
-``max_new_tokens`` it may ask for) and the task table it was admitted with, and split into one
-:class:`WorkItem` per input; the queue refuses items beyond ``max_queue`` (backpressure, 429). The
-scheduler takes items from the same queue. Each error carries the HTTP status the app answers with.
+A request is checked against the :class:`Limits` and the task table it was admitted with, and
+split into one :class:`WorkItem` per input; the queue refuses items beyond ``max_queue``
+(backpressure, 429) and every item once the server drains (503). The cheap checks come first:
+counts, types and characters before any tokenization, so an oversized input costs a length, not
+a tokenizer pass; then tokens, then the option-scoring budget. The scheduler takes items from the
+same queue. Each error carries the HTTP status the app answers with.
 """
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
@@ -16,16 +19,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clinprompt.data.collate import encode_prompt
+from clinprompt.decoding import encode_options
 from clinprompt.serve.runtime import InputError, TaskRuntime, TaskTable, cue_length
 
-__all__ = ["MODES", "Admission", "Limits", "ServeError", "WorkItem"]
+__all__ = ["MODES", "Admission", "Limits", "ServeError", "WorkItem", "shutting_down", "text_size"]
 
 MODES = ("auto", "generate", "score")
+
+# Seconds a client should wait before retrying, per refusal (the Retry-After header).
+_RETRY_AFTER_S = {"queue_full": 1, "timeout": 1, "shutting_down": 5, "task_unavailable": 30}
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Admission limits; each names the HTTP status it maps to."""
+    """What one request may cost; each limit names the HTTP status it answers beyond."""
 
     # tokens of one formatted input (instruction and cue excluded) → 413
     max_input_tokens: int = 1024
@@ -33,17 +40,48 @@ class Limits:
     max_queue: int = 256  # inputs waiting for the worker → 429
     request_timeout_s: float = 60.0  # a request not answered by then → 503
     max_new_tokens: int = 512  # the most a request may ask for → 422
+    # characters of one input (all its strings), checked before tokenizing it → 413
+    max_input_chars: int = 32768
+    max_options: int = 64  # candidate answers of one input → 422
+    max_option_tokens: int = 128  # tokens of one candidate answer (EOS included) → 413
+    # option scoring of one request: Σ candidates × (prompt + input + candidate tokens) → 413
+    max_scoring_tokens: int = 200_000
+    max_body_bytes: int = 1_048_576  # request body, refused before it is read past it → 413
+    max_json_depth: int = 32  # nesting of the request body, checked before parsing → 422
 
 
 class ServeError(Exception):
-    """An error with its HTTP status, a machine-readable code and, for limits, the limit's name."""
+    """An error with its HTTP status, a machine-readable code and, for limits, the limit's name.
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    Args:
+        status, code, message: the HTTP status, the ``code`` and ``message`` of the JSON body.
+        retry_after: seconds for the ``Retry-After`` header (default: per code on 429 and 503).
+        **extra: more fields of the JSON body (``limit``, ``value``, ``index``, ``tasks``).
+    """
+
+    def __init__(
+        self, status: int, code: str, message: str, *, retry_after: int | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.extra = status, code, message, extra
+        if retry_after is None and status in (429, 503):
+            retry_after = _RETRY_AFTER_S.get(code, 1)
+        self.retry_after = retry_after
 
     def to_dict(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, **self.extra}}
+
+    def headers(self) -> dict[str, str]:
+        """The response headers the error calls for (``WWW-Authenticate``, ``Retry-After``)."""
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else {}
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
+        return headers
+
+
+def shutting_down() -> ServeError:
+    """The refusal of every request once the server drains."""
+    return ServeError(503, "shutting_down", "the server is shutting down; retry on another replica")
 
 
 @dataclass
@@ -56,6 +94,56 @@ class WorkItem:
     candidates: list[str] | None  # score these options; None → generate
     max_new_tokens: int
     future: Future = field(default_factory=Future)
+    option_ids: list[list[int]] | None = None  # the candidates' token ids (encode_options)
+
+
+def _step(path: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    if key.isidentifier() and key.isascii():
+        return f"{path}.{key}"
+    return f"{path}[{json.dumps(key)}]"  # ASCII-escaped: safe to echo whatever the key holds
+
+
+def text_size(value: Any, path: str) -> int:
+    """The characters of every string in ``value`` (keys included), refusing unencodable text.
+
+    Raises:
+        InputError: a string (or key) that is not valid Unicode text (a lone UTF-16 surrogate
+            sent as ``\\ud800``), naming where it is.
+    """
+    total, stack = 0, [(value, path)]
+    while stack:  # iterative: the depth of a JSON body is limited, but direct callers' is not
+        node, where = stack.pop()
+        if isinstance(node, str):
+            if not node.isascii():
+                try:
+                    node.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise InputError(
+                        f"{where} is not valid Unicode text (a lone surrogate such as \\ud800)"
+                    ) from None
+            total += len(node)
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                key = k if isinstance(k, str) else str(k)
+                if not _encodable(key):
+                    raise InputError(
+                        f"{where} has a key that is not valid Unicode text (a lone surrogate such as \\ud800)"
+                    )
+                total += len(key)
+                stack.append((v, _step(where, key)))
+        elif isinstance(node, list):
+            stack.extend((v, _step(where, i)) for i, v in enumerate(node))
+    return total
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Admission:
@@ -74,7 +162,9 @@ class Admission:
         self._cue = cue_length(tokenizer)
         self._queue: queue.Queue[WorkItem] = queue.Queue()
         self._pending = 0  # items admitted and not yet taken by the worker
+        self._open = 0  # items admitted and not yet answered (queued, decoding or scoring)
         self._lock = threading.Lock()
+        self.closed = False  # draining: every new request is refused
         self.requests = 0  # requests queued
         self.items = 0  # inputs queued
 
@@ -104,15 +194,19 @@ class Admission:
     ) -> list[WorkItem]:
         """Validate a request against ``table`` and turn it into work items (nothing is queued).
 
+        Tokenizes (call it off the event loop); every input is measured in characters first.
+
         Raises:
-            ServeError: 404 unknown task, 413 input too long, 422 bad inputs or limits, 503 a
-                task that cannot be served.
+            ServeError: 404 unknown task, 413 an input or the option scoring over its limit,
+                422 bad inputs or limits, 503 a task that cannot be served.
         """
         lim = self.limits
         if mode not in MODES:
             raise ServeError(
                 422, "invalid_mode", f"mode must be one of {', '.join(MODES)}; got {mode!r}"
             )
+        if not isinstance(inputs, list):
+            raise ServeError(422, "invalid_request", "inputs must be a list of input records")
         if not inputs:
             raise ServeError(422, "empty_inputs", "inputs is empty; send at least one input record")
         if len(inputs) > lim.max_inputs:
@@ -123,19 +217,51 @@ class Admission:
                 limit="max_inputs",
                 value=lim.max_inputs,
             )
-        if max_new_tokens is not None and not 1 <= max_new_tokens <= lim.max_new_tokens:
+        if max_new_tokens is not None and (
+            isinstance(max_new_tokens, bool)
+            or not isinstance(max_new_tokens, int)
+            or not 1 <= max_new_tokens <= lim.max_new_tokens
+        ):
             raise ServeError(
                 422,
                 "max_new_tokens",
-                f"max_new_tokens must be in 1..{lim.max_new_tokens}; got {max_new_tokens}",
+                f"max_new_tokens must be an integer in 1..{lim.max_new_tokens}; got {max_new_tokens!r}",
                 limit="max_new_tokens",
                 value=lim.max_new_tokens,
             )
+        if not isinstance(task, str) or not _encodable(task):
+            raise ServeError(422, "invalid_request", "task must be a task name (valid text)")
         rt = self.task(table, task)
         items = []
+        scoring_tokens = 0
         for i, raw in enumerate(inputs):
             try:
+                chars = text_size(raw, f"inputs[{i}]")
                 record = rt.check_input(i, raw)
+            except InputError as err:
+                raise ServeError(422, "invalid_input", str(err), index=i) from err
+            if chars > lim.max_input_chars:
+                raise ServeError(
+                    413,
+                    "input_too_long",
+                    f"inputs[{i}] has {chars} characters; the limit max_input_chars is {lim.max_input_chars}",
+                    limit="max_input_chars",
+                    value=lim.max_input_chars,
+                    index=i,
+                )
+            cands = None
+            if mode != "generate" and self.scoring:
+                cands = rt.candidates(record)
+            if mode == "score" and not cands:
+                raise ServeError(
+                    422,
+                    "not_scorable",
+                    f"inputs[{i}] has no candidate answers to score (task type {rt.entry.task_type}); use mode generate or auto",
+                    index=i,
+                )
+            if cands is not None:
+                self._check_candidates(i, cands)
+            try:
                 example = rt.example(i, record)
             except InputError as err:
                 raise ServeError(422, "invalid_input", str(err), index=i) from err
@@ -150,21 +276,72 @@ class Admission:
                     value=lim.max_input_tokens,
                     index=i,
                 )
-            cands = None
-            if mode != "generate" and self.scoring:
-                cands = rt.candidates(record)
-            if mode == "score" and not cands:
-                raise ServeError(
-                    422,
-                    "not_scorable",
-                    f"inputs[{i}] has no candidate answers to score (task type {rt.entry.task_type}); use mode generate or auto",
+            option_ids = None
+            if cands is not None:
+                option_ids = encode_options(self.tokenizer, cands)
+                scoring_tokens += self._scoring_cost(i, rt, ids, cands, option_ids)
+            items.append(
+                WorkItem(
+                    rt,
+                    record,
+                    ids,
+                    cands,
+                    max_new_tokens or rt.max_new_tokens(),
+                    option_ids=option_ids,
                 )
-            items.append(WorkItem(rt, record, ids, cands, max_new_tokens or rt.max_new_tokens()))
+            )
+        if scoring_tokens > lim.max_scoring_tokens:
+            raise ServeError(
+                413,
+                "scoring_too_large",
+                f"scoring the candidate answers of this request takes {scoring_tokens} tokens "
+                f"(candidates × prompt, input and candidate tokens); the limit max_scoring_tokens "
+                f"is {lim.max_scoring_tokens}: send fewer inputs per request",
+                limit="max_scoring_tokens",
+                value=lim.max_scoring_tokens,
+            )
         return items
 
+    def _check_candidates(self, i: int, cands: list[str]) -> None:
+        lim = self.limits
+        if len(cands) > lim.max_options:
+            raise ServeError(
+                422,
+                "too_many_options",
+                f"inputs[{i}] has {len(cands)} candidate answers; the limit max_options is {lim.max_options}",
+                limit="max_options",
+                value=lim.max_options,
+                index=i,
+            )
+        if any(not isinstance(c, str) or not c.strip() for c in cands):
+            raise ServeError(
+                422, "invalid_input", f"inputs[{i}]: a candidate answer is empty", index=i
+            )
+
+    def _scoring_cost(
+        self, i: int, rt: TaskRuntime, ids: list[int], cands: list[str], option_ids: list[list[int]]
+    ) -> int:
+        """Σ over the candidates of their row's tokens: prompt, input and candidate."""
+        lim = self.limits
+        for cand, opt in zip(cands, option_ids, strict=True):
+            if len(opt) > lim.max_option_tokens:
+                raise ServeError(
+                    413,
+                    "option_too_long",
+                    f"inputs[{i}]: candidate answer {cand[:40]!r} has {len(opt)} tokens; "
+                    f"the limit max_option_tokens is {lim.max_option_tokens}",
+                    limit="max_option_tokens",
+                    value=lim.max_option_tokens,
+                    index=i,
+                )
+        row = rt.prompt.shape[0] + len(ids)
+        return sum(row + len(opt) for opt in option_ids)
+
     def submit(self, items: list[WorkItem]) -> list[Future]:
-        """Queue admitted items; 429 when the queue would exceed ``max_queue``."""
+        """Queue admitted items; 429 when the queue would exceed ``max_queue``, 503 when draining."""
         with self._lock:
+            if self.closed:
+                raise shutting_down()
             if self._pending + len(items) > self.limits.max_queue:
                 raise ServeError(
                     429,
@@ -174,15 +351,35 @@ class Admission:
                     value=self.limits.max_queue,
                 )
             self._pending += len(items)
+            self._open += len(items)
             self.requests += 1
             self.items += len(items)
         for item in items:
+            item.future.add_done_callback(self._answered)
             self._queue.put(item)
         return [it.future for it in items]
+
+    def _answered(self, _: Future) -> None:
+        with self._lock:
+            self._open -= 1
+
+    def open(self) -> None:
+        """Admit requests (again)."""
+        with self._lock:
+            self.closed = False
+
+    def close(self) -> None:
+        """Refuse every request from now on (503 ``shutting_down``); queued items stay."""
+        with self._lock:
+            self.closed = True
 
     def depth(self) -> int:
         """Items admitted and not yet taken by the worker."""
         return self._pending
+
+    def in_flight(self) -> int:
+        """Items admitted and not yet answered (queued, decoding or being scored)."""
+        return self._open
 
     def waiting(self) -> int:
         """Items in the queue right now (what the scheduler could take)."""
@@ -219,6 +416,7 @@ class Admission:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
+            with self._lock:
+                self._pending -= 1
             if item.future.set_running_or_notify_cancel():
                 item.future.set_exception(err)
-        self._pending = 0

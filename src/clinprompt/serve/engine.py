@@ -12,10 +12,14 @@ A facade over three parts:
 - :class:`~clinprompt.serve.scheduler.Scheduler` is the worker thread: continuous batching of
   generation rows across tasks, option scoring, and the answer of every item's
   :class:`concurrent.futures.Future`.
+
+Shutdown drains: :meth:`ServeEngine.drain` refuses new requests (503 ``shutting_down``), lets
+the admitted ones finish for up to a timeout, then fails what is left with the same 503.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from concurrent.futures import Future
@@ -25,7 +29,8 @@ from typing import Any
 
 from clinprompt.backbone import Backbone
 from clinprompt.decoding import DecodeBatch, PromptKVCache
-from clinprompt.serve.admission import Admission, Limits, ServeError, WorkItem
+from clinprompt.serve.admission import Admission, Limits, ServeError, WorkItem, shutting_down
+from clinprompt.serve.logs import log_event
 from clinprompt.serve.runtime import TaskRuntime, TaskTable
 from clinprompt.serve.scheduler import Scheduler
 from clinprompt.serve.watcher import BankWatcher
@@ -50,6 +55,8 @@ class EngineArgs:
     max_defer_steps: int = 4
     length_normalize: bool = False  # option scoring: mean instead of summed log-probability
     watch_interval_s: float = 0.0  # > 0: poll bank.json and reload when it changes
+    # option scoring runs in chunks of candidates whose cache copies and logits fit this (MiB)
+    scoring_batch_mb: float = 256.0
 
     def scheduling(self) -> dict[str, Any]:
         """The options :class:`~clinprompt.serve.scheduler.Scheduler` takes."""
@@ -59,6 +66,7 @@ class EngineArgs:
             "prefill_group": self.prefill_group,
             "max_defer_steps": self.max_defer_steps,
             "length_normalize": self.length_normalize,
+            "scoring_batch_bytes": int(self.scoring_batch_mb * 2**20),
         }
 
 
@@ -103,6 +111,7 @@ class ServeEngine:
             if self._threads:
                 return self
             self._stop.clear()
+            self.admission.open()
             self._threads.append(
                 threading.Thread(
                     target=self.scheduler.run,
@@ -126,16 +135,69 @@ class ServeEngine:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the worker after its current step; unanswered items fail with 503."""
+        self.admission.close()
         self._stop.set()
         for t in self._threads:
             t.join(timeout)
         self._threads = []
-        self.scheduler.abandon(ServeError(503, "shutting_down", "the server is shutting down"))
-        self.admission.drain(ServeError(503, "shutting_down", "the server is shutting down"))
+        self.scheduler.abandon(shutting_down())
+        self.admission.drain(shutting_down())
 
     @property
     def running(self) -> bool:
         return bool(self._threads)
+
+    @property
+    def draining(self) -> bool:
+        """True once :meth:`begin_drain` (or :meth:`stop`) was called: requests are refused."""
+        return self.admission.closed
+
+    def begin_drain(self) -> None:
+        """Refuse new requests with 503 ``shutting_down``; admitted ones keep running."""
+        self.admission.close()
+
+    def in_flight(self) -> int:
+        """Inputs admitted and not yet answered."""
+        return self.admission.in_flight()
+
+    def drain(self, timeout_s: float, poll_s: float = 0.02) -> dict[str, int]:
+        """Stop admitting, let in-flight inputs finish for up to ``timeout_s``, then cut the rest.
+
+        Cut inputs are answered 503 ``shutting_down`` (queued ones at once, rows being decoded
+        by the worker before its next step). Blocks; the worker keeps running (:meth:`stop` ends it).
+
+        Returns:
+            ``{"in_flight": inputs when it began, "cut": inputs failed at the timeout}``.
+        """
+        self.begin_drain()
+        start, deadline = self.in_flight(), time.monotonic() + timeout_s
+        log_event(
+            logging.INFO,
+            "draining",
+            f"draining: {start} inputs in flight, up to {timeout_s:g} s",
+            in_flight=start,
+            drain_timeout_s=timeout_s,
+        )
+        while self.in_flight() and time.monotonic() < deadline:
+            time.sleep(poll_s)
+        cut = self.in_flight()
+        if cut:
+            self.admission.drain(shutting_down())  # queued: failed now
+            self.scheduler.cut(shutting_down())  # decoding: failed by the worker
+            if not self.running:  # no worker to do it
+                self.scheduler.abandon(shutting_down())
+            give_up = time.monotonic() + 10.0  # one decode step or scoring pass, at most
+            while self.in_flight() and time.monotonic() < give_up:
+                time.sleep(poll_s)
+        log_event(
+            logging.INFO if not cut else logging.WARNING,
+            "drained",
+            f"drained: {start - cut} of {start} in-flight inputs answered, {cut} cut",
+            in_flight=start,
+            cut=cut,
+            left=self.in_flight(),
+        )
+        return {"in_flight": start, "cut": cut}
 
     def queue_depth(self) -> int:
         return self.admission.depth()
@@ -152,7 +214,7 @@ class ServeEngine:
         Returns:
             ``{"tasks": [...], "added": [...], "removed": [...], "changed": [...]}``.
         """
-        return self.watcher.reload()
+        return self.watcher.reload(trigger="api")
 
     # ------------------------------------------------------------------------------ admission
     def task(self, name: str) -> TaskRuntime:
@@ -213,11 +275,14 @@ class ServeEngine:
         }
 
     def health(self) -> dict[str, Any]:
+        """Status (``ok``, ``starting``, ``draining``), queue depth, in-flight inputs, counters."""
+        status = "draining" if self.draining else "ok" if self.running else "starting"
         return {
-            "status": "ok" if self.running else "starting",
+            "status": status,
             "backbone": self.backbone.fingerprint.name,
             "tasks": len(self.table.tasks),
             "queue_depth": self.queue_depth(),
+            "in_flight": self.in_flight(),
             "bank_version": self.table.version,
             **self.stats,
         }

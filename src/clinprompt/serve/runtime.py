@@ -86,6 +86,13 @@ class TaskRuntime:
                 raise InputError(
                     f"inputs[{index}]: field '{name}' must be a {_JSON_TYPE[kind]}, got {type(record[name]).__name__}"
                 )
+            if kind is dict and any(not str(k).strip() for k in record[name]):
+                # an empty key (qa options) would be a candidate answer with no text
+                raise InputError(f"inputs[{index}]: field '{name}' has an empty key")
+        if "id" in record and not isinstance(record["id"], str):
+            raise InputError(
+                f"inputs[{index}]: field 'id' must be a string, got {type(record['id']).__name__}"
+            )
         return {
             "id": str(record.get("id", index)),
             **{k: v for k, v in record.items() if k != "id"},

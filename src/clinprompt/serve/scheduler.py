@@ -4,7 +4,8 @@ A worker thread runs a :class:`~clinprompt.decoding.DecodeBatch`: before every d
 takes queued items (waiting up to ``wait_ms`` to gather them when idle) up to ``max_batch`` rows,
 prefilling them together from the per-task prompt KV caches, whatever their tasks; a row that
 finishes leaves at once and its future resolves. Classification items (records with candidates)
-are scored in one :func:`~clinprompt.decoding.option_logprobs` pass on arrival.
+are scored on arrival by :func:`~clinprompt.decoding.option_logprobs`, in chunks of candidates
+whose memory fits ``scoring_batch_bytes``.
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ from clinprompt.decoding import (
     option_logprobs,
 )
 from clinprompt.serve.admission import Admission, ServeError, WorkItem
+from clinprompt.serve.logs import log_event
 
 __all__ = ["Scheduler"]
-
-log = logging.getLogger("clinprompt.serve")
 
 
 class Scheduler:
@@ -43,6 +43,7 @@ class Scheduler:
             when they fill the batch) ...
         max_defer_steps: ... or after this many decode steps.
         length_normalize: option scoring ranks by the mean instead of the summed log-probability.
+        scoring_batch_bytes: the memory budget of one option-scoring pass (None: unbounded).
     """
 
     def __init__(
@@ -56,6 +57,7 @@ class Scheduler:
         prefill_group: int,
         max_defer_steps: int,
         length_normalize: bool,
+        scoring_batch_bytes: int | None = None,
     ) -> None:
         self.backbone = backbone
         self.tokenizer = backbone.tokenizer
@@ -64,6 +66,8 @@ class Scheduler:
         self.max_batch, self.wait_ms = max_batch, wait_ms
         self.prefill_group, self.max_defer_steps = prefill_group, max_defer_steps
         self.length_normalize = length_normalize
+        self.scoring_batch_bytes = scoring_batch_bytes
+        self._cut: ServeError | None = None  # set by another thread: fail every row (draining)
         self.batches = 0  # admissions of taken items (each a prefill and/or a scoring pass)
         self.decoding = self._new_decoding()  # the rows being generated (worker thread only)
         self._deferred = 0  # decode steps run while inputs were waiting to join
@@ -71,13 +75,28 @@ class Scheduler:
     def run(self, stop: threading.Event) -> None:
         """Cycle until ``stop`` is set (the worker thread); a failing cycle fails only its rows."""
         while not stop.is_set():
+            cut, self._cut = self._cut, None
+            if cut is not None:
+                self.abandon(cut)
             taken: list[WorkItem] = []
             try:
                 with torch.inference_mode():
                     self.cycle(taken)
             except Exception as err:  # these rows fail, the server keeps serving
-                log.exception("a batch failed")
+                failed = list(taken) + self.decoding.live_tags
+                log_event(
+                    logging.ERROR,
+                    "batch_failed",
+                    f"a batch failed: {err!r}",
+                    exc_info=True,
+                    inputs=len(failed),
+                    tasks=sorted({it.task.name for it in failed}),
+                )
                 self.abandon(ServeError(500, "internal_error", f"the batch failed: {err!r}"), taken)
+
+    def cut(self, err: ServeError) -> None:
+        """Ask the worker to fail every row it holds with ``err`` before its next cycle."""
+        self._cut = err
 
     def cycle(self, taken: list[WorkItem]) -> None:
         """Continuous batching: admit queued inputs into the running batch, then decode one step.
@@ -153,11 +172,12 @@ class Scheduler:
             self.backbone.model,
             prompts,
             [it.input_ids for it in items],
-            [encode_options(self.tokenizer, it.candidates) for it in items],
+            [it.option_ids or encode_options(self.tokenizer, it.candidates) for it in items],
             length_normalize=self.length_normalize,
             prompt_cache=self.prompt_cache,
             task_keys=[it.task.key for it in items],
             pad_token_id=self.tokenizer.pad_token_id,
+            max_chunk_bytes=self.scoring_batch_bytes,
         )
 
     def _new_decoding(self) -> DecodeBatch:
@@ -206,7 +226,12 @@ class Scheduler:
         try:
             prediction, ok = item.task.structure(text, item.record)
         except Exception as err:  # parse() must never raise; if it does, answer with the raw text
-            log.warning("parse failed for task %s: %r", item.task.name, err)
+            log_event(
+                logging.WARNING,
+                "parse_failed",
+                f"parse failed for task {item.task.name}: {err!r}",
+                task=item.task.name,
+            )
             prediction, ok = {"id": item.record["id"]}, False
         item.future.set_result(
             {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "ErrorBody",
@@ -20,10 +20,11 @@ __all__ = [
 
 
 class PredictRequest(BaseModel):
-    """A batch of inputs for one task."""
+    """A batch of inputs for one task (strict types: ``"5"`` or ``true`` is not an integer)."""
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {
@@ -56,6 +57,15 @@ class PredictRequest(BaseModel):
     max_new_tokens: int | None = Field(
         None, description="Generation budget per input (default: per task type)."
     )
+
+    @field_validator("task")
+    @classmethod
+    def _valid_text(cls, value: str) -> str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("not valid Unicode text (a lone surrogate such as \\ud800)") from None
+        return value
 
 
 class PredictOutput(BaseModel):
@@ -104,10 +114,11 @@ class TasksResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    status: str
+    status: str = Field(description="ok, starting, or draining (shutting down: work is refused).")
     backbone: str
     tasks: int
     queue_depth: int
+    in_flight: int = Field(description="Inputs admitted and not yet answered.")
     bank_version: int
     requests: int
     items: int
@@ -124,12 +135,15 @@ class ReloadResponse(BaseModel):
 
 class ErrorBody(BaseModel):
     code: str = Field(
-        description="Machine-readable: unknown_task, invalid_request, input_too_long, queue_full, timeout..."
+        description="Machine-readable: unauthorized, unknown_task, invalid_request, input_too_long, "
+        "body_too_large, json_too_deep, scoring_too_large, queue_full, timeout, shutting_down..."
     )
     message: str
     limit: str | None = Field(
         None,
-        description="The limit that was hit (max_inputs, max_input_tokens, max_queue, request_timeout_s).",
+        description="The limit that was hit (max_inputs, max_input_tokens, max_input_chars, "
+        "max_body_bytes, max_json_depth, max_options, max_option_tokens, max_scoring_tokens, "
+        "max_new_tokens, max_queue, request_timeout_s).",
     )
     value: float | None = Field(None, description="The limit's value.")
 

@@ -17,11 +17,10 @@ from typing import Any
 from clinprompt.backbone import Backbone
 from clinprompt.decoding import PromptKVCache
 from clinprompt.prompts.bank import PromptBank
+from clinprompt.serve.logs import log_event
 from clinprompt.serve.runtime import TaskTable, load_task_table
 
 __all__ = ["BankWatcher"]
-
-log = logging.getLogger("clinprompt.serve")
 
 
 class BankWatcher:
@@ -65,8 +64,11 @@ class BankWatcher:
         except FileNotFoundError:
             return 0
 
-    def reload(self) -> dict[str, list[str]]:
-        """Re-read the bank and swap the new table in.
+    def reload(self, trigger: str = "api") -> dict[str, list[str]]:
+        """Re-read the bank and swap the new table in; the outcome is logged either way.
+
+        Args:
+            trigger: what asked for it (``api`` or ``watch``), for the log.
 
         Returns:
             ``{"tasks": [...], "added": [...], "removed": [...], "changed": [...]}``.
@@ -76,17 +78,40 @@ class BankWatcher:
         """
         with self._lock:
             old = self.table
-            new = self._load(old.version + 1)
+            try:
+                new = self._load(old.version + 1)
+            except Exception as err:
+                log_event(
+                    logging.WARNING,
+                    "reload_failed",
+                    f"bank reload failed, still serving the previous tasks: {err}",
+                    trigger=trigger,
+                    bank=str(self.bank_path),
+                    file=str(getattr(err, "filename", None) or self.bank_path / "bank.json"),
+                    error=str(err),
+                    version=old.version,
+                )
+                raise
             self.table = new  # one reference swap: admissions see the old or the new table, whole
             self.prompt_cache.invalidate(keep={rt.key for rt in new.tasks.values()})
             self.reloads += 1
         changed = [n for n in new.tasks if n in old.tasks and new.tasks[n].key != old.tasks[n].key]
-        return {
+        summary = {
             "tasks": new.names(),
             "added": [n for n in new.tasks if n not in old.tasks],
             "removed": [n for n in old.tasks if n not in new.tasks],
             "changed": changed,
         }
+        log_event(
+            logging.INFO,
+            "reload",
+            f"bank reloaded ({trigger}): version {new.version}, {len(new.tasks)} tasks",
+            trigger=trigger,
+            bank=str(self.bank_path),
+            version=new.version,
+            **summary,
+        )
+        return summary
 
     def poll(self) -> dict[str, Any] | None:
         """Reload when ``bank.json`` changed since it was last read; the reload's summary, or None.
@@ -98,12 +123,9 @@ class BankWatcher:
             return None
         self._mtime = mtime  # a broken bank is reported once, not at every poll
         try:
-            summary = self.reload()
-        except Exception as err:  # a half-edited bank: keep serving the old table
-            log.warning("bank reload failed, still serving the previous tasks: %s", err)
+            return self.reload(trigger="watch")
+        except Exception:  # a half-edited bank (logged by reload): keep serving the old table
             return None
-        log.info("bank changed: %s", summary)
-        return summary
 
     def run(self, stop: threading.Event, interval_s: float) -> None:
         """Poll every ``interval_s`` seconds until ``stop`` is set (the watcher thread)."""
