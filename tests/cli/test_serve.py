@@ -23,7 +23,10 @@ def bank(tmp_path, tiny):
 
 def test_serve_binds_loopback_and_reads_the_key_from_the_environment(monkeypatch, bank):
     seen = {}
-    monkeypatch.setattr("uvicorn.run", lambda fastapi_app, **kw: seen.update(app=fastapi_app, **kw))
+    monkeypatch.setattr(
+        "clinprompt.serve.server.run_server",
+        lambda fastapi_app, **kw: seen.update(app=fastapi_app, **kw),
+    )
     result = CliRunner().invoke(
         app, ["serve", "--bank", str(bank.path), "--watch", "0"], env={serve_cli.API_KEY_ENV: "k1"}
     )
@@ -35,7 +38,7 @@ def test_serve_binds_loopback_and_reads_the_key_from_the_environment(monkeypatch
 
 
 def test_serve_warns_on_a_public_address_without_a_key(monkeypatch, bank):
-    monkeypatch.setattr("uvicorn.run", lambda *a, **kw: None)
+    monkeypatch.setattr("clinprompt.serve.server.run_server", lambda *a, **kw: None)
     result = CliRunner().invoke(
         app,
         ["serve", "--bank", str(bank.path), "--host", "0.0.0.0", "--watch", "0"],

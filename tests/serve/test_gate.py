@@ -9,8 +9,11 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from clinprompt.cli import app as cli
 from clinprompt.serve.app import create_app
+from clinprompt.serve.args import ServeArgs
 from clinprompt.serve.engine import EngineArgs, Limits, ServeEngine
 from clinprompt.serve.gate import json_depth
 
@@ -161,6 +164,20 @@ def test_docs_are_behind_the_key_unless_public(lively, bank):
 def test_an_empty_key_is_refused_at_start_up(lively, bank, key):
     with pytest.raises(ValueError, match="API key is empty"):
         _app(lively, bank, api_key=key)
+    # the command refuses it before loading anything, instead of warning "without an API key"
+    result = CliRunner().invoke(cli, ["serve", "--bank", str(bank.path), "--api-key", key])
+    assert result.exit_code == 1 and "the API key is empty" in result.output
+    assert "without an API key" not in result.output
+
+
+def test_serve_options_reach_the_limits_and_the_gate():
+    args = ServeArgs(
+        bank="b", max_body_bytes=10, max_json_depth=3, max_options=2, scoring_batch_mb=1.5
+    )
+    assert args.limits().max_body_bytes == 10 and args.limits().max_json_depth == 3
+    assert args.limits().max_options == 2
+    assert args.engine_args().scheduling()["scoring_batch_bytes"] == int(1.5 * 2**20)
+    assert ServeArgs(bank="b").limits() == Limits()  # the options' defaults are the engine's
 
 
 def test_retry_after_on_429_and_503(lively, bank):

@@ -29,22 +29,35 @@ def _is_loopback(host: str) -> bool:
 @options_from(ServeArgs)
 def serve(args: ServeArgs) -> None:
     """Serve every task of a prompt bank: POST /v1/predict, GET /v1/tasks, GET /healthz (docs at /docs)."""
-    import uvicorn
-
     from clinprompt.backbone import BackboneError
     from clinprompt.prompts.bank import BankError
+    from clinprompt.serve.server import run_server
 
-    if not _is_loopback(args.host) and not args.api_key:
+    if args.api_key is not None and not args.api_key.strip():
+        typer.echo(
+            "error: the API key is empty (--api-key or $"
+            f"{API_KEY_ENV}): no client could send it; give a key, or none to serve without one",
+            err=True,
+        )
+        raise typer.Exit(1)
+    if not _is_loopback(args.host) and args.api_key is None:
         typer.echo(
             f"warning: binding {args.host} without an API key exposes the server to the network; set --api-key or ${API_KEY_ENV}",
             err=True,
         )
     try:
-        fastapi_app, _ = build_server(args)
+        fastapi_app, engine = build_server(args)
     except (BankError, BackboneError, ValueError, ImportError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from err
-    uvicorn.run(fastapi_app, host=args.host, port=args.port, log_level=args.log_level)
+    run_server(
+        fastapi_app,
+        engine=engine,
+        host=args.host,
+        port=args.port,
+        drain_timeout_s=args.drain_timeout,
+        log_level=args.log_level,
+    )
 
 
 def build_server(args: ServeArgs):  # -> (FastAPI, ServeEngine)
@@ -76,4 +89,4 @@ def build_server(args: ServeArgs):  # -> (FastAPI, ServeEngine)
                 err=True,
             )
         eng = ServeEngine(backbone, args.bank, limits, engine_args)
-    return create_app(eng, api_key=args.api_key), eng
+    return create_app(eng, api_key=args.api_key, public_docs=args.public_docs), eng

@@ -66,11 +66,35 @@ class ServeArgs:
     max_queue: int = arg(256, "Most inputs waiting → 429 beyond.")
     timeout: float = arg(60.0, "Seconds before a request is answered 503.")
     max_new_tokens: int = arg(512, "The largest max_new_tokens a request may ask for.")
+    max_input_chars: int = arg(
+        32768, "Longest input in characters (all its strings), counted before tokenizing → 413."
+    )
+    max_body_bytes: int = arg(
+        1_048_576, "Largest request body in bytes, refused before it is read past that → 413."
+    )
+    max_json_depth: int = arg(32, "Deepest JSON nesting of a request body, before parsing → 422.")
+    max_options: int = arg(64, "Most candidate answers of one input (option scoring) → 422.")
+    max_option_tokens: int = arg(128, "Longest candidate answer in tokens → 413.")
+    max_scoring_tokens: int = arg(
+        200_000,
+        "Option scoring of one request: candidates × (prompt + input + candidate tokens) → 413.",
+    )
+    scoring_batch_mb: float = arg(
+        256.0,
+        "Memory of one option-scoring pass (cache copies and logits); candidates are scored in "
+        "chunks that fit.",
+    )
+    drain_timeout: float = arg(
+        15.0,
+        "On SIGTERM/SIGINT, seconds in-flight inputs may finish (new work gets 503) before "
+        "they are cut.",
+    )
+    public_docs: bool = arg(False, "Serve /docs and /openapi.json without the API key.")
     watch: float = arg(
         2.0,
         "Poll bank.json every WATCH seconds and reload on change (0: only POST /v1/admin/reload).",
     )
-    log_level: str = arg("info", "uvicorn log level.")
+    log_level: str = arg("info", "Log level of the server's JSON lines and of uvicorn.")
 
     def limits(self) -> Limits:
         """The admission limits of the engine."""
@@ -82,6 +106,12 @@ class ServeArgs:
             max_queue=self.max_queue,
             request_timeout_s=self.timeout,
             max_new_tokens=self.max_new_tokens,
+            max_input_chars=self.max_input_chars,
+            max_options=self.max_options,
+            max_option_tokens=self.max_option_tokens,
+            max_scoring_tokens=self.max_scoring_tokens,
+            max_body_bytes=self.max_body_bytes,
+            max_json_depth=self.max_json_depth,
         )
 
     def engine_args(self) -> EngineArgs:
@@ -94,4 +124,5 @@ class ServeArgs:
             prefill_group=self.prefill_group,
             max_defer_steps=self.max_defer_steps,
             watch_interval_s=self.watch,
+            scoring_batch_mb=self.scoring_batch_mb,
         )
