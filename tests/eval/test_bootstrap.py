@@ -61,3 +61,79 @@ def test_bad_input_is_reported():
         paired_bootstrap([s], [s, s], [1])
     with pytest.raises(ValueError, match="at least one example"):
         paired_bootstrap([s], [s], [0])
+
+
+# ------------------------------------------------------------------- training seeds resampled
+def _case():
+    """Two targets (30 binary scores, 20 continuous) for two systems, from a fixed generator."""
+    rng = np.random.default_rng(11)
+    a = [rng.integers(0, 2, 30).astype(float), rng.random(20)]
+    b = [rng.integers(0, 2, 30).astype(float), rng.random(20)]
+    return a, b
+
+
+def test_single_seed_interval_is_the_one_before_seeds():
+    """Expected values computed by the code before seeds were resampled (same case, same seed)."""
+    a, b = _case()
+    iv = paired_bootstrap(
+        [mean_statistic(x) for x in a], [mean_statistic(x) for x in b], [30, 20], 500, seed=4
+    )
+    assert iv.delta == pytest.approx(0.1288674488203604, abs=1e-15)
+    assert iv.low == pytest.approx(-0.03944216333226596, abs=1e-15)
+    assert iv.high == pytest.approx(0.2783105043109104, abs=1e-15)
+    assert iv.prob_a_better == 0.924
+    # a one-seed list is the same system
+    listed = paired_bootstrap(
+        [[mean_statistic(x)] for x in a], [[mean_statistic(x)] for x in b], [30, 20], 500, seed=4
+    )
+    assert listed == iv
+
+
+def test_identical_seeds_give_the_single_seed_interval():
+    a, b = _case()
+    single = paired_bootstrap(
+        [mean_statistic(x) for x in a], [mean_statistic(x) for x in b], [30, 20], 300, seed=2
+    )
+    three = paired_bootstrap(
+        [[mean_statistic(x)] * 3 for x in a],
+        [[mean_statistic(x)] * 2 for x in b],
+        [30, 20],
+        300,
+        seed=2,
+    )
+    assert three.delta == pytest.approx(single.delta)
+    assert (three.low, three.high) == (pytest.approx(single.low), pytest.approx(single.high))
+
+
+def test_disagreeing_seeds_widen_the_interval():
+    """Same mean per target, but A's seeds disagree (±0.2): the interval must widen, and the
+    point estimate (difference of seed means) stays."""
+    a, b = _case()
+    b_stats = [mean_statistic(x) for x in b]
+    agree = [[mean_statistic(x)] * 3 for x in a]
+    disagree = [[mean_statistic(x + d) for d in (-0.2, 0.0, 0.2)] for x in a]
+    narrow = paired_bootstrap(agree, b_stats, [30, 20], 400, seed=5)
+    wide = paired_bootstrap(disagree, b_stats, [30, 20], 400, seed=5)
+    assert wide.delta == pytest.approx(narrow.delta)
+    # expected ≈ 1.25×: the seed draws add an sd of about 0.2·√(2/3)/√3/√2 ≈ 0.067 to the
+    # examples' ≈ 0.088 on the average over the two targets
+    assert wide.high - wide.low > 1.15 * (narrow.high - narrow.low)
+    assert wide.low < narrow.low and wide.high > narrow.high
+    assert paired_bootstrap(disagree, b_stats, [30, 20], 400, seed=5) == wide  # seeded
+
+
+def test_seeds_with_a_corpus_statistic():
+    """Per-seed corpus statistics are rescored on the drawn examples of every resample."""
+    scores = [np.array([1.0, 0.0, 1.0, 1.0, 0.0, 1.0]), np.array([0.0, 0.0, 1.0, 1.0, 1.0, 1.0])]
+    seeds = [corpus_statistic(lambda idx, s=s: float(np.mean(s[idx]))) for s in scores]
+    means = [mean_statistic(s) for s in scores]
+    base = mean_statistic(np.zeros(6))
+    corpus = paired_bootstrap([seeds], [base], [6], 200, seed=1)
+    mean = paired_bootstrap([means], [base], [6], 200, seed=1)
+    assert corpus == mean
+
+
+def test_a_system_without_seeds_is_refused():
+    s = mean_statistic([1.0])
+    with pytest.raises(ValueError, match="at least one seed"):
+        paired_bootstrap([[]], [s], [1])

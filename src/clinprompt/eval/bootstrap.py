@@ -5,6 +5,13 @@ replacement *within each target* (stratified), recomputes each target's metric f
 on the same indices (paired), averages over targets and takes the difference. The 2.5th and
 97.5th percentiles of the resampled differences are the 95% interval.
 
+When a system was trained with several seeds, a target's statistic is one per seed, and each
+resample also draws, independently per system and per target, as many seeds as there are with
+replacement: the system's value on that resample is the mean over the drawn seeds of the metric
+recomputed on the drawn examples. The interval then covers the variation between training runs
+as well as between test examples. Seeds are drawn from a generator of their own, so a system with
+one seed gets exactly the interval it got before seeds were resampled.
+
 A target's metric on a resample comes from a :data:`Statistic`: a function of the resampled
 index array. :func:`mean_statistic` is the fast, vectorised case for metrics that are the mean
 of per-example scores (accuracy, ROUGE-L, exact match); :func:`corpus_statistic` recomputes a
@@ -22,6 +29,7 @@ import numpy as np
 
 __all__ = [
     "BootstrapInterval",
+    "SeededStatistic",
     "Statistic",
     "corpus_statistic",
     "mean_statistic",
@@ -31,6 +39,8 @@ __all__ = [
 
 # A target's metric recomputed on resampled examples: indices (R, n) → values (R,).
 Statistic = Callable[[np.ndarray], np.ndarray]
+# One system on one target: a statistic, or one statistic per training seed.
+SeededStatistic = Statistic | Sequence[Statistic]
 
 
 @dataclass(frozen=True)
@@ -92,9 +102,27 @@ def resample_indices(sizes: Sequence[int], resamples: int, seed: int) -> list[np
     return [rng.integers(0, n, size=(resamples, n)) for n in sizes]
 
 
+def _per_seed(system: SeededStatistic) -> list[Statistic]:
+    return [system] if callable(system) else list(system)
+
+
+def _seed_mean(
+    stats: list[Statistic], idx: np.ndarray, rng: np.random.Generator | None
+) -> np.ndarray:
+    """(R,) values: each resample's mean over seeds drawn with replacement (one seed: itself)."""
+    values = np.stack([s(idx) for s in stats])  # (S, R)
+    if len(stats) == 1 or rng is None:
+        return values.mean(axis=0) if len(stats) > 1 else values[0]
+    seeds, draws = values.shape
+    picked = rng.integers(0, seeds, size=(draws, seeds))  # (R, S) seed indices
+    weights = np.zeros((draws, seeds))
+    np.add.at(weights, (np.arange(draws)[:, None], picked), 1.0 / seeds)  # (R, S)
+    return (weights * values.T).sum(axis=1)
+
+
 def paired_bootstrap(
-    system_a: Sequence[Statistic],
-    system_b: Sequence[Statistic],
+    system_a: Sequence[SeededStatistic],
+    system_b: Sequence[SeededStatistic],
     sizes: Sequence[int],
     resamples: int = 1000,
     seed: int = 0,
@@ -103,8 +131,9 @@ def paired_bootstrap(
     """Interval for mean over targets of (metric A − metric B), paired and stratified by target.
 
     Args:
-        system_a: one statistic per target for system A (e.g. MPT).
-        system_b: one statistic per target for system B (e.g. PT), aligned with ``system_a``.
+        system_a: per target, system A's statistic (e.g. MPT), or a list of them, one per
+            training seed (seeds are then resampled too).
+        system_b: the same for system B (e.g. PT), aligned with ``system_a``.
         sizes: number of examples of each target (both systems scored the same examples).
         resamples: number of bootstrap resamples R.
         seed: seed of the index generator; the same seed gives the same interval.
@@ -114,7 +143,8 @@ def paired_bootstrap(
         A :class:`BootstrapInterval`.
 
     Raises:
-        ValueError: mismatched lengths, an empty target, or a level outside (0, 1).
+        ValueError: mismatched lengths, an empty target, a system without a seed, or a
+            level outside (0, 1).
     """
     if not (len(system_a) == len(system_b) == len(sizes)) or not sizes:
         raise ValueError(
@@ -125,13 +155,27 @@ def paired_bootstrap(
         raise ValueError(f"every target needs at least one example; sizes are {list(sizes)}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1); got {level}")
+    seeded_a, seeded_b = [_per_seed(a) for a in system_a], [_per_seed(b) for b in system_b]
+    if any(not s for s in seeded_a + seeded_b):
+        raise ValueError("every system needs at least one seed's statistic on every target")
     full = [np.arange(n)[None, :] for n in sizes]
     delta = float(
-        np.mean([a(i)[0] - b(i)[0] for a, b, i in zip(system_a, system_b, full, strict=True)])
+        np.mean(
+            [
+                _seed_mean(a, i, None)[0] - _seed_mean(b, i, None)[0]
+                for a, b, i in zip(seeded_a, seeded_b, full, strict=True)
+            ]
+        )
     )
     draws = resample_indices(sizes, resamples, seed)
+    # Seed draws come from their own generator: the example draws stay those of one seed.
+    seed_rng = np.random.default_rng([seed, 1])
     diffs = np.mean(
-        [a(i) - b(i) for a, b, i in zip(system_a, system_b, draws, strict=True)], axis=0
+        [
+            _seed_mean(a, i, seed_rng) - _seed_mean(b, i, seed_rng)
+            for a, b, i in zip(seeded_a, seeded_b, draws, strict=True)
+        ],
+        axis=0,
     )  # (R,)
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(diffs, [tail, 100 - tail])
