@@ -2,8 +2,10 @@
 
 Every evaluation (one artifact on one target under one training setting) lives in::
 
-    RUN/eval/<method>/<target>/<setting>/
-        metrics.json        all metrics of the task type, n, unparseable, parameters, provenance
+    RUN/eval/<method>/<target>/<setting>/          training seed 0 (and untrained methods)
+    RUN/eval/<method>/<target>/<setting>.s<seed>/  other training seeds
+        metrics.json        all metrics of the task type, n, unparseable, parameters, provenance,
+                            ``train_seed`` and ``training`` (chosen learning rate, examples, steps)
         predictions.jsonl   one row per example: id, raw, prediction, ok, gold, score
         config.json         the resolved evaluation config
     RUN/eval/index.json     every evaluation of the run: method, target, setting, metric, value
@@ -13,11 +15,13 @@ Every evaluation (one artifact on one target under one training setting) lives i
 other name; ``setting`` is ``full`` (the whole training pool), ``k16``/``k64`` (few-shot) or
 ``k0`` (zero-shot: no target training), as :mod:`clinprompt.train.plan` names them. The
 directory tree is the source of truth; the index is rebuilt from it after each evaluation.
+Evaluations written before training seeds existed carry no ``train_seed``: they are seed 0.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,7 @@ __all__ = [
     "METHODS",
     "METHOD_LABELS",
     "PROVENANCE_FILE",
+    "RunKey",
     "SETTINGS",
     "TYPE_ORDER",
     "Evaluation",
@@ -73,6 +78,11 @@ _METRIC_LABELS = {
     "rouge2": "ROUGE-2",
     "rougeL": "ROUGE-L",
 }
+
+
+# (method, target, setting, train_seed): one evaluation of one trained artifact.
+RunKey = tuple[str, str, str, int]
+_SEED_SUFFIX = re.compile(r"\.s(\d+)$")
 
 
 def metric_label(name: str) -> str:
@@ -165,8 +175,52 @@ class Evaluation:
         return TaskSpec.from_dict(raw, where=f"{self.path}: spec") if raw else None
 
     @property
+    def seed(self) -> int:
+        """The training seed: ``train_seed``, else the directory's ``.s<seed>`` suffix, else 0."""
+        if "train_seed" in self.data:
+            return int(self.data["train_seed"])
+        match = _SEED_SUFFIX.search(self.path.parent.name)
+        return int(match.group(1)) if match else 0
+
+    @property
+    def training(self) -> dict[str, Any] | None:
+        """What training used (``chosen_lr``, ``lr_candidates``, ``train_examples``,
+        ``train_steps``, ``epochs``); None for untrained methods and older runs."""
+        value = self.data.get("training")
+        return dict(value) if isinstance(value, dict) else None
+
+    @property
+    def formulation(self) -> str | None:
+        """How the task was posed and scored, when the evaluation records it (RE: per-pair
+        classification, option scoring, generation); None when unknown."""
+        value = self.data.get("formulation")
+        if isinstance(value, dict):
+            return ", ".join(f"{k}={v}" for k, v in value.items())
+        if value:
+            return str(value)
+        raw = self.data.get("spec")
+        if self.task_type != "re" or not isinstance(raw, dict) or "pair_classification" not in raw:
+            return None
+        if raw.get("joint"):
+            return "joint extraction (generation)"
+        if raw["pair_classification"]:
+            return "pair classification (option scoring of `none` and every `head [label] tail`)"
+        return "generation"
+
+    @property
+    def run_dir(self) -> Path:
+        """The run directory holding this evaluation (``RUN`` of ``RUN/eval/m/t/s/``)."""
+        return self.path.parents[4]
+
+    @property
     def key(self) -> tuple[str, str, str]:
+        """(method, target, setting): the table cell this evaluation is a seed of."""
         return (self.method, self.target, self.setting)
+
+    @property
+    def run_key(self) -> RunKey:
+        """(method, target, setting, seed)."""
+        return (self.method, self.target, self.setting, self.seed)
 
     def rows(self) -> dict[str, dict[str, Any]]:
         """The ``predictions.jsonl`` rows by example id (read once)."""
@@ -186,12 +240,13 @@ def collect(run_dirs: list[str | Path]) -> list[Evaluation]:
     """Every evaluation under ``RUN/eval/*/*/*/metrics.json`` of each run directory.
 
     A later run directory's evaluation replaces an earlier one with the same (method, target,
-    setting), so a rerun of one target can be laid over a full run.
+    setting, training seed), so a rerun of one target can be laid over a full run. Returned in
+    (method, target, setting, seed) order.
 
     Raises:
         FileNotFoundError: a run directory that does not exist or holds no evaluation.
     """
-    found: dict[tuple[str, str, str], Evaluation] = {}
+    found: dict[RunKey, Evaluation] = {}
     for run in run_dirs:
         root = Path(run)
         if not root.is_dir():
@@ -204,8 +259,8 @@ def collect(run_dirs: list[str | Path]) -> list[Evaluation]:
             )
         for file in files:
             ev = Evaluation.load(file)
-            found[ev.key] = ev
-    return list(found.values())
+            found[ev.run_key] = ev
+    return [found[k] for k in sorted(found)]
 
 
 def write_index(run_dir: str | Path) -> Path:
@@ -219,6 +274,7 @@ def write_index(run_dir: str | Path) -> Path:
                 "method": ev.method,
                 "target": ev.target,
                 "setting": ev.setting,
+                "train_seed": ev.seed,
                 "task_type": ev.task_type,
                 "metric": ev.primary_metric,
                 "value": ev.primary,
