@@ -51,3 +51,23 @@ def test_plots_are_written(tmp_path):
     ):
         assert path.exists() and path.stat().st_size > 1000
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_loss_plots_tolerate_sparse_logs(tmp_path):
+    """A run with train rows only, one with dev rows only, one seed: every stage still draws."""
+    from clinprompt.eval.curves import LossLog
+    from clinprompt.eval.plots import plot_losses
+
+    run = tmp_path / "run"
+    _put(run, "mpt", "t_ner", "full", "ner", "strict_f1", 0.3)
+    report = build_report([run], resamples=5)
+    train_only = LossLog(
+        "adapt", "t_ner", "full", 0, tmp_path, train={"loss": [(1, 2.0), (2, 1.5)]}
+    )
+    dev_only = LossLog("teachers", "src", None, 0, tmp_path, dev=[(5, 1.0), (10, 0.9)])
+    parts = LossLog(
+        "distill", "distill", None, 0, tmp_path, train={"loss": [(1, 3.0)], "kl": [(1, 1.0)]}
+    )
+    for stage, logs in (("adapt", [train_only]), ("teachers", [dev_only]), ("distill", [parts])):
+        path = plot_losses(report, stage, logs, tmp_path / f"loss-{stage}.png")
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000
