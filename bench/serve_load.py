@@ -1,18 +1,30 @@
 """Load benchmark: ``clinprompt serve`` under concurrent mixed-task traffic vs per-task PEFT models.
 
     python bench/serve_load.py [--backbone smollm2-135m] [--tasks 4] [--clients 32] [--duration 90]
+        [--dtype auto] [--json FILE]
 
 1. Build a bank of ``--tasks`` tasks (random prompts: throughput does not depend on what a prompt
    learned) for the backbone in a temporary directory.
-2. Start ``clinprompt serve`` in a subprocess on 127.0.0.1 (a free port), wait for /healthz.
+2. Start ``clinprompt serve --dtype DTYPE`` in a subprocess on 127.0.0.1 (a free port), wait for
+   /healthz.
 3. ``--clients`` concurrent clients send one-input requests for a random task in a loop for
    ``--duration`` seconds, then finish their in-flight request (nothing is abandoned). Every
    request is counted as answered (200) or failed; sent == answered + failed is checked.
-4. Stop the server. The peer, in this process on the same CPUs/GPU: one PEFT PROMPT_TUNING model
-   per task (``get_peft_model``, the task's prompt loaded) generating the same inputs with
-   ``generate``, one task at a time, for ``--peer-duration`` seconds: batch size 1 (exact:
-   its tokens must equal the server's) and per-task batches of ``--max-batch`` (left padded).
-5. Print the figures and the command.
+   Latency p50/p95 per request.
+4. Stop the server. The peer, in this process on the same CPUs/GPU and the same dtype: one PEFT
+   PROMPT_TUNING model per task (``get_peft_model``, the task's prompt loaded) generating the same
+   inputs with ``generate``, for ``--peer-duration`` seconds each way:
+
+   * **the headline peer**: per-task batches of ``--max-batch`` (the server's batch size), tasks
+     grouped, left padded, one batched ``generate`` per task group — what a competent user of
+     PEFT does with mixed traffic;
+   * second line: batch size 1 (exact: its tokens must equal the server's).
+
+   The batched peer's outputs that differ from the batch-1 peer's on the same inputs are counted:
+   PEFT ignores ``position_ids`` for prompt tuning, so left padding shifts positions.
+5. Print the figures and the command; ``--json FILE`` writes them as one object
+   (``bench/figures.py``) whose ``ratios`` name ``vs_peft_batched`` and ``vs_peft_batch1``
+   (generated tokens/s, server over peer).
 
 Every generation runs exactly ``--max-new-tokens`` greedy tokens unless EOS comes first, in both
 systems (the same prompts and inputs give the same tokens, checked for the batch-1 peer).
@@ -36,6 +48,9 @@ from pathlib import Path
 
 import httpx
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from figures import bench_record, ratio, write_record  # noqa: E402
 
 TYPES = ("ner", "sum", "qa", "re")
 INPUTS = [
@@ -120,10 +135,13 @@ def start_server(bank: Path, port: int, args) -> subprocess.Popen:
         "warning",
         "--backbone",
         args.backbone,
+        "--dtype",
+        args.dtype,
     ]
     if args.device:
         cmd += ["--device", args.device]
-    env = {**os.environ, "CLINPROMPT_API_KEY": ""}
+    # no API key on loopback (an empty key is refused at start-up, so the variable is dropped)
+    env = {k: v for k, v in os.environ.items() if k != "CLINPROMPT_API_KEY"}
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)  # the server's torch threads, as the peer's
     proc = subprocess.Popen(cmd, env=env)
@@ -212,7 +230,8 @@ def peer_models(backbone, bank_path: Path, tasks):
 
 
 def run_peer(backbone, bank_path: Path, models, work, args, batch_size: int) -> dict:
-    """Generate ``work`` (task, text) one task at a time for at most ``peer_duration`` s."""
+    """Generate ``work`` (task, text) in per-task batches of ``batch_size`` (tasks grouped, left
+    padded; tasks take turns) for at most ``peer_duration`` s."""
     from clinprompt.data.collate import encode_prompt
     from clinprompt.prompts.bank import PromptBank
     from clinprompt.serve.runtime import load_task_table
@@ -241,8 +260,9 @@ def run_peer(backbone, bank_path: Path, models, work, args, batch_size: int) -> 
         for name, c in chunks.items()
         if r < len(c)
     ]
-    done, tokens, outputs = 0, 0, []
+    done, tokens, outputs, call_s = 0, 0, [], []
     device = backbone.device
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for name, items in by_task.items():  # warm-up, not timed (first calls pay one-off costs)
         models[name].generate(
             input_ids=torch.tensor([items[0][1]], device=device),
@@ -261,6 +281,7 @@ def run_peer(backbone, bank_path: Path, models, work, args, batch_size: int) -> 
         mask = torch.tensor(
             [[0] * (width - len(x)) + [1] * len(x) for _, x in chunk], device=device
         )
+        start = time.perf_counter()
         with torch.no_grad():
             out = models[name].generate(
                 input_ids=ids,
@@ -270,13 +291,15 @@ def run_peer(backbone, bank_path: Path, models, work, args, batch_size: int) -> 
                 eos_token_id=tok.eos_token_id,
                 pad_token_id=tok.pad_token_id,
             )
+        sync()
+        call_s.append(time.perf_counter() - start)
         for (text, _), row in zip(chunk, out[:, width:].tolist(), strict=True):
             new = row[: row.index(tok.eos_token_id)] if tok.eos_token_id in row else row
             outputs.append((name, text, tok.decode(new, skip_special_tokens=True).strip()))
             tokens += len(new)
             done += 1
     wall = time.perf_counter() - t0
-    return {"done": done, "tokens": tokens, "wall_s": wall, "outputs": outputs}
+    return {"done": done, "tokens": tokens, "wall_s": wall, "outputs": outputs, "call_s": call_s}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -287,10 +310,98 @@ def pct(values: list[float], q: float) -> float:
     )
 
 
-def main() -> None:
+def differing(outputs: list[tuple[str, str, str]], reference: dict[tuple[str, str], str]) -> dict:
+    """How many of ``outputs`` (task, text, generation) differ from ``reference`` on the same
+    (task, text); outputs without a reference are not compared."""
+    compared = [(n, t, g) for n, t, g in outputs if (n, t) in reference]
+    return {
+        "compared": len(compared),
+        "differing": sum(reference[(n, t)] != g for n, t, g in compared),
+    }
+
+
+def side_figures(done: int, tokens: int, wall_s: float, latencies: list[float]) -> dict:
+    """Throughput and latency of one system (latencies: per request, or per generate call)."""
+    return {
+        "requests": done,
+        "generated_tokens": tokens,
+        "wall_s": round(wall_s, 2),
+        "requests_per_s": round(done / wall_s, 3) if wall_s else 0.0,
+        "generated_tokens_per_s": round(tokens / wall_s, 2) if wall_s else 0.0,
+        "latency_p50_s": round(pct(latencies, 50), 3) if latencies else None,
+        "latency_p95_s": round(pct(latencies, 95), 3) if latencies else None,
+    }
+
+
+def figures_record(res: dict, peer1: dict, peerb: dict, args, command: str, dtype: dict) -> dict:
+    """The ``--json`` object: the server's figures, both peers', the named ratios."""
+    server_out = {(n, t): g for n, t, g, _ in res["answers"]}
+    batch1_out = {(n, t): g for n, t, g in peer1["outputs"]}
+    server = side_figures(
+        res["answered"], sum(a[3] for a in res["answers"]), res["wall_s"], res["latencies"]
+    )
+    server.update(
+        sent=res["sent"],
+        answered=res["answered"],
+        failed=res["failed"],
+        lost=res["sent"] - res["answered"] - res["failed"],
+    )
+    batched = side_figures(peerb["done"], peerb["tokens"], peerb["wall_s"], peerb["call_s"])
+    batched.update(
+        label=f"PEFT PROMPT_TUNING, generate in per-task batches of {args.max_batch}, left padded",
+        latency_is="per generate call (a batch)",
+        differing_from_batch1=differing(peerb["outputs"], batch1_out),
+        differing_from_server=differing(peerb["outputs"], server_out),
+    )
+    single = side_figures(peer1["done"], peer1["tokens"], peer1["wall_s"], peer1["call_s"])
+    single.update(
+        label="second line: PEFT PROMPT_TUNING, generate at batch 1",
+        latency_is="per generate call (one request)",
+        differing_from_server=differing(peer1["outputs"], server_out),
+    )
+    tps = "generated_tokens_per_s"
+    ratios = {
+        "vs_peft_batched": ratio(server[tps], batched[tps]),
+        "vs_peft_batch1": ratio(server[tps], single[tps]),
+        "vs_peft_batched_requests": ratio(server["requests_per_s"], batched["requests_per_s"]),
+        "vs_peft_batch1_requests": ratio(server["requests_per_s"], single["requests_per_s"]),
+    }
+    settings = {
+        "backbone": args.backbone,
+        "tasks": args.tasks,
+        "prompt_tokens": args.prompt_tokens,
+        "clients": args.clients,
+        "duration_s": args.duration,
+        "peer_duration_s": args.peer_duration,
+        "max_new_tokens": args.max_new_tokens,
+        "max_batch": args.max_batch,
+        "prefill_group": args.prefill_group,
+        "max_defer_steps": args.max_defer_steps,
+    }
+    notes = []
+    if dtype.get("dtype") == "fp32" and dtype.get("requested") == "auto":
+        notes.append(f"--dtype auto resolved to fp32 here ({dtype.get('reason')})")
+    return bench_record(
+        "serve_load",
+        command,
+        dtype,
+        {"server": server},
+        {"peft_batched": batched, "peft_batch1": single},
+        ratios,
+        settings,
+        notes,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    from clinprompt.precision import DTYPE_CHOICES
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--backbone", default="smollm2-135m")
     ap.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when available)")
+    ap.add_argument(
+        "--dtype", default="auto", choices=DTYPE_CHOICES, help="server and peer dtype [auto]"
+    )
     ap.add_argument("--tasks", type=int, default=4)
     ap.add_argument("--prompt-tokens", type=int, default=50)
     ap.add_argument("--clients", type=int, default=32)
@@ -302,20 +413,22 @@ def main() -> None:
     ap.add_argument("--prefill-group", type=int, default=4, help="the server's --prefill-group")
     ap.add_argument("--max-defer-steps", type=int, default=4, help="the server's --max-defer-steps")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None, metavar="FILE", help="also write the figures")
     ap.add_argument(
         "--threads",
         type=int,
         default=None,
         help="torch CPU threads for the server and the peer (on a shared CPU, 1 avoids oversubscription)",
     )
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    command = "python bench/serve_load.py " + shlex.join(sys.argv[1:])
+    command = "python bench/serve_load.py " + shlex.join(sys.argv[1:] if argv is None else argv)
 
     from clinprompt.backbone import load_backbone
 
-    backbone = load_backbone(args.backbone, device=args.device)
+    backbone = load_backbone(args.backbone, device=args.device, dtype=args.dtype)
+    dtype = backbone.dtype_choice.to_dict() if backbone.dtype_choice else {}
     tmp = Path(tempfile.mkdtemp(prefix="clinprompt-bench-"))
     tasks = build_bank(backbone, tmp / "bank", args.tasks, args.prompt_tokens, args.seed)
     port = free_port()
@@ -331,47 +444,66 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(30)
-    lat = res["latencies"]
-    gen_tokens = sum(a[3] for a in res["answers"])
-    lost = res["sent"] - res["answered"] - res["failed"]
-    srv_rps = res["answered"] / res["wall_s"]
 
+    # ---- the peer at the same dtype: batched per task (headline), then batch 1
     work = [(name, text) for name, text, _, _ in res["answers"]]
     models = peer_models(backbone, tmp / "bank", tasks)
-    peer1 = run_peer(backbone, tmp / "bank", models, work, args, batch_size=1)
-    server_out = {(n, t): g for n, t, g, _ in res["answers"]}
-    mismatch1 = sum(server_out[(n, t)] != g for n, t, g in peer1["outputs"])
     peerb = run_peer(backbone, tmp / "bank", models, work, args, batch_size=args.max_batch)
-    mismatchb = sum(server_out[(n, t)] != g for n, t, g in peerb["outputs"])
+    peer1 = run_peer(backbone, tmp / "bank", models, work, args, batch_size=1)
+    record = figures_record(res, peer1, peerb, args, command, dtype)
 
+    srv, pb, p1 = (
+        record["figures"]["server"],
+        record["peer"]["peft_batched"],
+        record["peer"]["peft_batch1"],
+    )
     print(f"\ncommand: {command}")
     print(
         f"device: {backbone.device} ({torch.get_num_threads()} torch threads, load average {os.getloadavg()[0]:.1f} "
-        f"on {os.cpu_count()} CPUs), backbone {args.backbone}, "
+        f"on {os.cpu_count()} CPUs), backbone {args.backbone} in {dtype.get('dtype')} ({dtype.get('reason')}), "
         f"{args.tasks} tasks, P={args.prompt_tokens}, max_new_tokens={args.max_new_tokens}, max_batch={args.max_batch}, "
         f"prefill_group={args.prefill_group}, max_defer_steps={args.max_defer_steps}"
     )
+    for note in record["notes"]:
+        print(f"NOTE: {note}")
     print(
-        f"server: {args.clients} clients x {args.duration:.0f} s: sent {res['sent']}, answered {res['answered']}, "
-        f"failed {res['failed']}, lost {lost}"
+        "\n| system | requests | req/s | generated tok/s | latency p50 / p95 | outputs differing |\n"
+        "|---|---|---:|---:|---|---|"
     )
     print(
-        f"  latency p50 {pct(lat, 50):.2f} s, p95 {pct(lat, 95):.2f} s; throughput {srv_rps:.2f} req/s, "
-        f"{gen_tokens / res['wall_s']:.1f} generated tok/s"
+        f"| clinprompt serve ({args.clients} clients x {args.duration:.0f} s) | sent {srv['sent']}, "
+        f"answered {srv['answered']}, failed {srv['failed']}, lost {srv['lost']} | "
+        f"{srv['requests_per_s']:.2f} | {srv['generated_tokens_per_s']:.1f} | "
+        f"{srv['latency_p50_s']:.2f} s / {srv['latency_p95_s']:.2f} s per request | — |"
     )
-    for label, peer, mismatch in (
-        ("peer batch 1", peer1, mismatch1),
-        (f"peer batch {args.max_batch}", peerb, mismatchb),
-    ):
-        rps = peer["done"] / peer["wall_s"]
+    for peer in (pb, p1):
+        diffs = [
+            f"{d['differing']}/{d['compared']} from {ref}"
+            for key, ref in (
+                ("differing_from_batch1", "batch 1"),
+                ("differing_from_server", "server"),
+            )
+            if (d := peer.get(key)) is not None
+        ]
+        p50 = "—" if peer["latency_p50_s"] is None else f"{peer['latency_p50_s']:.2f} s"
+        p95 = "—" if peer["latency_p95_s"] is None else f"{peer['latency_p95_s']:.2f} s"
         print(
-            f"{label}: {peer['done']} requests in {peer['wall_s']:.1f} s: {rps:.2f} req/s, {peer['tokens'] / peer['wall_s']:.1f} tok/s; "
-            f"server/peer throughput {srv_rps / rps:.1f}x in req/s, {gen_tokens / res['wall_s'] / (peer['tokens'] / peer['wall_s']):.1f}x in tok/s; "
-            f"outputs differing from the server's: {mismatch}/{peer['done']}"
+            f"| {peer['label']} | {peer['requests']} in {peer['wall_s']:.1f} s | "
+            f"{peer['requests_per_s']:.2f} | {peer['generated_tokens_per_s']:.1f} | "
+            f"{p50} / {p95} per call | {'; '.join(diffs)} |"
         )
+    r = record["ratios"]
+    print(
+        f"\nserver / PEFT batched per task (the fair peer): {r['vs_peft_batched']}x generated tok/s "
+        f"({r['vs_peft_batched_requests']}x req/s); goal >= 3x\n"
+        f"second line: server / PEFT at batch 1: {r['vs_peft_batch1']}x tok/s "
+        f"({r['vs_peft_batch1_requests']}x req/s); the batch-1 peer differs from the server on "
+        f"{p1['differing_from_server']['differing']}/{p1['differing_from_server']['compared']} outputs (must be 0)"
+    )
     if res["errors"]:
         print("first errors:", *res["errors"], sep="\n  ")
-    if lost or res["failed"]:
+    write_record(args.json, record)
+    if srv["lost"] or srv["failed"]:
         sys.exit(1)
 
 
