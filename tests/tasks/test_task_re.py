@@ -178,18 +178,17 @@ def test_parse_generations(output, expected, ok):
 
 def test_pair_classification_candidates():
     rec = ade_record()
-    cands = RE.candidates(rec, SPEC)
-    assert (
-        cands[0] == "none" and "ketoconazole [causes] hepatotoxicity" in cands and len(cands) == 5
-    )
-    assert RE.format_target(rec, SPEC) in cands
-    for c in cands:  # every candidate parses
-        assert RE.parse(c, rec, SPEC).ok
+    # Per pair (the default for given entities): a unit's label words and none; a whole record
+    # is answered through its units, which share these candidates.
+    assert RE.candidates(rec, SPEC) == ["causes", "treats", "none"]
+    for unit in RE.units(rec, SPEC):
+        cands = RE.candidates(unit, SPEC)
+        assert RE.format_target(unit, SPEC) in cands
+        for c in cands:  # every candidate parses
+            assert RE.parse(c, unit, SPEC).ok
     assert RE.candidates(rec, JOINT) is None
-    three = {**rec, "entities": [*rec["entities"], ent("T3", ADE, "Severe", "Severity")]}
-    assert RE.candidates(three, SPEC) is None
     opt_out = TaskSpec(name="t", task_type="re", labels=("causes",), pair_classification=False)
-    assert RE.candidates(rec, opt_out) is None
+    assert RE.candidates(rec, opt_out) is None and RE.units(rec, opt_out) == [rec]
 
 
 def test_score_counts_and_gold_entity_fallback():

@@ -11,6 +11,11 @@ The text-to-text layout (template version :data:`TEMPLATE_VERSION`) is::
 
 The prompt and the target are tokenized separately and concatenated (see
 :mod:`clinprompt.data.collate`), so training, evaluation and serving see identical token ids.
+
+The model answers *units*: :meth:`TaskType.units` turns one input record into the records the model
+actually sees (by default the record itself), and :meth:`TaskType.merge` turns the units' parsed
+answers back into one prediction for the input record. Training encodes units, evaluation and
+serving answer units and merge them; metrics, floors and example counts stay on input records.
 """
 
 from __future__ import annotations
@@ -94,6 +99,13 @@ class Floor:
 class TaskType(ABC):
     """Behaviour shared by every task of one task type, and the facts of the type.
 
+    A subclass formats records (:meth:`format_input`, :meth:`format_target`), parses answers
+    (:meth:`parse`), scores (:meth:`score`), and may rank :meth:`candidates` instead of generating.
+    Two hooks decide what the model is asked: :meth:`units` (the records the model answers for
+    one input record; default: the record itself) and :meth:`merge` (one prediction for the input
+    record from its units' parsed answers; default: the single unit's). Relation extraction over
+    given entities uses them to ask one question per ordered entity pair.
+
     Attributes:
         name: the registry key (``ner``).
         default_instruction: the instruction of a spec that gives none.
@@ -134,6 +146,30 @@ class TaskType(ABC):
     def candidates(self, record: dict[str, Any], spec: TaskSpec) -> list[str] | None:
         """Target strings to rank by likelihood for classification-like records, else None."""
         return None
+
+    def units(self, record: dict[str, Any], spec: TaskSpec) -> list[dict[str, Any]]:
+        """The records the model answers for the input ``record`` (default: ``[record]``).
+
+        Each unit is formatted, given candidates, generated or scored and parsed like a record
+        (:meth:`example`, :meth:`candidates`, :meth:`parse`); training encodes one example per
+        unit. An empty list means the record is answered without the model (:meth:`merge` of no
+        units). Must not raise on a record that passed :meth:`input_fields`.
+        """
+        return [record]
+
+    def merge(self, record: dict[str, Any], units: list[Parsed], spec: TaskSpec) -> Parsed:
+        """One prediction for ``record`` from its units' parsed answers, in :meth:`units` order.
+
+        The default (one unit, the record itself) returns that unit's answer.
+
+        Raises:
+            ValueError: the default got other than one unit.
+        """
+        if len(units) != 1:
+            raise ValueError(
+                f"task type {self.name!r} answers a record as one unit; got {len(units)}"
+            )
+        return units[0]
 
     def input_fields(self, spec: TaskSpec) -> dict[str, tuple[type, bool]]:
         """The input fields of a record (the record minus its answer): name → (JSON type, required).

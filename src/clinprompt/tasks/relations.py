@@ -1,6 +1,30 @@
-"""Relation extraction as text to text.
+"""Relation extraction as text to text: one question per entity pair, or the record's triples.
 
-Entities are given (unless the dataset is ``joint``): the input lists them, then the text::
+**Per-pair classification** (the default for entities given: ``spec.pair_classification`` and a
+label set, not ``joint``). The model answers one *unit* per ORDERED pair (head, tail) of distinct
+given entities (:meth:`RETask.units`); a unit marks the pair before the text, so truncating a long
+text never cuts the question off::
+
+    Head: ketoconazole (Drug)
+    Tail: hepatotoxicity (AdverseEffect)
+    Text: Severe hepatotoxicity developed after ketoconazole.
+
+and its target is the label of the relation head → tail, written as a lower-case word
+(:func:`label_words`: ``has_dose`` → ``has dose``, ``INHIBITOR`` → ``inhibitor``; raw labels when
+two would read the same), or ``none``. The instruction (:meth:`RETask.instruction`) is the spec's,
+followed by the question and the label words. :meth:`RETask.candidates` of a unit are the label
+words and ``none``: a few tokens each, ranked by their summed log-likelihood (the probability
+of the whole answer, which training maximises; candidates of similar length, so no length
+normalisation is needed — the old ``none`` vs ``head [label] tail`` strings differed by tens of
+tokens). :meth:`RETask.merge` turns the units' labels back into the record's relations (one per
+ordered pair not answered ``none``); a record with fewer than two entities has no units and
+predicts no relations without asking the model. Several gold labels on one ordered pair keep the
+first in the spec's label order; a relation of an entity with itself has no unit. Both are rare:
+of the registered real datasets' relations, only 4 of biored_re's 6,503 are lost (relations of an
+entity with itself; counted in the tests).
+
+**Record formulation** (``joint`` datasets, specs without labels, ``pair_classification``
+False). The input lists the entities, then the text::
 
     Entities: AdverseEffect: hepatotoxicity | Drug: ketoconazole
     Text: Severe hepatotoxicity developed after ketoconazole.
@@ -9,21 +33,21 @@ and the target lists ``head [type] tail`` triples joined by `` ; `` (``none`` wh
 
     ketoconazole [causes] hepatotoxicity
 
-Entities are named by *handles*: the mention text (``text[start:end]``); when several entities
-share a mention text, the first (in text order: start, longer first, type, id) keeps the bare text
-and the n-th becomes ``mention #n`` (n raised further if that string is taken), so every handle
-names one entity id and the round trip is exact. Triples are ordered by the head's then the tail's
-position in the entity list. A generated name that is not a handle falls back to the first entity
-whose mention text equals it (then case-insensitively): ambiguous mentions resolve to the first.
+It is generated. Entities are named by *handles*: the mention text (``text[start:end]``); when
+several entities share a mention text, the first (in text order: start, longer first, type, id)
+keeps the bare text and the n-th becomes ``mention #n`` (n raised further if that string is
+taken), so every handle names one entity id and the round trip is exact. Triples are ordered by
+the head's then the tail's position in the entity list. A generated name that is not a handle
+falls back to the first entity whose mention text equals it (then case-insensitively): ambiguous
+mentions resolve to the first. A per-pair prediction is rendered the same way
+(:meth:`RETask.format_target` of the merged record), so it reads and parses as triples.
 
 Joint datasets (``spec.joint``) take the text alone and generate the entities in the NER format
 (:mod:`clinprompt.tasks.ner`), a line ``Relations: ``, then the triples over those entities.
 Entity types for validation may be listed in ``spec.entity_types``.
 
-Pair classification (two marked entities, zero or one relation: chemprot, euadr, DDI pairs) is
-the same record and the same code; :meth:`RETask.candidates` then returns ``none`` and every
-``head [label] tail`` string (both directions) for likelihood scoring. Metric: micro F1 over
-(head span, tail span, type) triples (the positive-class F1 for pair classification).
+Metric (both formulations, over input records): micro F1 over (head span, tail span, type)
+triples (the positive-class F1 for pair datasets).
 """
 
 from __future__ import annotations
@@ -55,11 +79,15 @@ from clinprompt.tasks.records import (
 from clinprompt.tasks.spec import TaskSpec
 
 __all__ = [
+    "PAIR",
+    "PAIR_INSTRUCTION",
     "REL_SEP",
     "RELATIONS_CUE",
     "RETask",
     "entity_handles",
     "format_relations",
+    "label_words",
+    "pairwise",
     "parse_relations",
 ]
 
@@ -68,6 +96,32 @@ RELATIONS_CUE = "\nRelations: "
 _BRACKET = re.compile(r"(?= \[([^\[\]\n]+)\] )")
 _CUE = re.compile(r"\n\s*relations:[ \t]?", re.IGNORECASE)
 _MAX_GLUE = 8  # pieces one triple may span when mentions contain " ; "
+# A unit's field naming its ordered pair: {"head": entity id, "tail": entity id}.
+PAIR = "pair"
+PAIR_INSTRUCTION = "Read the text and give the relation from the head entity to the tail entity."
+
+
+def pairwise(spec: TaskSpec) -> bool:
+    """Whether ``spec`` is answered per ordered entity pair (see the module docstring)."""
+    return not spec.joint and spec.pair_classification and bool(spec.labels)
+
+
+def label_words(labels: Sequence[str]) -> dict[str, str]:
+    """Label → the word a unit answers with: lower case, ``_`` as a space (``has_dose`` → ``has dose``).
+
+    Words tokenize like ordinary text (``INHIBITOR`` is 5 sub-word tokens, ``inhibitor`` one), so
+    the candidates of a unit are a few tokens each. Labels that would read the same as each other
+    or as ``none`` keep their raw text (all of them, so the mapping stays one to one).
+    """
+    words = {label: " ".join(label.replace("_", " ").split()).lower() for label in labels}
+    readable = [w for w in words.values() if w]
+    if (
+        len(set(readable)) < len(labels)
+        or NONE in readable
+        or any(label.lower() == NONE for label in labels)
+    ):
+        return {label: label for label in labels}
+    return words
 
 
 def entity_handles(text: str, entities: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -297,9 +351,58 @@ class RETask(TaskType):
             )
         return problems
 
+    def instruction(self, spec: TaskSpec) -> str:
+        """The spec's instruction; per pair, followed by the question and the label words."""
+        if not pairwise(spec):
+            return super().instruction(spec)
+        words = ", ".join(label_words(spec.labels).values())
+        return (
+            f"{spec.instruction or PAIR_INSTRUCTION} Answer with the relation from the head "
+            f"entity to the tail entity: {words}, or {NONE}."
+        )
+
+    def units(self, record: dict[str, Any], spec: TaskSpec) -> list[dict[str, Any]]:
+        """Per pair: one unit per ordered pair of distinct given entities (head-major, in entity
+        order), the record plus :data:`PAIR`; none below two entities. Otherwise the record."""
+        if not pairwise(spec):
+            return [record]
+        text = record.get("text")
+        ids = (
+            [e["id"] for _, e in entity_handles(text, record.get("entities"))]
+            if isinstance(text, str)
+            else []
+        )
+        return [
+            {**record, PAIR: {"head": head, "tail": tail}}
+            for head in ids
+            for tail in ids
+            if head != tail
+        ]
+
+    def merge(self, record: dict[str, Any], units: list[Parsed], spec: TaskSpec) -> Parsed:
+        """Per pair: the record with the relations of its units (one per non-``none`` pair); ok
+        when every unit's answer was understood. No units: no relations."""
+        if not pairwise(spec):
+            return super().merge(record, units, spec)
+        relations: list[dict[str, str]] = []
+        for unit in units:
+            for rel in unit.prediction.get("relations") or []:
+                if rel not in relations:
+                    relations.append(dict(rel))
+        return prediction(
+            record, {"relations": relations}, all(u.ok for u in units), drop=("relations",)
+        )
+
     def format_input(self, record: dict[str, Any], spec: TaskSpec) -> str:
         if spec.joint:
             return record["text"]
+        if PAIR in record and pairwise(spec):
+            named = {e["id"]: (h, e) for h, e in entity_handles(record["text"], record["entities"])}
+            (head, h_ent), (tail, t_ent) = (named[record[PAIR][end]] for end in ("head", "tail"))
+            return (
+                f"Head: {head} ({h_ent['type']})\nTail: {tail} ({t_ent['type']})\n"
+                f"Text: {record['text']}"
+            )
         listed = SEP.join(
             f"{ent['type']}: {h}"
             for h, ent in entity_handles(record["text"], record.get("entities"))
@@ -308,6 +411,16 @@ class RETask(TaskType):
 
     def format_target(self, record: dict[str, Any], spec: TaskSpec) -> str:
         text, entities = record["text"], record.get("entities")
+        if PAIR in record and pairwise(spec):
+            pair = record[PAIR]
+            found = {
+                r.get("type")
+                for r in record.get("relations") or []
+                if isinstance(r, dict)
+                and (r.get("head"), r.get("tail")) == (pair["head"], pair["tail"])
+            }
+            words = label_words(spec.labels)
+            return next((words[label] for label in spec.labels if label in found), NONE)
         if not spec.joint:
             return format_relations(entity_handles(text, entities), record.get("relations"))
         # Entities that share (start, end, type) appear once; relations follow the kept one.
@@ -321,6 +434,8 @@ class RETask(TaskType):
     def parse(self, text: str, record: dict[str, Any], spec: TaskSpec) -> Parsed:
         try:
             source = record.get("text", "")
+            if PAIR in record and pairwise(spec):
+                return self._parse_unit(text, record, spec)
             if not spec.joint:
                 rels, ok = parse_relations(
                     text, entity_handles(source, record.get("entities")), source, spec.labels
@@ -347,6 +462,17 @@ class RETask(TaskType):
                 False,
                 drop=("relations",) if not spec.joint else ("entities", "relations"),
             )
+
+    @staticmethod
+    def _parse_unit(text: str, unit: dict[str, Any], spec: TaskSpec) -> Parsed:
+        """A unit's answer: a label word (or raw label, any case), or ``none``."""
+        answer = " ".join(text.strip().rstrip(".").split()).lower()
+        if answer == NONE:
+            return prediction(unit, {"relations": []}, True, drop=("relations",))
+        words = label_words(spec.labels)
+        label = next((lb for lb in spec.labels if answer in (words[lb].lower(), lb.lower())), None)
+        rels = [] if label is None else [{**unit[PAIR], "type": label}]
+        return prediction(unit, {"relations": rels}, label is not None, drop=("relations",))
 
     def score(
         self, golds: list[dict[str, Any]], preds: list[dict[str, Any] | None], spec: TaskSpec
@@ -396,14 +522,11 @@ class RETask(TaskType):
         return Floor("empty", "no relations", [with_fields(r, **fields) for r in records])
 
     def candidates(self, record: dict[str, Any], spec: TaskSpec) -> list[str] | None:
-        """For a pair record (two entities, labels listed, not joint): ``none`` + every triple."""
-        if spec.joint or not spec.labels or not spec.pair_classification:
+        """Per pair: the label words and ``none`` (every unit of the spec has these; a whole
+        record is answered through its units). Otherwise None: generate."""
+        if not pairwise(spec):
             return None
-        handles = entity_handles(record.get("text", ""), record.get("entities"))
-        if len(handles) != 2:
-            return None
-        (a, _), (b, _) = handles
-        return [NONE] + [f"{h} [{label}] {t}" for label in spec.labels for h, t in ((a, b), (b, a))]
+        return [*label_words(spec.labels).values(), NONE]
 
 
 register_task_type(RETask())

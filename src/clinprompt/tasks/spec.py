@@ -35,8 +35,9 @@ class TaskSpec:
         synthetic: generated data (the built-in offline suite), labelled so in every report.
         entity_types: re only: the entity types of the given entities (checked when listed) and
             of the entities a joint task extracts.
-        pair_classification: re only: rank ``none`` and every ``head [label] tail`` string by
-            likelihood for two-entity records (False: always generate).
+        pair_classification: re only, entities given, labels listed: ask one question per
+            ordered entity pair and rank its label words and ``none`` by likelihood (see
+            :mod:`clinprompt.tasks.relations`); False: generate the record's triples.
     """
 
     name: str
