@@ -20,7 +20,7 @@ from clinprompt.data.registry import get_dataset, load_splits
 from clinprompt.data.spec import DatasetSpec, Records
 from clinprompt.data.splits import hash_fraction, seeded_split
 from clinprompt.data.suite import Suite, load_suite
-from clinprompt.tasks.base import format_example, get_task_type
+from clinprompt.tasks.base import get_task_type
 
 __all__ = [
     "TaskData",
@@ -119,16 +119,23 @@ def instruction_of(spec: DatasetSpec) -> str:
 def encode_records(
     records: Records, spec: DatasetSpec, tokenizer: Any, data: DataArgs, task_id: int = 0
 ) -> list[Encoded]:
-    """Records → token ids with labels on the target only (input truncated, instruction kept)."""
+    """Records → token ids with labels on the target only (input truncated, instruction kept).
+
+    One example per unit of each record (:meth:`~clinprompt.tasks.base.TaskType.units`: the
+    record itself for most task types, one per ordered entity pair for pair-given RE), in record
+    order; a record with no units gives none. Callers count records (k-shot, max_train_examples).
+    """
+    task = get_task_type(spec.task_type)
     return [
         encode_example(
             tokenizer,
-            format_example(r, spec),
+            task.example(unit, spec),
             data.max_input_tokens,
             data.max_target_tokens,
             task_id,
         )
         for r in records
+        for unit in task.units(r, spec)
     ]
 
 
