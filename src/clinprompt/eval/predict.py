@@ -1,15 +1,21 @@
 """Predictions of a conditioned backbone: option likelihood for classification, greedy text otherwise.
 
-Classification records (the task type's ``candidates()`` is not None: NLI labels, multiple-choice
-keys, yes/no/maybe) are answered by ranking every candidate's log-likelihood (its text + EOS,
-exactly as training saw targets) in one forward pass per batch; the others by batched greedy
-decoding. Both reuse the task prompt's keys/values (:class:`PromptKVCache`), computed once.
+The model answers *units* (:meth:`~clinprompt.tasks.base.TaskType.units`): most records are their
+own unit; a pair-given RE record has one unit per ordered entity pair, and one with fewer than two
+entities has none (answered without the model). The units of every record are answered together
+in batches and merged back per record (:meth:`~clinprompt.tasks.base.TaskType.merge`), so metrics
+stay on records. Classification units (``candidates()`` is not None: NLI labels,
+multiple-choice keys, yes/no/maybe, relation labels) are answered by ranking every candidate's
+log-likelihood (its text + EOS, exactly as training saw targets) in one forward pass per batch; the
+others by batched greedy decoding. Both reuse the task prompt's keys/values
+(:class:`PromptKVCache`), computed once.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from clinprompt.backbone import Backbone
@@ -22,9 +28,9 @@ from clinprompt.decoding import (
     option_logprobs,
 )
 from clinprompt.eval.artifact import Artifact
-from clinprompt.tasks.base import get_task_type
+from clinprompt.tasks.base import Parsed, get_task_type
 
-__all__ = ["conditioned", "generation_budget", "predict"]
+__all__ = ["Answer", "answer_records", "conditioned", "generation_budget", "predict"]
 
 
 @contextlib.contextmanager
@@ -45,15 +51,34 @@ def conditioned(backbone: Backbone, artifact: Artifact) -> Iterator[Any]:
 def generation_budget(spec: DatasetSpec, pool: Records, tokenizer: Any, cap: int) -> int:
     """Tokens to generate: 1.5x the longest target of the training ``pool`` (+4), at most ``cap``.
 
-    Measured on training records only; an untrained prompt that never emits EOS then costs
+    Measured on the units of training records only (what the model answers); an untrained prompt that never emits EOS then costs
     what a trained one needs, not the full ``cap``.
     """
     task = get_task_type(spec.task_type)
+    targets = {task.format_target(u, spec) for r in pool for u in task.units(r, spec)}
     lengths = (
-        len(tokenizer(" " + task.format_target(r, spec), add_special_tokens=False)["input_ids"])
-        for r in pool
+        len(tokenizer(" " + target, add_special_tokens=False)["input_ids"]) for target in targets
     )
     return max(4, min(cap, int(1.5 * max(lengths, default=cap)) + 4))
+
+
+@dataclass
+class Answer:
+    """One input record's answer.
+
+    Attributes:
+        text: the raw answer (a generation, or the chosen candidate); for a record answered
+            through several units (or none), its merged prediction written as the record's target
+            (:meth:`~clinprompt.tasks.base.TaskType.format_target`), which ``parse`` reads back.
+        via: ``options`` or ``generate``; for a record of several units ``"N units by options"``
+            (``"0 units"``: answered without the model).
+        parsed: the prediction: the parsed answer, or the units' merged answers (``ok`` False
+            when any unit's answer was not understood).
+    """
+
+    text: str
+    via: str
+    parsed: Parsed
 
 
 def predict(
@@ -65,35 +90,113 @@ def predict(
     max_new_tokens: int | None = None,
     batch_size: int = 32,
     generate: bool = False,
+    length_normalize: bool = False,
 ) -> list[tuple[str, str]]:
-    """Per record: (raw answer text, how it was obtained: ``options`` or ``generate``).
+    """Per record: (raw answer text, how it was obtained); see :class:`Answer`.
+
+    ``task.parse(text, record, spec)`` gives each record's prediction back (for a record of
+    several units, its merged relations; :func:`answer_records` also keeps whether every unit's
+    answer was understood). Arguments as :func:`answer_records`.
+    """
+    return [
+        (a.text, a.via)
+        for a in answer_records(
+            backbone,
+            artifact,
+            spec,
+            records,
+            max_input_tokens,
+            max_new_tokens,
+            batch_size,
+            generate,
+            length_normalize,
+        )
+    ]
+
+
+def answer_records(
+    backbone: Backbone,
+    artifact: Artifact,
+    spec: DatasetSpec,
+    records: Records,
+    max_input_tokens: int | None = None,
+    max_new_tokens: int | None = None,
+    batch_size: int = 32,
+    generate: bool = False,
+    length_normalize: bool = False,
+) -> list[Answer]:
+    """Answer every record: expand to units, answer the units in batches, merge per record.
 
     Args:
         backbone: the frozen backbone.
         artifact: its conditioning (a prompt, a LoRA adapter, or nothing).
-        spec: the dataset (formatting, candidates).
+        spec: the dataset (formatting, units, candidates).
         records: the records to answer.
-        max_input_tokens: input tokens kept per record (as in training).
+        max_input_tokens: input tokens kept per unit (as in training).
         max_new_tokens: generation budget (default: the task type's ``max_new_tokens``).
-        batch_size: records per forward pass (option scoring: rows = records x candidates).
+        batch_size: units per forward pass (option scoring: rows = units x candidates).
         generate: generate even where the task type has candidates.
+        length_normalize: rank candidates by their mean log-probability per token instead of
+            the sum (the sum is the answer's probability, which training maximises).
     """
+    task = get_task_type(spec.task_type)
+    units_of = [task.units(r, spec) for r in records]
+    units = [u for us in units_of for u in us]
+    raw = _answer_units(
+        backbone,
+        artifact,
+        spec,
+        units,
+        max_input_tokens,
+        max_new_tokens or task.max_new_tokens,
+        batch_size,
+        generate,
+        length_normalize,
+    )
+    out: list[Answer] = []
+    at = 0
+    for record, own in zip(records, units_of, strict=True):
+        got, at = raw[at : at + len(own)], at + len(own)
+        if len(own) == 1 and own[0] is record:  # the record is its own unit
+            text, via = got[0]
+            out.append(Answer(text, via, task.parse(text, record, spec)))
+            continue
+        merged = task.merge(
+            record, [task.parse(t, u, spec) for (t, _), u in zip(got, own, strict=True)], spec
+        )
+        hows = "/".join(sorted({how for _, how in got}))
+        via = f"{len(own)} units" + (f" by {hows}" if hows else "")
+        out.append(Answer(task.format_target(merged.prediction, spec), via, merged))
+    return out
+
+
+def _answer_units(
+    backbone: Backbone,
+    artifact: Artifact,
+    spec: DatasetSpec,
+    units: Records,
+    max_input_tokens: int | None,
+    budget: int,
+    batch_size: int,
+    generate: bool,
+    length_normalize: bool,
+) -> list[tuple[str, str]]:
+    """Per unit: (raw answer text, ``options`` or ``generate``)."""
     task, tok = get_task_type(spec.task_type), backbone.tokenizer
-    inputs = [encode_prompt(tok, task.example(r, spec), max_input_tokens) for r in records]
-    cands = [None if generate else task.candidates(r, spec) for r in records]
+    inputs = [encode_prompt(tok, task.example(u, spec), max_input_tokens) for u in units]
+    cands = [None if generate else task.candidates(u, spec) for u in units]
     prompt = (
         None if artifact.prompt is None else artifact.prompt.to(backbone.device, backbone.dtype)
     )
     cache = PromptKVCache(backbone.model) if prompt is not None else None
     key = f"{artifact.path}:{artifact.task}"
-    if cache is not None and records:
+    if cache is not None and units:
         # Every row starts with the same instruction: cache its keys/values with the prompt.
-        head = task.example(records[0], spec).prompt_head
+        head = task.example(units[0], spec).prompt_head
         cache.set_prefix(key, tok(head, add_special_tokens=False)["input_ids"])
-    budget = max_new_tokens or task.max_new_tokens
-    out: list[tuple[str, str]] = [("", "")] * len(records)
+    out: list[tuple[str, str]] = [("", "")] * len(units)
     # Longest first, so each batch pads little and a too-long batch fails early.
-    order = sorted(range(len(records)), key=lambda i: -len(inputs[i]))
+    order = sorted(range(len(units)), key=lambda i: -len(inputs[i]))
     scored = [i for i in order if cands[i]]
     generated = [i for i in order if not cands[i]]
 
@@ -109,6 +212,7 @@ def predict(
                 batch_prompts(len(idx)),
                 [inputs[i] for i in idx],
                 [encode_options(tok, cands[i]) for i in idx],
+                length_normalize=length_normalize,
                 prompt_cache=cache,
                 task_keys=[key] * len(idx) if cache else None,
                 pad_token_id=tok.pad_token_id,
