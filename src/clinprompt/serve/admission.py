@@ -45,7 +45,7 @@ class Limits:
     max_options: int = 64  # candidate answers of one input → 422
     max_option_tokens: int = 128  # tokens of one candidate answer (EOS included) → 413
     # option scoring of one request: Σ candidates × (prompt + input + candidate tokens) → 413
-    max_scoring_tokens: int = 200_000
+    max_scoring_tokens: int = 65_536
     max_body_bytes: int = 1_048_576  # request body, refused before it is read past it → 413
     max_json_depth: int = 32  # nesting of the request body, checked before parsing → 422
 
@@ -280,6 +280,8 @@ class Admission:
             if cands is not None:
                 option_ids = encode_options(self.tokenizer, cands)
                 scoring_tokens += self._scoring_cost(i, rt, ids, cands, option_ids)
+                if scoring_tokens > lim.max_scoring_tokens:  # stop tokenizing at once
+                    raise self._over_budget(scoring_tokens)
             items.append(
                 WorkItem(
                     rt,
@@ -290,17 +292,19 @@ class Admission:
                     option_ids=option_ids,
                 )
             )
-        if scoring_tokens > lim.max_scoring_tokens:
-            raise ServeError(
-                413,
-                "scoring_too_large",
-                f"scoring the candidate answers of this request takes {scoring_tokens} tokens "
-                f"(candidates × prompt, input and candidate tokens); the limit max_scoring_tokens "
-                f"is {lim.max_scoring_tokens}: send fewer inputs per request",
-                limit="max_scoring_tokens",
-                value=lim.max_scoring_tokens,
-            )
         return items
+
+    def _over_budget(self, scoring_tokens: int) -> ServeError:
+        budget = self.limits.max_scoring_tokens
+        return ServeError(
+            413,
+            "scoring_too_large",
+            f"scoring the candidate answers of this request takes {scoring_tokens} tokens or more "
+            f"(candidates × prompt, input and candidate tokens); the limit max_scoring_tokens "
+            f"is {budget}: send fewer inputs or options per request",
+            limit="max_scoring_tokens",
+            value=budget,
+        )
 
     def _check_candidates(self, i: int, cands: list[str]) -> None:
         lim = self.limits

@@ -76,7 +76,7 @@ class ServeArgs:
     max_options: int = arg(64, "Most candidate answers of one input (option scoring) → 422.")
     max_option_tokens: int = arg(128, "Longest candidate answer in tokens → 413.")
     max_scoring_tokens: int = arg(
-        200_000,
+        65_536,
         "Option scoring of one request: candidates × (prompt + input + candidate tokens) → 413.",
     )
     scoring_batch_mb: float = arg(

@@ -232,7 +232,12 @@ class RequestGate:
     def _log(scope: Scope, state: dict[str, Any], status: int | None, start: float) -> None:
         path = scope.get("path", "")
         status = status or 499  # no response: the client went away
-        level = logging.ERROR if status >= 500 else logging.INFO
+        # a 500 is a fault; 429 and 503 (busy, draining) are backpressure
+        level = logging.INFO
+        if status in (429, 503):
+            level = logging.WARNING
+        elif status >= 500:
+            level = logging.ERROR
         if path == "/healthz" and status < 500:
             level = logging.DEBUG  # probes every few seconds would drown the rest
         fields = {
