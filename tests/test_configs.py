@@ -166,3 +166,66 @@ def test_options_from_refuses_a_command_it_cannot_build():
         options_from(_ToyArgs)(no_args)
     with pytest.raises(TypeError, match=r"\['name'\] are also fields of _ToyArgs"):
         options_from(_ToyArgs)(clash)
+
+
+def test_protocol_keys_validate_and_report_their_problems():
+    args = load_config(
+        "smoke",
+        [
+            "distill.hidden_layers=[-3, -1]",
+            "distill.hidden_positions=input",
+            "distill.teacher_cache=false",
+            "distill.lm_weight=0.5",
+            "distill.lr_shared=0.1",
+            "adapt.lr_factors=0.03",
+            "adapt.lr_search=[0.3, 1.0, 3.0]",
+            "adapt.lr_search_steps=20",
+            "adapt.seeds=[0, 1, 2]",
+            "adapt.kshot_epochs=10",
+            "baseline.pt_lr=0.1",
+        ],
+    )
+    assert args.distill.hidden_layers == [-3, -1] and args.adapt.seeds == [0, 1, 2]
+    assert args.adapt.lr_search == [0.3, 1.0, 3.0] and args.baseline.pt_lr == 0.1
+    with pytest.raises(ConfigError) as err:
+        load_config(
+            "smoke",
+            [
+                "distill.hidden_layers=[-1]",
+                "distill.hidden_positions=all",  # smoke caches the teachers
+                "adapt.lr_search=[0, 1]",
+                "adapt.seeds=[1, 1]",
+                "adapt.kshot_epochs=0",
+                "adapt.lr_shared=-1",
+                "baseline.pt_init=zeros",
+            ],
+        )
+    text = str(err.value)
+    assert len(err.value.problems) == 6
+    for needle in (
+        "distill.teacher_cache: True",
+        "set teacher_cache=false",
+        "adapt.lr_search: [0.0, 1.0]",
+        "adapt.seeds: [1, 1]",
+        "adapt.kshot_epochs: 0",
+        "adapt.lr_shared: -1.0",
+        "baseline.pt_init: 'zeros'",
+    ):
+        assert needle in text
+    keys = {k: default for k, _, default, _ in config_keys()}
+    for key, default in (
+        ("distill.lr_shared", None),
+        ("distill.lr_factors", None),
+        ("distill.lm_weight", 1.0),
+        ("distill.hidden_layers", [-1]),
+        ("distill.hidden_positions", "target"),
+        ("adapt.lr_shared", None),
+        ("adapt.lr_factors", None),
+        ("adapt.lr_search", []),
+        ("adapt.lr_search_steps", None),
+        ("adapt.seeds", [0]),
+        ("adapt.kshot_epochs", 10),
+        ("baseline.pt_lr", None),
+        ("baseline.pt_init", "vocab"),
+    ):
+        assert keys[key] == default, key

@@ -188,10 +188,26 @@ class DistillArgs:
 
     terms: list[str] = arg(
         ["lm", "logits", "hidden"],
-        "Loss terms (ablations drop some): lm (target CE), logits (KL(teacher||student)), hidden (MSE of final hidden states).",
+        "Loss terms (ablations drop some): lm (target CE), logits (KL(teacher||student)), hidden (MSE of hidden states at distill.hidden_layers x distill.hidden_positions).",
     )
+    lm_weight: float = arg(1.0, "λ_lm, the weight of the target cross-entropy term.")
     logits_weight: float = arg(1.0, "λ_logits, the weight of the KL term.")
     hidden_weight: float = arg(1.0, "λ_hidden, the weight of the hidden-state MSE term.")
+    hidden_layers: list[int] = arg(
+        [-1],
+        "Hidden states the hidden term matches, as indices into the backbone's L + 1 hidden states (0: the embeddings, -1: the final layer after its norm; negative count from the end). The term is the mean of the per-layer MSEs, so its scale does not grow with the number of layers.",
+    )
+    hidden_positions: str = arg(
+        "target",
+        "Positions of the hidden term: target (those predicting an answer token), input (every non-prompt, non-pad position: instruction, input and answer) or all (input plus the prompt's positions).",
+        ("target", "input", "all"),
+    )
+    lr_shared: float | None = arg(
+        None, "Peak learning rate of P* (None: distill's train.lr, one rate for all)."
+    )
+    lr_factors: float | None = arg(
+        None, "Peak learning rate of the task factors u, v (None: distill's train.lr)."
+    )
     temperature: float = arg(
         2.0, "Distillation temperature τ; the KL is scaled by τ² so gradients keep their size."
     )
@@ -209,7 +225,7 @@ class DistillArgs:
     )
     teacher_cache: bool = arg(
         False,
-        "Precompute the teachers' outputs once (top-k logits + hidden states at target positions, safetensors): worth it when training runs more than one epoch.",
+        "Precompute the teachers' outputs once (top-k logits + final hidden states at target positions, safetensors): worth it when training runs more than one epoch. Only with the default hidden_layers [-1] and hidden_positions target.",
     )
     cache_top_k: int = arg(
         64,
@@ -238,9 +254,33 @@ class AdaptArgs:
         "Zero-shot prompt: P* with the mean source factors, or the factors of the closest source of the same task type.",
         ("mean", "closest"),
     )
+    lr_shared: float | None = arg(
+        None,
+        "Peak learning rate of the target's P* (None: adapt's train.lr, one rate for all); the base of adapt.lr_search.",
+    )
+    lr_factors: float | None = arg(
+        None, "Peak learning rate of the target's factors u, v (None: adapt's train.lr)."
+    )
+    lr_search: list[float] = arg(
+        [],
+        "Multipliers of each method's base rate(s) tried on the target's dev split (MPT: lr_shared and lr_factors together, PT: baseline.pt_lr, LoRA: baseline.lora_lr), e.g. [0.3, 1.0, 3.0]; the lowest best dev loss wins (ties: the smaller rate), on the full setting at seed 0, and its rates serve every seed and k-shot setting. [] or [1.0]: no search.",
+    )
+    lr_search_steps: int | None = arg(
+        None,
+        "Steps of each search candidate (None: adapt.train's full budget; the chosen candidate's run is then the seed-0 full run, reused, not retrained).",
+    )
+    seeds: list[int] = arg(
+        [0],
+        "Training seeds of MPT adaptation and both baselines: each target and setting is trained once per seed (data order, prompt/LoRA init, k-shot draw); zero-shot (k0) runs once, seed 0.",
+    )
+    kshot_epochs: int | None = arg(
+        10,
+        "Epochs over the k examples of a k-shot run: ceil(k * epochs / batch_size) steps, replacing adapt.kshot_train's steps (None: kshot_train's steps).",
+    )
     train: dict[str, Any] = arg({}, "Overrides of train.* for full-data adaptation.")
     kshot_train: dict[str, Any] = arg(
-        {}, "Overrides of train.* for k-shot adaptation (on top of adapt.train)."
+        {},
+        "Overrides of train.* for k-shot adaptation (on top of adapt.train); its steps give way to adapt.kshot_epochs when that is set.",
     )
 
 
@@ -252,13 +292,20 @@ class BaselineArgs:
         ["pt", "lora"], "Baselines to train per target: prompt tuning, LoRA (PEFT)."
     )
     pt_init: str = arg(
-        "random", "Initialisation of the prompt-tuning baseline.", ("random", "vocab")
+        "vocab",
+        "Initialisation of the prompt-tuning baseline (vocab: as the teachers by default; text: prompt.init_text or the target's instruction).",
+        ("vocab", "random", "text"),
+    )
+    pt_lr: float | None = arg(
+        None, "Peak learning rate of the PT baseline (None: adapt's train.lr, as MPT's one rate)."
     )
     lora_r: int = arg(8, "LoRA rank.")
     lora_alpha: int = arg(16, "LoRA alpha (scaling alpha / r).")
     lora_dropout: float = arg(0.0, "LoRA dropout.")
     lora_targets: list[str] = arg(["q_proj", "v_proj"], "Module names LoRA adapts.")
-    lora_lr: float = arg(1e-3, "Learning rate of LoRA (replaces train.lr).")
+    lora_lr: float = arg(
+        1e-3, "Peak learning rate of LoRA (replaces train.lr); the base of adapt.lr_search."
+    )
 
 
 @dataclass

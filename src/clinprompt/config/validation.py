@@ -131,6 +131,60 @@ def validate(args: ExperimentArgs) -> list[str]:
         args.distill.cache_top_k,
         "keep at least 1 logit",
     )
+    need(args.distill.lm_weight >= 0, "distill.lm_weight", args.distill.lm_weight, "must be >= 0")
+    need(
+        bool(args.distill.hidden_layers)
+        and len(set(args.distill.hidden_layers)) == len(args.distill.hidden_layers),
+        "distill.hidden_layers",
+        args.distill.hidden_layers,
+        "name at least one layer, each once, e.g. [-1] (the final layer) or [-4, -1]",
+    )
+    custom_hidden = args.distill.hidden_layers != [-1] or args.distill.hidden_positions != "target"
+    need(
+        not (args.distill.teacher_cache and "hidden" in args.distill.terms and custom_hidden),
+        "distill.teacher_cache",
+        args.distill.teacher_cache,
+        "the cache keeps only the final layer's hidden states at target positions; with "
+        f"hidden_layers={args.distill.hidden_layers} and hidden_positions="
+        f"{args.distill.hidden_positions!r} set teacher_cache=false (the teacher then runs live)",
+    )
+    for section in ("distill", "adapt"):
+        for key in ("lr_shared", "lr_factors"):
+            value = getattr(getattr(args, section), key)
+            need(value is None or value > 0, f"{section}.{key}", value, "must be > 0 or null")
+    need(
+        all(m > 0 for m in args.adapt.lr_search)
+        and len(set(args.adapt.lr_search)) == len(args.adapt.lr_search),
+        "adapt.lr_search",
+        args.adapt.lr_search,
+        "use distinct positive multipliers, e.g. [0.3, 1.0, 3.0] ([] for no search)",
+    )
+    need(
+        args.adapt.lr_search_steps is None or args.adapt.lr_search_steps >= 1,
+        "adapt.lr_search_steps",
+        args.adapt.lr_search_steps,
+        "use a positive step count or null for adapt.train's budget",
+    )
+    need(
+        bool(args.adapt.seeds)
+        and all(s >= 0 for s in args.adapt.seeds)
+        and len(set(args.adapt.seeds)) == len(args.adapt.seeds),
+        "adapt.seeds",
+        args.adapt.seeds,
+        "use distinct non-negative seeds, e.g. [0, 1, 2]",
+    )
+    need(
+        args.adapt.kshot_epochs is None or args.adapt.kshot_epochs >= 1,
+        "adapt.kshot_epochs",
+        args.adapt.kshot_epochs,
+        "use a positive number of epochs or null for adapt.kshot_train's steps",
+    )
+    need(
+        args.baseline.pt_lr is None or args.baseline.pt_lr > 0,
+        "baseline.pt_lr",
+        args.baseline.pt_lr,
+        "must be > 0 or null",
+    )
     need(
         set(args.adapt.modes) <= {"full", "kshot", "zero"},
         "adapt.modes",
