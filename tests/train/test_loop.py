@@ -20,6 +20,13 @@ from clinprompt.train import (
     lr_at,
     train,
 )
+from clinprompt.train.loop import LrGroup
+
+# MPT's two rates: P* and the factors u, v (names from PromptObjective.named_parameters).
+TWO_RATES = (
+    LrGroup("shared", ("prompt.shared",), 0.2),
+    LrGroup("factors", ("prompt.cols", "prompt.rows"), 0.05),
+)
 
 
 def _prompt(tiny, p: int = 4, seed: int = 0) -> SoftPrompt:
@@ -88,7 +95,7 @@ class _Crash(Exception):
     pass
 
 
-def _multitask_run(tiny, examples, args, out, dev, crash_at=None):
+def _multitask_run(tiny, examples, args, out, dev, crash_at=None, lr_groups=()):
     shared = _prompt(tiny).weight.detach()
     prompt = MultitaskPrompt.create(shared, 2, rank=1)
     plan = BatchPlan(
@@ -113,22 +120,30 @@ def _multitask_run(tiny, examples, args, out, dev, crash_at=None):
         dev_set=dev,
         plan=plan,
         on_step=on_step,
+        lr_groups=lr_groups,
     )
     return prompt, result
 
 
-def test_exact_resume_bit_identical(tiny, make, targs, tmp_path):
+@pytest.mark.parametrize("lr_groups", [(), TWO_RATES], ids=["one-rate", "two-rates"])
+def test_exact_resume_bit_identical(tiny, make, targs, tmp_path, lr_groups):
     examples, dev = make(12, seed=3, tasks=2), make(6, seed=4, tasks=2)
     # Crosses epochs (3 batches each), accumulates, evaluates (best checkpoint, patience counters).
     args = targs(steps=9, grad_accum=2, eval_every=4, save_every=3, warmup=0.2, patience=5)
-    ref, ref_result = _multitask_run(tiny, examples, args, tmp_path / "ref", dev)
+    ref, ref_result = _multitask_run(
+        tiny, examples, args, tmp_path / "ref", dev, lr_groups=lr_groups
+    )
 
     with pytest.raises(_Crash):
-        _multitask_run(tiny, examples, args, tmp_path / "crashed", dev, crash_at=5)
+        _multitask_run(
+            tiny, examples, args, tmp_path / "crashed", dev, crash_at=5, lr_groups=lr_groups
+        )
     state = json.loads((tmp_path / "crashed" / "checkpoint" / "state.json").read_text())
     assert state["position"]["step"] == 4  # the evaluation at step 4 wrote the last checkpoint
     torch.manual_seed(1234)  # a resumed process does not share the crashed one's RNG
-    resumed, res_result = _multitask_run(tiny, examples, args, tmp_path / "crashed", dev)
+    resumed, res_result = _multitask_run(
+        tiny, examples, args, tmp_path / "crashed", dev, lr_groups=lr_groups
+    )
 
     for name in ("shared", "cols", "rows"):
         assert torch.equal(getattr(ref, name), getattr(resumed, name)), name
@@ -226,6 +241,60 @@ def test_lr_schedule(targs):
     assert lrs[:2] == [0.5, 1.0]
     assert lrs[2] == 1.0 and lrs[-1] == pytest.approx(1 / 8)
     assert all(a >= b for a, b in zip(lrs[1:], lrs[2:], strict=False))
+    # A group's peak follows the same schedule, scaled: half the rate at every step.
+    assert [lr_at(s, args, peak=0.5) for s in range(10)] == pytest.approx([x / 2 for x in lrs])
+    assert [lr_at(s, args, peak=1.0) for s in range(10)] == lrs
+
+
+def test_two_rate_groups_get_their_rates(tiny, make, targs, tmp_path):
+    examples = make(8, seed=3, tasks=2)
+    args = targs(steps=5, warmup=0.4, lr=0.3, save_every=5)
+    prompt, _ = _multitask_run(tiny, examples, args, tmp_path / "run", None, lr_groups=TWO_RATES)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]
+    for r in rows:
+        step = r["step"] - 1
+        assert r["lr"] == lr_at(step, args)  # the stage's rate, as before
+        assert r["lr_shared"] == lr_at(step, args, 0.2)
+        assert r["lr_factors"] == lr_at(step, args, 0.05)
+    assert rows[1]["lr_shared"] == 0.2 and rows[1]["lr_factors"] == 0.05  # the peaks, after warm-up
+    # Each parameter moved by at most its own group's rates (Adam: |update| <= lr per step).
+    start = MultitaskPrompt.create(_prompt(tiny).weight.detach(), 2, rank=1)
+    moved = {
+        n: (getattr(prompt, n) - getattr(start, n)).abs().max().item()
+        for n in ("shared", "cols", "rows")
+    }
+    budget = {
+        g: sum(lr_at(s, args, peak) for s in range(5)) for g, peak in (("s", 0.2), ("f", 0.05))
+    }
+    assert 0 < moved["shared"] <= 1.01 * budget["s"]
+    assert 0 < moved["cols"] <= 1.01 * budget["f"] and 0 < moved["rows"] <= 1.01 * budget["f"]
+    assert moved["shared"] > budget["f"]  # P* moved further than the factors' rates allow
+    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+    assert state["lr_groups"] == {"shared": 0.2, "factors": 0.05}
+
+
+def test_lr_groups_are_checked(tiny, make, targs, tmp_path):
+    examples = make(8, seed=3, tasks=2)
+    overlap = (LrGroup("a", ("prompt",), 0.1), LrGroup("b", ("prompt.cols",), 0.2))
+    with pytest.raises(ValueError, match=r"prompt.cols.*in learning-rate groups 'a' and 'b'"):
+        _multitask_run(
+            tiny, examples, targs(steps=1), tmp_path / "overlap", None, lr_groups=overlap
+        )
+    # A checkpoint written with other groups is not resumed under new ones.
+    with pytest.raises(_Crash):
+        _multitask_run(
+            tiny, examples, targs(steps=4, save_every=1), tmp_path / "run", None, crash_at=2
+        )
+    with pytest.raises(ValueError, match="learning-rate groups"):
+        _multitask_run(
+            tiny,
+            examples,
+            targs(steps=4, save_every=1),
+            tmp_path / "run",
+            None,
+            lr_groups=TWO_RATES,
+        )
 
 
 def test_task_metric_selects_best_and_stops_early(tiny, toy, toy_dev, targs, tmp_path):

@@ -1,9 +1,11 @@
 """The one training loop, shared by teachers, distillation, adaptation and both baselines.
 
-AdamW with linear warm-up and decay; ``batch_size`` examples per optimizer step, split into
-``grad_accum`` micro-batches and across data-parallel processes (``accelerate launch``); every
-micro-batch's loss is a mean over its target tokens and is weighted by its share of the step's
-target tokens, so accumulation and data parallelism give the update of one large batch.
+AdamW with linear warm-up and decay (optionally several parameter groups, each with its own
+peak rate on the same schedule: :class:`LrGroup`); ``batch_size`` examples per optimizer step,
+split into ``grad_accum`` micro-batches and across data-parallel processes (``accelerate
+launch``); every micro-batch's loss is a mean over its target tokens and is weighted by its share
+of the step's target tokens, so accumulation and data parallelism give the update of one large
+batch.
 Dev loss every ``eval_every`` steps keeps the best weights; early stopping; a checkpoint that
 resumes bit-exactly; a JSONL metrics log; a progress bar; a non-finite loss stops the run.
 
@@ -22,7 +24,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ from clinprompt.train.sampling import BatchPlan
 from clinprompt.train.step import accumulate_gradients, clip_gradients, evaluate_loss
 from clinprompt.train.workspace import process_state
 
-__all__ = ["NonFiniteLossError", "TrainResult", "lr_at", "train"]
+__all__ = ["LrGroup", "NonFiniteLossError", "TrainResult", "lr_at", "train"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -72,13 +74,62 @@ class TrainResult:
         return {**asdict(self), "out_dir": str(self.out_dir), "losses": self.losses[-50:]}
 
 
-def lr_at(step: int, args: TrainArgs) -> float:
-    """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then linear decay."""
+@dataclass(frozen=True)
+class LrGroup:
+    """Parameters trained at their own peak rate, on the run's warm-up/decay schedule.
+
+    A parameter belongs to the group when its name (from ``Objective.named_parameters``) equals
+    one of ``prefixes`` or starts with ``prefix + "."``; parameters in no group train at
+    ``train.lr``. The metrics log writes each group's rate as ``lr_<name>``.
+    """
+
+    name: str  # e.g. shared, factors
+    prefixes: tuple[str, ...]  # e.g. ("prompt.shared",)
+    lr: float  # the peak rate
+
+    def holds(self, param_name: str) -> bool:
+        return any(param_name == p or param_name.startswith(p + ".") for p in self.prefixes)
+
+
+def lr_at(step: int, args: TrainArgs, peak: float | None = None) -> float:
+    """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then linear decay.
+
+    ``peak`` is the rate at the end of warm-up (default ``args.lr``): every parameter group
+    follows the same schedule, scaled to its own peak.
+    """
+    peak = args.lr if peak is None else peak
     warm = round(args.warmup * args.steps)
     if step < warm:
-        return args.lr * (step + 1) / warm
+        return peak * (step + 1) / warm
     span = max(args.steps - warm, 1)
-    return args.lr * (1.0 - (1.0 - args.min_lr_ratio) * (step - warm) / span)
+    return peak * (1.0 - (1.0 - args.min_lr_ratio) * (step - warm) / span)
+
+
+def _param_groups(
+    params: dict[str, torch.nn.Parameter], groups: Sequence[LrGroup], default_lr: float
+) -> list[dict[str, Any]]:
+    """AdamW parameter groups in ``groups`` order, then the rest at ``default_lr``; empty
+    groups (e.g. a frozen P*) are left out.
+
+    Raises:
+        ValueError: a parameter that two groups claim.
+    """
+    out: list[dict[str, Any]] = []
+    claimed: dict[str, str] = {}
+    for group in groups:
+        names = [n for n in params if group.holds(n)]
+        twice = [n for n in names if n in claimed]
+        if twice:
+            raise ValueError(
+                f"parameters {twice} are in learning-rate groups {claimed[twice[0]]!r} and {group.name!r}"
+            )
+        claimed.update(dict.fromkeys(names, group.name))
+        if names:
+            out.append({"params": [params[n] for n in names], "lr": group.lr, "name": group.name})
+    rest = [p for n, p in params.items() if n not in claimed]
+    if rest:
+        out.append({"params": rest, "lr": default_lr, "name": "default"})
+    return out
 
 
 def _cap_per_task(examples: list[Encoded], cap: int) -> list[Encoded]:
@@ -134,6 +185,7 @@ def train(
     on_step: Callable[[int, float], None] | None = None,
     resume: bool = True,
     desc: str = "train",
+    lr_groups: Sequence[LrGroup] = (),
 ) -> TrainResult:
     """Train ``objective``'s parameters on ``train_set``; see the module docstring.
 
@@ -150,6 +202,9 @@ def train(
         metric_mode: ``min`` or ``max`` for ``metric_fn``.
         on_step: called after every optimizer step with (step, loss).
         resume: continue from ``out_dir/checkpoint`` when it exists (a finished run returns its result).
+        desc: the progress bar's label.
+        lr_groups: parameters with their own peak rate (e.g. P* and the factors); empty: every
+            parameter at ``args.lr``.
 
     Returns:
         A :class:`TrainResult`; the parameters hold the final (best on dev) weights.
@@ -168,7 +223,18 @@ def train(
         done = read_json(out / "result.json")
         return TrainResult(**{**done, "out_dir": out, "losses": done.get("losses", [])})
 
-    optimizer = torch.optim.AdamW(list(params.values()), lr=args.lr, weight_decay=args.weight_decay)
+    if lr_groups:
+        # Each group's peak rate is kept beside its parameters ("peak") and saved with the
+        # optimizer state, so a resumed run schedules every group as before.
+        groups = _param_groups(params, lr_groups, args.lr)
+        for g in groups:
+            g["peak"] = g["lr"]
+        optimizer = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.weight_decay)
+    else:
+        optimizer = torch.optim.AdamW(
+            list(params.values()), lr=args.lr, weight_decay=args.weight_decay
+        )
+    group_rates = {g["name"]: g["peak"] for g in optimizer.param_groups if "name" in g}
     lengths = [len(x) for x in train_set]
     plan = plan or BatchPlan(lengths, args.batch_size, args.seed, args.bucket, args.bucket_window)
     dev = _cap_per_task(dev_set, args.eval_examples) if dev_set else []
@@ -183,6 +249,11 @@ def train(
         "tokens": 0,
     }
     if resume and (ckpt / "state.json").exists():
+        saved_rates = read_json(ckpt / "state.json").get("lr_groups", {})
+        if saved_rates != group_rates:
+            raise ValueError(
+                f"{ckpt} was written with learning-rate groups {saved_rates}; now {group_rates}: use a new output directory"
+            )
         state = load_checkpoint(ckpt, params, optimizer)
         if state["plan"] != plan.signature():
             raise ValueError(
@@ -202,7 +273,12 @@ def train(
                 ckpt,
                 params,
                 optimizer,
-                {"position": pos, "plan": plan.signature(), "train_args": asdict(args)},
+                {
+                    "position": pos,
+                    "plan": plan.signature(),
+                    "train_args": asdict(args),
+                    "lr_groups": group_rates,
+                },
             )
         dist.wait_for_everyone()
 
@@ -247,7 +323,7 @@ def train(
         pos["batch"] += 1
         lr = lr_at(step, args)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr_at(step, args, group["peak"]) if "peak" in group else lr
 
         names = ["loss", *objective.part_names]
         stats = accumulate_gradients(
@@ -283,6 +359,7 @@ def train(
                     "step": step + 1,
                     **parts,
                     "lr": lr,
+                    **{f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups if "name" in g},
                     "grad_norm": grad_norm,
                     "tokens": pos["tokens"],
                     "epoch": pos["epoch"],
