@@ -1,4 +1,5 @@
-"""Distillation losses against hand-computed values, and the distillation objective's switches."""
+"""Distillation losses against hand-computed values, and the distillation objective's switches:
+terms, weights, and the hidden term's layers and positions."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import math
 import pytest
 import torch
 
-from clinprompt.prompts import MultitaskPrompt, SoftPrompt
+from clinprompt.prompts import MultitaskPrompt, SoftPrompt, target_outputs
 from clinprompt.train import DistillObjective, TeacherCache, collate, hidden_mse, kl_full, kl_topk
+from clinprompt.train.losses import layers_mse
 
 
 def test_kl_full_hand_value():
@@ -118,3 +120,99 @@ def test_teacher_cache_matches_teacher_forward(tiny, make, tmp_path):
         for f in ("values", "indices", "hidden", "offsets")
     )
     assert TeacherCache.load(tmp_path / "cache.safetensors", "another key") is None
+
+
+def test_layers_mse_is_the_mean_over_layers():
+    a, b = torch.ones(2, 2), torch.zeros(2, 2)
+    assert layers_mse([a], [b]).item() == hidden_mse(a, b).item() == 1.0
+    # Two layers of MSE 1 and 4: the mean, 2.5, not the sum: the scale does not grow with layers.
+    assert layers_mse([a, 2 * a], [b, b]).item() == pytest.approx(2.5)
+    with pytest.raises(ValueError, match="one teacher layer per student layer"):
+        layers_mse([a, a], [b])
+
+
+def test_default_hidden_term_is_todays_value(tiny, make):
+    """hidden_layers [-1] at the target positions: the final hidden states that produce the
+    logits, exactly as before the layers and positions were configurable."""
+    teachers, _, batch = _setup(tiny, make)
+    student = MultitaskPrompt.create(teachers.mean(0), 2)
+    out = DistillObjective(
+        tiny.model, student, teachers, logits_weight=0.5, hidden_weight=2.0
+    ).loss(batch)
+    args = (batch["input_ids"], batch["attention_mask"], batch["labels"])
+    s = target_outputs(tiny.model, student(6, batch["task_ids"]), *args)
+    with torch.no_grad():
+        t = target_outputs(tiny.model, teachers[batch["task_ids"]], *args)
+    mse, kl = hidden_mse(s.hidden, t.hidden), kl_full(s.logits, t.logits, 2.0)
+    assert torch.equal(out.parts["mse"], mse.detach()) and torch.equal(out.parts["kl"], kl.detach())
+    assert torch.equal(out.loss, s.loss + 0.5 * kl + 2.0 * mse)
+    explicit = DistillObjective(
+        tiny.model, student, teachers, hidden_layers=[2], hidden_positions="target"
+    ).loss(batch)  # index 2 of the tiny model's 3 hidden states is the final one
+    assert torch.equal(explicit.parts["mse"], mse.detach())
+
+
+@pytest.mark.parametrize("positions", ["target", "input", "all"])
+@pytest.mark.parametrize("layers", [[-1], [0, 1, 2], [-2]])
+def test_every_hidden_setting_trains_only_the_student(tiny, make, layers, positions):
+    teachers, _, batch = _setup(tiny, make)
+    teachers.requires_grad_(True)  # the objective must detach them
+    student = MultitaskPrompt.create(teachers.detach().mean(0), 2)
+    objective = DistillObjective(
+        tiny.model,
+        student,
+        teachers,
+        hidden_layers=layers,
+        hidden_positions=positions,
+        lm_weight=0.5,
+    )
+    out = objective.loss(batch)
+    assert torch.isfinite(out.loss) and torch.isfinite(out.parts["mse"])
+    out.loss.backward()
+    grads = {n: p.grad for n, p in objective.named_parameters().items()}
+    assert set(grads) == {"prompt.shared", "prompt.cols", "prompt.rows"}
+    assert all(
+        g is not None and torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads.values()
+    )
+    assert teachers.grad is None
+    assert all(p.grad is None for p in tiny.model.parameters())
+    # λ_lm scales the LM term: the total is 0.5 · lm + KL + MSE.
+    torch.testing.assert_close(out.loss, 0.5 * out.parts["lm"] + out.parts["kl"] + out.parts["mse"])
+
+
+def test_hidden_positions_select_the_right_rows(tiny, make):
+    """Layer 0 is the input embeddings: equal for student and teacher at every token, different
+    at the prompt's positions; so only ``all`` has an error there, averaged over its M rows."""
+    teachers, _, batch = _setup(tiny, make)
+    student = MultitaskPrompt.create(teachers.mean(0), 2)
+    mse = {
+        pos: DistillObjective(
+            tiny.model, student, teachers, hidden_layers=[0], hidden_positions=pos
+        )
+        .loss(batch)
+        .parts["mse"]
+        for pos in ("target", "input", "all")
+    }
+    assert mse["target"].item() == 0.0 and mse["input"].item() == 0.0
+    p, d = teachers.shape[1], teachers.shape[2]
+    with torch.no_grad():
+        diff = student(6, batch["task_ids"]) - teachers[batch["task_ids"]]  # (B, P, D)
+    rows = int(batch["attention_mask"].sum()) + 6 * p  # every real token, plus the prompts
+    torch.testing.assert_close(mse["all"], (diff**2).sum() / (rows * d))
+
+
+def test_hidden_settings_are_checked(tiny, make):
+    teachers, examples, _ = _setup(tiny, make)
+    student = MultitaskPrompt.create(teachers.mean(0), 2)
+    with pytest.raises(
+        ValueError, match=r"hidden_layers: 3 is outside the backbone's 3 hidden states"
+    ):
+        DistillObjective(tiny.model, student, teachers, hidden_layers=[3])
+    with pytest.raises(ValueError, match="hidden_positions"):
+        DistillObjective(tiny.model, student, teachers, hidden_positions="prompt")
+    cache = TeacherCache.build(tiny.model, teachers, examples, tiny.tokenizer.pad_token_id, top_k=4)
+    with pytest.raises(ValueError, match="teacher cache keeps only the final layer"):
+        DistillObjective(tiny.model, student, teachers, cache=cache, hidden_positions="input")
+    # Without the hidden term the cache serves any setting; with the default it serves as before.
+    DistillObjective(tiny.model, student, teachers, ["logits"], cache=cache, hidden_layers=[0])
+    DistillObjective(tiny.model, student, teachers, cache=cache, hidden_layers=[-1])

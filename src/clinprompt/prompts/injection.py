@@ -123,6 +123,9 @@ class TargetOutputs:
     targets: torch.Tensor  # (N,) the target token ids
     example_index: torch.Tensor  # (N,) which example of the batch each position belongs to
     num_tokens: int
+    # With hidden_states=True: every layer's hidden states (B, T', D), L + 1 of them (the
+    # embeddings first; the last is the final, normed state that produced the logits).
+    states: tuple[torch.Tensor, ...] | None = None
 
 
 def target_outputs(
@@ -131,14 +134,28 @@ def target_outputs(
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
     labels: torch.Tensor,
+    hidden_states: bool = False,
 ) -> TargetOutputs:
     """LM loss computed only where it is needed.
 
     The LM head (V x D, the largest matmul for small backbones) is applied only at the
     positions that predict a target token, instead of at every position of every example.
+    With ``hidden_states``, every layer's hidden states come back too (``states``).
     """
     x = inject_prompt(model, prompts, input_ids, attention_mask, labels)
-    hidden = prompted_hidden(model, x)  # (B, T', D)
+    states = None
+    if hidden_states:
+        out = _decoder(model)(
+            inputs_embeds=x.inputs_embeds,
+            attention_mask=x.attention_mask,
+            position_ids=x.position_ids,
+            use_cache=False,
+            output_hidden_states=True,
+        )
+        hidden = out.last_hidden_state  # (B, T', D)
+        states = (*out.hidden_states[:-1], hidden)
+    else:
+        hidden = prompted_hidden(model, x)  # (B, T', D)
     shifted = x.labels[:, 1:]  # the token each position predicts
     select = shifted != IGNORE_INDEX  # (B, T'-1)
     h = hidden[:, :-1][select]  # (N, D)
@@ -147,4 +164,4 @@ def target_outputs(
     n = int(targets.numel())
     loss = F.cross_entropy(logits, targets) if n else logits.sum() * 0.0
     rows = torch.arange(input_ids.shape[0], device=input_ids.device).unsqueeze(1).expand_as(select)
-    return TargetOutputs(loss, logits, h, targets, rows[select], n)
+    return TargetOutputs(loss, logits, h, targets, rows[select], n, states)

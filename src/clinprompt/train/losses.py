@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["hidden_mse", "kl_full", "kl_topk"]
+__all__ = ["hidden_mse", "kl_full", "kl_topk", "layers_mse"]
 
 
 def kl_full(
@@ -74,3 +74,19 @@ def hidden_mse(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor) -> to
     if student_hidden.shape[0] == 0:
         return student_hidden.sum() * 0.0
     return F.mse_loss(student_hidden.float(), teacher_hidden.float())
+
+
+def layers_mse(
+    student_states: list[torch.Tensor], teacher_states: list[torch.Tensor]
+) -> torch.Tensor:
+    """The mean over layers of :func:`hidden_mse`: each pair is one layer's (M, D) states.
+
+    A mean, not a sum, so the term's scale does not grow with the number of layers; one layer
+    gives exactly its :func:`hidden_mse`.
+    """
+    if not student_states or len(student_states) != len(teacher_states):
+        raise ValueError(
+            f"expected one teacher layer per student layer; got {len(student_states)} and {len(teacher_states)}"
+        )
+    per_layer = [hidden_mse(s, t) for s, t in zip(student_states, teacher_states, strict=True)]
+    return per_layer[0] if len(per_layer) == 1 else torch.stack(per_layer).mean()

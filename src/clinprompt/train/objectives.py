@@ -14,11 +14,26 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from clinprompt.prompts import target_outputs
-from clinprompt.train.losses import hidden_mse, kl_full, kl_topk
+from clinprompt.prompts import IGNORE_INDEX, TargetOutputs, target_outputs
+from clinprompt.train.losses import kl_full, kl_topk, layers_mse
 from clinprompt.train.teacher_cache import TeacherCache
 
-__all__ = ["DistillObjective", "LossOutput", "Objective", "PromptObjective", "amp_dtype"]
+__all__ = [
+    "FACTOR_PARAMS",
+    "HIDDEN_POSITIONS",
+    "SHARED_PARAMS",
+    "DistillObjective",
+    "LossOutput",
+    "Objective",
+    "PromptObjective",
+    "amp_dtype",
+]
+
+# Names (from named_parameters) of a MultitaskPrompt's P* and its factors u, v, for
+# learning-rate groups.
+SHARED_PARAMS = ("prompt.shared",)
+FACTOR_PARAMS = ("prompt.cols", "prompt.rows")
+HIDDEN_POSITIONS = ("target", "input", "all")
 
 Batch = dict[
     str, torch.Tensor
@@ -102,7 +117,12 @@ class PromptObjective:
 
 
 class DistillObjective(PromptObjective):
-    """LM loss + λ_logits · KL(teacher ‖ student, τ) + λ_hidden · MSE(final hidden states).
+    """λ_lm · LM + λ_logits · KL(teacher ‖ student, τ) + λ_hidden · MSE(hidden states).
+
+    The hidden term compares the student's and the teacher's hidden states (``output_hidden_states``)
+    at ``hidden_layers`` × ``hidden_positions``: per layer the MSE over the selected positions and
+    D, then the mean over layers (:func:`clinprompt.train.losses.layers_mse`). The default, the
+    final layer at the target positions, is the state the logits are computed from.
 
     Args:
         model: the frozen backbone.
@@ -111,8 +131,17 @@ class DistillObjective(PromptObjective):
         terms: which terms are on (``lm``, ``logits``, ``hidden``): the ablation switches.
         logits_weight, hidden_weight: λ_logits, λ_hidden.
         temperature: τ of the KL term.
-        cache: precomputed teacher outputs (top-k logits + hidden states), indexed by the
-            batch's ``example_index``; without it the teacher runs a forward pass per batch.
+        cache: precomputed teacher outputs (top-k logits + final hidden states at target
+            positions), indexed by the batch's ``example_index``; without it the teacher runs a
+            forward pass per batch. Only with the default hidden layers and positions.
+        lm_weight: λ_lm.
+        hidden_layers: indices into the L + 1 hidden states (0: embeddings, -1: final).
+        hidden_positions: ``target`` (positions predicting an answer token), ``input`` (every
+            non-prompt, non-pad position) or ``all`` (``input`` plus the prompt's positions).
+
+    Raises:
+        ValueError: a layer index outside the backbone, an unknown position set, or a cache
+            with other hidden layers or positions than the default.
     """
 
     def __init__(
@@ -125,14 +154,36 @@ class DistillObjective(PromptObjective):
         hidden_weight: float = 1.0,
         temperature: float = 2.0,
         cache: TeacherCache | None = None,
+        *,
+        lm_weight: float = 1.0,
+        hidden_layers: tuple[int, ...] | list[int] = (-1,),
+        hidden_positions: str = "target",
     ) -> None:
         super().__init__(model, student)
         self.teachers = teachers.detach()  # (K, P, D)
         self.terms = set(terms)
+        self.lm_weight = lm_weight
         self.logits_weight = logits_weight
         self.hidden_weight = hidden_weight
         self.temperature = temperature
         self.cache = cache
+        self.hidden_layers = _layer_indices(hidden_layers, model.config.num_hidden_layers + 1)
+        if hidden_positions not in HIDDEN_POSITIONS:
+            raise ValueError(
+                f"distill.hidden_positions: {hidden_positions!r}; expected one of {', '.join(HIDDEN_POSITIONS)}"
+            )
+        self.hidden_positions = hidden_positions
+        final = (model.config.num_hidden_layers,)
+        if (
+            cache is not None
+            and "hidden" in self.terms
+            and (self.hidden_layers != final or hidden_positions != "target")
+        ):
+            raise ValueError(
+                "the teacher cache keeps only the final layer's hidden states at target positions; "
+                f"hidden_layers={list(hidden_layers)}, hidden_positions={hidden_positions!r} need "
+                "distill.teacher_cache=false"
+            )
         self.part_names = (
             "lm",
             *(["kl"] if "logits" in self.terms else []),
@@ -140,25 +191,30 @@ class DistillObjective(PromptObjective):
         )
 
     def loss(self, batch: Batch, train: bool = True) -> LossOutput:
+        hidden = train and "hidden" in self.terms
+        prompts = self.prompts(batch)
         student = target_outputs(
             self.model,
-            self.prompts(batch),
+            prompts,
             batch["input_ids"],
             batch["attention_mask"],
             batch["labels"],
+            hidden_states=hidden,
         )
         parts = {"lm": student.loss.detach()}
         if not train:
             return LossOutput(student.loss, student.num_tokens, parts)
-        total = student.loss if "lm" in self.terms else student.loss * 0.0
+        total = student.loss * self.lm_weight if "lm" in self.terms else student.loss * 0.0
         if self.terms & {"logits", "hidden"}:
             if self.cache is not None:
                 t_values, t_indices, t_hidden = self.cache.lookup(
                     batch["example_index"], student.logits.device
                 )
-                t_logits = None
+                t_logits, t_states = None, [t_hidden]
             else:
-                t_logits, t_hidden = self._teacher_forward(batch)
+                teacher = self._teacher_forward(batch, hidden)
+                t_logits = teacher.logits
+                t_states = self._selected(teacher, batch) if hidden else []
             if "logits" in self.terms:
                 if t_logits is None:
                     kl = kl_topk(student.logits, t_values, t_indices, self.temperature)
@@ -167,17 +223,62 @@ class DistillObjective(PromptObjective):
                 total = total + self.logits_weight * kl
                 parts["kl"] = kl.detach()
             if "hidden" in self.terms:
-                mse = hidden_mse(student.hidden, t_hidden)
+                mse = layers_mse(self._selected(student, batch), t_states)
                 total = total + self.hidden_weight * mse
                 parts["mse"] = mse.detach()
         return LossOutput(total, student.num_tokens, parts)
 
+    def _selected(self, out: TargetOutputs, batch: Batch) -> list[torch.Tensor]:
+        """(M, D) hidden states of each of ``hidden_layers`` at ``hidden_positions``.
+
+        Rows are example-major, then position order: at the target positions of the final layer
+        they are exactly ``out.hidden`` (the rows of :func:`target_outputs`).
+        """
+        assert out.states is not None
+        mask = batch["attention_mask"].bool()  # (B, T)
+        num_prompt = out.states[0].shape[1] - mask.shape[1]
+        ones = mask.new_ones(mask.shape[0], num_prompt)
+        if self.hidden_positions == "target":
+            labels = batch["labels"]
+            predicts = torch.cat([labels.new_full(ones.shape, IGNORE_INDEX), labels], 1)[:, 1:]
+            keep = torch.cat([predicts != IGNORE_INDEX, mask.new_zeros(mask.shape[0], 1)], 1)
+        elif self.hidden_positions == "input":
+            keep = torch.cat([~ones, mask], 1)
+        else:
+            keep = torch.cat([ones, mask], 1)
+        return [out.states[i][keep] for i in self.hidden_layers]  # each (M, D)
+
     @torch.no_grad()
-    def _teacher_forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher logits (N, V) and hidden states (N, D) at the student's target positions."""
+    def _teacher_forward(self, batch: Batch, hidden_states: bool) -> TargetOutputs:
+        """The teachers' outputs: logits (N, V) at the target positions, and (with
+        ``hidden_states``) every layer's hidden states."""
         task_ids = batch["task_ids"].to(self.teachers.device)
         prompts = self.teachers[task_ids]  # (B, P, D)
-        out = target_outputs(
-            self.model, prompts, batch["input_ids"], batch["attention_mask"], batch["labels"]
+        return target_outputs(
+            self.model,
+            prompts,
+            batch["input_ids"],
+            batch["attention_mask"],
+            batch["labels"],
+            hidden_states=hidden_states,
         )
-        return out.logits, out.hidden
+
+
+def _layer_indices(layers: tuple[int, ...] | list[int], num_states: int) -> tuple[int, ...]:
+    """``layers`` as indices in [0, num_states), in the order given, each once.
+
+    Raises:
+        ValueError: an index outside ``[-num_states, num_states)`` or no index at all.
+    """
+    out: list[int] = []
+    for i in layers:
+        if not -num_states <= int(i) < num_states:
+            raise ValueError(
+                f"distill.hidden_layers: {i} is outside the backbone's {num_states} hidden states "
+                f"(0: the embeddings ... {num_states - 1} or -1: the final layer)"
+            )
+        if int(i) % num_states not in out:
+            out.append(int(i) % num_states)
+    if not out:
+        raise ValueError("distill.hidden_layers: name at least one layer, e.g. [-1]")
+    return tuple(out)
