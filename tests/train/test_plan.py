@@ -1,4 +1,5 @@
-"""The target × setting plan shared by adaptation and the baselines; setting names."""
+"""The target × setting × seed plan shared by adaptation and the baselines; setting names,
+k-shot budgets and the learning-rate search's plan."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import pytest
 from clinprompt.config import load_config
 from clinprompt.train.data import sample
 from clinprompt.train.plan import (
+    PlanError,
     adapt_settings,
     k_of,
+    kshot_steps,
     plan_targets,
+    seeded,
     setting_name,
     sort_settings,
     task_name,
@@ -67,3 +71,68 @@ def test_plan_records_budgets_names_and_zero_shot_source(tiny, zero_shot):
     assert meta["shot_ids"] == [r.get("id") for r in kshot.records]
     expected = {"mean": [None, None], "closest": ["syn_med_ner", "syn_ade_re"]}[zero_shot]
     assert [p.zero_shot_source for p in plans] == expected  # the source of the same task type
+
+
+def test_seeds_kshot_epochs_and_search_plan(tiny):
+    args = load_config(
+        "smoke",
+        [
+            "data.sources=[syn_med_ner]",
+            "data.targets=[syn_vitals_ner]",
+            "adapt.shots=[4]",
+            "adapt.seeds=[0, 2]",
+            "adapt.kshot_epochs=3",
+            "adapt.train={steps: 6, batch_size: 4}",
+            "adapt.kshot_train={steps: 99}",
+            "train.seed=10",
+        ],
+    )
+    (plan,) = plan_targets(args, tiny)
+    names = [(s.name, s.seed, s.task, s.label) for s in plan.settings]
+    assert names == [
+        ("full", 0, "syn_vitals_ner", "full"),
+        ("full", 2, "syn_vitals_ner.s2", "full.s2"),
+        ("k4", 0, "syn_vitals_ner.k4", "k4"),
+        ("k4", 2, "syn_vitals_ner.k4.s2", "k4.s2"),
+        ("k0", 0, "syn_vitals_ner.k0", "k0"),  # zero-shot is deterministic: once
+    ]
+    full0, full2, k0, k2, zero = plan.settings
+    # The seed offsets the training seed (data order, init) and the k-shot draw.
+    assert [s.train.seed for s in plan.settings] == [10, 12, 10, 12, 10]
+    assert full0.records == full2.records == plan.task.train
+    assert k0.records == sample(plan.task.train, 4, args.data.seed)
+    assert k2.records == sample(plan.task.train, 4, args.data.seed + 2)
+    assert len(k0.records) == len(k2.records) == 4 and k0.records != k2.records
+    # kshot_epochs wins over kshot_train's steps: ceil(4 x 3 / 4) = 3 steps, three epochs.
+    assert k0.train.steps == kshot_steps(4, 3, 4) == 3
+    assert k0.training() == {"train_examples": 4, "train_steps": 3, "epochs": 3.0}
+    assert k0.training(steps=2)["epochs"] == 2.0  # what an early-stopped run trained
+    assert full0.training() == {
+        "train_examples": len(plan.task.train),
+        "train_steps": 6,
+        "epochs": round(6 * 4 / len(plan.task.train), 4),
+    }
+    assert zero.training() == {"train_examples": 0, "train_steps": 0, "epochs": 0.0}
+    assert kshot_steps(16, 10, 8) == 20 and kshot_steps(5, 1, 4) == 2
+    # The learning-rate search trains the full pool at seed 0 with the full budget.
+    assert plan.lr_search.records == full0.records and plan.lr_search.train == full0.train
+    short = next(
+        plan_targets(
+            load_config("smoke", ["data.targets=[syn_vitals_ner]", "adapt.lr_search_steps=2"]),
+            tiny,
+        )
+    )
+    assert short.lr_search.train.steps == 2 and short.settings[0].train.steps != 2
+
+
+def test_kshot_needs_k_examples(tiny):
+    args = load_config(
+        "smoke", ["data.targets=[syn_vitals_ner]", "adapt.shots=[25]", "data.max_train_examples=20"]
+    )
+    with pytest.raises(PlanError, match=r"has \d+ training examples.*a 25-shot run needs 25"):
+        list(plan_targets(args, tiny))
+
+
+def test_seeded_names():
+    assert seeded("k16", 0) == "k16" and seeded("k16", 3) == "k16.s3"
+    assert task_name("t", "full", 1) == "t.s1" and task_name("t", "k16", 2) == "t.k16.s2"

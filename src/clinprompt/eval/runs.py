@@ -28,7 +28,7 @@ from typing import Any
 
 from clinprompt.artifacts import read_json, write_json
 from clinprompt.tasks.spec import TaskSpec
-from clinprompt.train.plan import k_of
+from clinprompt.train.plan import k_of, seeded
 
 __all__ = [
     "EVAL_DIR",
@@ -90,10 +90,13 @@ def metric_label(name: str) -> str:
     return _METRIC_LABELS.get(name, name.replace("_", " "))
 
 
-def evaluation_dir(run_dir: str | Path, method: str, target: str, setting: str = "full") -> Path:
-    """``RUN/eval/<method>/<target>/<setting>``."""
+def evaluation_dir(
+    run_dir: str | Path, method: str, target: str, setting: str = "full", seed: int = 0
+) -> Path:
+    """``RUN/eval/<method>/<target>/<setting>`` for training seed 0 (and untrained methods),
+    ``RUN/eval/<method>/<target>/<setting>.s<seed>`` for other seeds."""
     k_of(setting)  # validates
-    return Path(run_dir) / EVAL_DIR / method / target / setting
+    return Path(run_dir) / EVAL_DIR / method / target / seeded(setting, seed)
 
 
 @dataclass

@@ -2,20 +2,25 @@
 
 ``clinprompt adapt CONFIG [key=value ...]``
 
-For every target and setting (``full`` data, ``k16``/``k64`` examples drawn from the seed, ``k0``
-zero-shot) the target's prompt is ``P* ⊙ (u v)`` with u, v starting at the mean of the source
-factors (or ones); training updates u, v and — with ``adapt.train_shared`` — its own copy of P*.
-Zero-shot trains nothing: P* with the mean source factors, or the factors of the closest source
-of the same task type. Every result is added to the serving bank ``RUN/bank`` (which also holds
-the sources' factors): ``<target>`` for full data, ``<target>.<setting>`` otherwise. Targets,
-settings, examples and budgets come from :func:`clinprompt.train.plan.plan_targets`, as for the
-baselines.
+For every target, setting (``full`` data, ``k16``/``k64`` examples, ``k0`` zero-shot) and seed of
+``adapt.seeds`` the target's prompt is ``P* ⊙ (u v)`` with u, v starting at the mean of the
+source factors (or ones); training updates u, v and — with ``adapt.train_shared`` — its own copy
+of P*, at one rate or two (``adapt.lr_shared`` for P*, ``adapt.lr_factors`` for u, v), chosen per
+target by the learning-rate search on the dev split when ``adapt.lr_search`` asks for one
+(:mod:`clinprompt.train.lr_search`; the same search as the baselines'). Zero-shot trains nothing:
+P* with the mean source factors, or the factors of the closest source of the same task type.
+Every result is added to the serving bank ``RUN/bank`` (which also holds the sources' factors):
+``<target>`` for full data, ``<target>.<setting>`` otherwise, ``.s<seed>`` appended for seeds
+other than 0; its meta records ``seed`` and ``train`` (chosen rates, search candidates, examples,
+steps, epochs). Targets, settings, seeds, examples and budgets come from
+:func:`clinprompt.train.plan.plan_targets`, as for the baselines.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -23,9 +28,17 @@ from clinprompt.backbone import Backbone
 from clinprompt.config import ExperimentArgs, save_config
 from clinprompt.prompts import MultitaskPrompt
 from clinprompt.prompts.bank import PromptBank, TaskEntry
-from clinprompt.train import PromptObjective, train
+from clinprompt.train import PromptObjective, TrainResult, train
 from clinprompt.train.data import instruction_of, suite_tasks
-from clinprompt.train.plan import plan_targets
+from clinprompt.train.lr_search import (
+    LrChoice,
+    Rates,
+    apply_rates,
+    choose_rates,
+    reuse_search_run,
+    training_record,
+)
+from clinprompt.train.plan import SettingPlan, TargetPlan, plan_targets
 from clinprompt.train.workspace import ArtifactRef, RunLayout, is_main, load_run_backbone, wait
 
 __all__ = ["AdaptError", "AdaptResult", "adapt"]
@@ -74,13 +87,41 @@ def adapt(args: ExperimentArgs, backbone: Backbone | None = None) -> AdaptResult
     bank = PromptBank.load(layout.bank, expect=backbone.fingerprint)
     result = AdaptResult(layout.bank)
 
+    u0, v0 = (
+        (source_prompt.cols.mean(0), source_prompt.rows.mean(0))
+        if a.factor_init == "mean"
+        else (None, None)
+    )
+
+    def fit(
+        target: TargetPlan, rates: Rates, setting: SettingPlan, run_dir: Path
+    ) -> tuple[TrainResult, MultitaskPrompt]:
+        """Train a fresh target prompt for ``setting`` at ``rates`` (the search's and every seed's)."""
+        prompt = (
+            _target_prompt(source_prompt.shared, u0, v0, args.prompt.rank)
+            .trainable(shared=a.train_shared)
+            .to(backbone.device)
+        )
+        targs, groups = apply_rates(setting.train, rates)
+        result = train(
+            PromptObjective(model, prompt),
+            target.encode(setting.records),
+            targs,
+            run_dir,
+            pad_id=tokenizer.pad_token_id,
+            dev_set=target.dev_set,
+            desc=f"adapt {setting.task}",
+            lr_groups=groups,
+        )
+        return result, prompt
+
     for target in plan_targets(args, backbone):
         spec = target.task.spec
+        choice: LrChoice | None = None  # searched once per target, when a setting trains
         for setting in target.settings:
-            result.artifacts.append(
-                ArtifactRef("mpt", target.name, setting.name, str(layout.bank), setting.task)
-            )
             if setting.task in bank.tasks:
+                meta = bank.entry(setting.task).meta or {}
+                result.artifacts.append(_ref(layout, target.name, setting, meta.get("train", {})))
                 continue
             entry = TaskEntry(
                 name=setting.task,
@@ -89,39 +130,32 @@ def adapt(args: ExperimentArgs, backbone: Backbone | None = None) -> AdaptResult
                 labels=list(spec.labels),
                 instruction=instruction_of(spec),
                 dataset=target.name,
-                meta=setting.entry_meta("mpt"),
+                meta={**setting.entry_meta("mpt"), "seed": setting.seed},
                 spec=spec.task_spec(),
             )
 
             # ---- zero-shot: no training
             if setting.zero_shot:
                 u, v, how = _zero_shot(source_prompt, sources, target.zero_shot_source)
-                entry.meta["zero_shot"] = how
+                entry.meta.update(zero_shot=how, train=training_record(None, setting))
                 if is_main():
                     bank.add_factors(entry, u, v)
+                result.artifacts.append(_ref(layout, target.name, setting, entry.meta["train"]))
                 continue
 
-            # ---- train u, v (and P*) from the chosen start
-            u0, v0 = (
-                (source_prompt.cols.mean(0), source_prompt.rows.mean(0))
-                if a.factor_init == "mean"
-                else (None, None)
+            # ---- train u, v (and P*) from the chosen start, at the target's chosen rates
+            if choice is None:
+                choice = choose_rates(
+                    "mpt", target, args, layout, lambda r, s, d, t=target: fit(t, r, s, d)[0]
+                )
+            run_dir = layout.adapt_run(target.name, setting.name, setting.seed)
+            reuse_search_run(choice, target, setting, run_dir)
+            run, prompt = fit(target, choice.rates, setting, run_dir)
+            entry.meta.update(
+                best_dev_loss=run.best_metric,
+                steps=run.steps,
+                train=training_record(choice, setting, run.steps),
             )
-            prompt = (
-                _target_prompt(source_prompt.shared, u0, v0, args.prompt.rank)
-                .trainable(shared=a.train_shared)
-                .to(backbone.device)
-            )
-            run = train(
-                PromptObjective(model, prompt),
-                target.encode(setting.records),
-                setting.train,
-                layout.adapt_run(target.name, setting.name),
-                pad_id=tokenizer.pad_token_id,
-                dev_set=target.dev_set,
-                desc=f"adapt {setting.task}",
-            )
-            entry.meta.update(best_dev_loss=run.best_metric, steps=run.steps)
             if is_main():
                 shared = prompt.shared.detach().cpu() if a.train_shared else None
                 bank.add_factors(
@@ -130,11 +164,21 @@ def adapt(args: ExperimentArgs, backbone: Backbone | None = None) -> AdaptResult
                     prompt.rows[0].detach().cpu(),
                     shared=shared,
                 )
+            result.artifacts.append(_ref(layout, target.name, setting, entry.meta["train"]))
     wait()
     layout.mark_done(
         "adapt", {"bank": str(layout.bank), "artifacts": [r.to_dict() for r in result.artifacts]}
     )
     return result
+
+
+def _ref(
+    layout: RunLayout, target: str, setting: SettingPlan, train: dict[str, Any]
+) -> ArtifactRef:
+    """The serving bank's task of ``setting``, with how it was trained."""
+    return ArtifactRef(
+        "mpt", target, setting.name, str(layout.bank), setting.task, setting.seed, dict(train)
+    )
 
 
 def _target_prompt(

@@ -5,8 +5,11 @@
 Task k's prompt is ``P* ⊙ (u_k v_k)``; P* starts at the mean of the teachers' prompts and the
 factors at ones, so every task starts at P*. Training mixes all source tasks in each batch
 (task sampling ∝ n_k^(1/T), optionally capped) and minimises
-``LM + λ_logits · τ² KL(teacher ‖ student at τ) + λ_hidden · MSE(final hidden states)`` over target
-positions. Reads top to bottom: refuse bad inputs (before any compute) → setup → train → save
+``λ_lm · LM + λ_logits · τ² KL(teacher ‖ student at τ) + λ_hidden · MSE(hidden states)``: LM and KL
+over the target positions, the hidden term over ``distill.hidden_layers`` ×
+``distill.hidden_positions`` (default: the final layer at the target positions). P* and the
+factors train at one rate, or at two (``distill.lr_shared``, ``distill.lr_factors``) on the same
+schedule. Reads top to bottom: refuse bad inputs (before any compute) → setup → train → save
 the bank (P* + one factor task per source) in ``RUN/distill/bank``.
 """
 
@@ -33,6 +36,7 @@ from clinprompt.train import (
     train,
 )
 from clinprompt.train.data import encode_records, instruction_of, load_task, suite_tasks
+from clinprompt.train.lr_search import apply_rates, rates_of
 from clinprompt.train.workspace import RunLayout, is_main, load_run_backbone, wait
 
 __all__ = ["DistillError", "DistillResult", "check_distill_inputs", "distill"]
@@ -112,7 +116,8 @@ def distill(args: ExperimentArgs, backbone: Backbone | None = None) -> DistillRe
     student = MultitaskPrompt.create(
         teachers.mean(0).cpu(), len(sources), args.prompt.rank, d.factor_init, seed=args.train.seed
     ).to(backbone.device)
-    targs = args.stage_train(d.train)
+    rates = rates_of(d.lr_shared, d.lr_factors, args.stage_train(d.train).lr)
+    targs, lr_groups = apply_rates(args.stage_train(d.train), rates)
     plan = BatchPlan(
         [len(x) for x in train_set],
         targs.batch_size,
@@ -141,7 +146,17 @@ def distill(args: ExperimentArgs, backbone: Backbone | None = None) -> DistillRe
             if is_main():
                 cache.save(layout.teacher_cache)
     objective = DistillObjective(
-        model, student, teachers, d.terms, d.logits_weight, d.hidden_weight, d.temperature, cache
+        model,
+        student,
+        teachers,
+        d.terms,
+        d.logits_weight,
+        d.hidden_weight,
+        d.temperature,
+        cache,
+        lm_weight=d.lm_weight,
+        hidden_layers=d.hidden_layers,
+        hidden_positions=d.hidden_positions,
     )
     if is_main():
         save_config(args, layout.distill_bank.parent / "config.json")
@@ -156,6 +171,7 @@ def distill(args: ExperimentArgs, backbone: Backbone | None = None) -> DistillRe
         dev_set=dev_set,
         plan=plan,
         desc="distill",
+        lr_groups=lr_groups,
     )
 
     # ---- save: P* and one factor task per source
@@ -186,6 +202,11 @@ def distill(args: ExperimentArgs, backbone: Backbone | None = None) -> DistillRe
     wait()
     layout.mark_done(
         "distill",
-        {"bank": str(layout.distill_bank), "sources": sources, "best_dev_loss": result.best_metric},
+        {
+            "bank": str(layout.distill_bank),
+            "sources": sources,
+            "best_dev_loss": result.best_metric,
+            "lr": rates,
+        },
     )
     return DistillResult(layout.distill_bank, result)

@@ -281,8 +281,14 @@ def evaluate_run(
 ) -> list[EvalResult | None]:
     """Evaluate every artifact of a run, plus each target's floor and zero-shot backbone.
 
+    Each artifact (each training seed of each method, target and setting) goes to
+    ``RUN/eval/<method>/<target>/<setting>/`` for seed 0 and ``.../<setting>.s<seed>/`` for other
+    seeds; its ``metrics.json`` records ``train_seed`` and ``training`` (the ArtifactRef's
+    ``seed`` and ``train``: chosen rates, search candidates, examples, steps, epochs). Floors
+    and the bare backbone are untrained: seed 0, ``training`` null.
+
     Args:
-        run_dir: the run directory; results go to ``RUN/eval/<method>/<target>/<setting>/``.
+        run_dir: the run directory; results go to ``RUN/eval/<method>/<target>/<setting>[.s<seed>]/``.
         cfg: the run's ``ExperimentArgs`` (targets, data root, seed, token limits).
         artifacts: the run's ``ArtifactRef`` list (``RunResult.artifacts``).
         backbone: the loaded backbone.
@@ -293,11 +299,13 @@ def evaluate_run(
     Returns:
         One result per evaluation; None for evaluations already on disk (skipped: resumable).
     """
+    from clinprompt.artifacts import read_json
     from clinprompt.train.data import load_task, suite_tasks
 
     suite, _, targets = suite_tasks(cfg.data)
     limit = cfg.data.max_test_examples if limit is None else limit
-    plan: list[tuple[str, EvalArgs]] = []
+    # (method, evaluation, train seed, training record or None for untrained methods)
+    plan: list[tuple[str, EvalArgs, int, dict[str, Any] | None]] = []
     for target in targets:
         pool = load_task(target, cfg.data, suite.cap(target))
         if pool.pool_split == split:
@@ -317,10 +325,14 @@ def evaluate_run(
             max_new_tokens=budget,
             run_dir=str(run_dir),
         )
-        plan.append(("floor", dataclasses.replace(base, method="floor")))
-        plan.append(("zeroshot", dataclasses.replace(base, method="zeroshot", setting="k0")))
+        plan.append(("floor", dataclasses.replace(base, method="floor"), 0, None))
+        plan.append(
+            ("zeroshot", dataclasses.replace(base, method="zeroshot", setting="k0"), 0, None)
+        )
         for ref in artifacts:
             if ref.target == target:
+                seed = int(getattr(ref, "seed", 0))
+                out = evaluation_dir(run_dir, ref.method, target, ref.setting, seed)
                 plan.append(
                     (
                         ref.method,
@@ -330,18 +342,31 @@ def evaluate_run(
                             task=ref.task,
                             method=ref.method,
                             setting=ref.setting,
+                            out=str(out),
                         ),
+                        seed,
+                        dict(getattr(ref, "train", None) or {}),
                     )
                 )
     results: list[EvalResult | None] = []
-    for i, (method, args) in enumerate(plan):
-        label = f"{method} {args.dataset} {args.setting}"
+    for i, (method, args, seed, training) in enumerate(plan):
+        label = f"{method} {args.dataset} {args.setting}" + (f" seed {seed}" if seed else "")
         if on_start is not None:
             on_start(i, len(plan), label)
-        if (evaluation_dir(run_dir, method, args.dataset, args.setting) / "metrics.json").exists():
+        out = evaluation_dir(run_dir, method, args.dataset, args.setting, seed)
+        record = {"train_seed": seed, "training": training}
+        if (out / "metrics.json").exists():
+            # Finished earlier; written before seeds were recorded, it gets its record now.
+            summary = read_json(out / "metrics.json")
+            if {k: summary.get(k) for k in record} != record:
+                write_json(out / "metrics.json", {**summary, **record})
             results.append(None)
             continue
-        results.append(
+        result = (
             evaluate_floor(args, backbone.name) if method == "floor" else evaluate(args, backbone)
         )
+        # evaluate() wrote metrics.json atomically; the training record joins it here.
+        write_json(out / "metrics.json", {**result.summary, **record})
+        result.summary.update(record)
+        results.append(result)
     return results

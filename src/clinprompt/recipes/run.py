@@ -39,16 +39,18 @@ class RunResult:
     pt_bank: Path
     artifacts: list[ArtifactRef] = field(
         default_factory=list
-    )  # (method, target, setting) → path, task
+    )  # (method, target, setting, seed) → path, task, how it was trained
     stages: dict[str, str] = field(default_factory=dict)  # stage → ran | skipped
     wall_s: float = 0.0
 
-    def find(self, method: str, target: str, setting: str = "full") -> ArtifactRef:
-        """The artifact of (method, target, setting)."""
+    def find(self, method: str, target: str, setting: str = "full", seed: int = 0) -> ArtifactRef:
+        """The artifact of (method, target, setting) trained with ``seed``."""
         for ref in self.artifacts:
-            if (ref.method, ref.target, ref.setting) == (method, target, setting):
+            if (ref.method, ref.target, ref.setting, ref.seed) == (method, target, setting, seed):
                 return ref
-        raise KeyError(f"no {method} artifact for {target} ({setting}) in {self.run_dir}")
+        raise KeyError(
+            f"no {method} artifact for {target} ({setting}, seed {seed}) in {self.run_dir}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,18 +1,28 @@
-"""The target × setting plan that adaptation and the baselines share.
+"""The target × setting × seed plan that adaptation and the baselines share.
 
 Every target task is trained under the settings of ``adapt.modes``/``adapt.shots``, named as in
-the evaluation layout: ``full`` (the whole training pool), ``k16``/``k64`` (k examples drawn from
-``data.seed``) and ``k0`` (zero-shot: nothing is trained on the target). Full-data runs use the
-``adapt.train`` budget, k-shot runs ``adapt.train`` then ``adapt.kshot_train``. In a bank, a
-target's task is named ``<target>`` for ``full`` and ``<target>.<setting>`` otherwise.
+the evaluation layout: ``full`` (the whole training pool), ``k16``/``k64`` (exactly k distinct
+examples) and ``k0`` (zero-shot: nothing is trained on the target), once per seed of
+``adapt.seeds`` (zero-shot is deterministic: once, seed 0). The seed s sets the data order and
+the initialisation (``train.seed + s``) and the k-shot draw (``data.seed + s``).
 
-:func:`plan_targets` yields one :class:`TargetPlan` per target (its data, its encoded dev set and
-its :class:`SettingPlan` list), so MPT adaptation and the PT/LoRA baselines see the same examples,
-budgets and zero-shot source.
+Budgets: full-data runs use ``adapt.train``; k-shot runs ``adapt.train`` then
+``adapt.kshot_train``, except that with ``adapt.kshot_epochs`` set the steps are
+``ceil(k × epochs / batch_size)`` (kshot_epochs wins over kshot_train's steps).
+
+Names: in a bank a target's task is ``<target>`` for ``full`` and ``<target>.<setting>``
+otherwise, with ``.s<seed>`` appended for seeds other than 0 (:func:`seeded`); run and evaluation
+directories use ``<setting>`` / ``<setting>.s<seed>`` the same way.
+
+:func:`plan_targets` yields one :class:`TargetPlan` per target (its data, its encoded dev set, its
+:class:`SettingPlan` list and the plan of its learning-rate search), so MPT adaptation and the
+PT/LoRA baselines see the same examples, budgets, seeds and zero-shot source.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,17 +43,24 @@ from clinprompt.train.data import (
 
 __all__ = [
     "FULL",
+    "PlanError",
     "SettingPlan",
     "TargetPlan",
     "adapt_settings",
     "k_of",
+    "kshot_steps",
     "plan_targets",
+    "seeded",
     "setting_name",
     "sort_settings",
     "task_name",
 ]
 
 FULL = "full"
+
+
+class PlanError(ValueError):
+    """A plan that cannot be trained as configured (e.g. fewer training examples than k)."""
 
 
 def setting_name(k: int | None) -> str:
@@ -77,26 +94,55 @@ def adapt_settings(adapt: AdaptArgs) -> list[tuple[str, int | None]]:
     return [(setting_name(k), k) for k in ks]
 
 
-def task_name(target: str, setting: str) -> str:
-    """Bank task name of a target's adaptation under ``setting``."""
-    return target if setting == FULL else f"{target}.{setting}"
+def seeded(name: str, seed: int = 0) -> str:
+    """``name`` for seed 0, ``name.s<seed>`` for other seeds (task, run and evaluation names)."""
+    return name if seed == 0 else f"{name}.s{seed}"
+
+
+def task_name(target: str, setting: str, seed: int = 0) -> str:
+    """Bank task name of a target's adaptation under ``setting`` and training ``seed``:
+    ``<target>`` / ``<target>.<setting>`` for seed 0, then ``.s<seed>`` for other seeds."""
+    return seeded(target if setting == FULL else f"{target}.{setting}", seed)
+
+
+def kshot_steps(k: int, epochs: int, batch_size: int) -> int:
+    """Optimizer steps that show k examples ``epochs`` times: ``ceil(k × epochs / batch_size)``."""
+    return math.ceil(k * epochs / batch_size)
 
 
 @dataclass(frozen=True)
 class SettingPlan:
-    """One setting of one target: what is trained, on which records, with which budget."""
+    """One setting of one target under one seed: what is trained, on which records, with which
+    budget."""
 
     name: str  # full | k16 | k64 | k0
     k: int | None  # None: the whole training pool; 0: zero-shot
-    records: Records  # training records: the pool, k drawn from data.seed, or none (k0)
-    train: TrainArgs  # the loop's budget: adapt.train (+ adapt.kshot_train for k-shot)
+    records: Records  # training records: the pool, k drawn from data.seed + seed, or none (k0)
+    train: TrainArgs  # the loop's budget (adapt.train, + kshot_train / kshot_epochs); its seed
     task: str  # the bank's task name
     pool_split: str  # the split the training pool came from
+    seed: int = 0  # the training seed (0, 1, 2, ...): train.seed + seed, data.seed + seed
 
     @property
     def zero_shot(self) -> bool:
         """Nothing is trained on the target (``k0``)."""
         return self.k == 0
+
+    @property
+    def label(self) -> str:
+        """``<setting>`` for seed 0, ``<setting>.s<seed>`` otherwise (run directories)."""
+        return seeded(self.name, self.seed)
+
+    def training(self, steps: int | None = None) -> dict[str, Any]:
+        """What the run trained on: ``train_examples``, ``train_steps`` (``steps`` run, default
+        the planned budget) and ``epochs`` (steps × batch size / examples)."""
+        steps = 0 if self.zero_shot else (self.train.steps if steps is None else steps)
+        n = len(self.records)
+        return {
+            "train_examples": n,
+            "train_steps": steps,
+            "epochs": round(steps * self.train.batch_size / n, 4) if n else 0.0,
+        }
 
     def entry_meta(self, method: str) -> dict[str, Any]:
         """The ``meta`` of this setting's bank entry: method, setting and, for k-shot, the shots."""
@@ -112,7 +158,8 @@ class SettingPlan:
 
 @dataclass
 class TargetPlan:
-    """One target task: its data, its encoded dev set, and its settings in training order."""
+    """One target task: its data, its encoded dev set, its settings × seeds in training order,
+    and the plan of its learning-rate search."""
 
     task: TaskData
     dev_set: list[Encoded]
@@ -120,6 +167,8 @@ class TargetPlan:
     zero_shot_source: str | None  # the closest source (adapt.zero_shot: closest); None: the mean
     tokenizer: Any = field(repr=False)
     data: DataArgs = field(repr=False)
+    # The search's runs: the full pool at seed 0 with adapt.train (steps: adapt.lr_search_steps).
+    lr_search: SettingPlan | None = None
 
     @property
     def name(self) -> str:
@@ -130,13 +179,53 @@ class TargetPlan:
         return encode_records(records, self.task.spec, self.tokenizer, self.data)
 
 
+def _setting_plan(
+    args: ExperimentArgs, task: TaskData, setting: str, k: int | None, seed: int
+) -> SettingPlan:
+    """One setting of ``task`` under training ``seed`` (see the module docstring)."""
+    a = args.adapt
+    if k is None:
+        records, train = task.train, args.stage_train(a.train)
+    elif k == 0:
+        records, train = [], args.stage_train(a.train, a.kshot_train)
+    else:
+        records = sample(task.train, k, args.data.seed + seed)
+        if len(records) != k:
+            raise PlanError(
+                f"target {task.name!r} has {len(records)} training examples ({task.pool_split} "
+                f"split, after data.max_train_examples); a {k}-shot run needs {k}: lower adapt.shots"
+            )
+        train = args.stage_train(a.train, a.kshot_train)
+        if a.kshot_epochs is not None:
+            train = dataclasses.replace(
+                train, steps=kshot_steps(k, a.kshot_epochs, train.batch_size)
+            )
+    return SettingPlan(
+        name=setting,
+        k=k,
+        records=records,
+        train=dataclasses.replace(train, seed=train.seed + seed),
+        task=task_name(task.name, setting, seed),
+        pool_split=task.pool_split,
+        seed=seed,
+    )
+
+
 def plan_targets(args: ExperimentArgs, backbone: Backbone) -> Iterator[TargetPlan]:
-    """Each target of the run's suite with its settings, loaded one target at a time.
+    """Each target of the run's suite with its settings × seeds, loaded one target at a time.
+
+    Settings come in training order (full, k-shot, zero-shot), each once per seed of
+    ``adapt.seeds`` (zero-shot once, seed 0). The learning-rate search's plan is the full
+    pool at seed 0 with ``adapt.train`` (``adapt.lr_search_steps`` steps when set); with the
+    full budget it equals the seed-0 ``full`` plan, so that run can be the chosen candidate's.
 
     The zero-shot source is chosen only when the run has a ``k0`` setting and
     ``adapt.zero_shot`` is ``closest``: the source of the same task type whose instruction is
     closest to the target's (:func:`clinprompt.train.data.closest_source`); no target label is
     looked at.
+
+    Raises:
+        PlanError: a target with fewer training examples than a k-shot setting's k.
     """
     suite, sources, targets = suite_tasks(args.data)
     a = args.adapt
@@ -145,18 +234,15 @@ def plan_targets(args: ExperimentArgs, backbone: Backbone) -> Iterator[TargetPla
         task = load_task(target, args.data, suite.cap(target))
         dev_set = encode_records(task.dev, task.spec, backbone.tokenizer, args.data)
         plans = [
-            SettingPlan(
-                name=setting,
-                k=k,
-                records=task.train if k is None else sample(task.train, k, args.data.seed),
-                train=args.stage_train(a.train)
-                if k is None
-                else args.stage_train(a.train, a.kshot_train),
-                task=task_name(target, setting),
-                pool_split=task.pool_split,
-            )
+            _setting_plan(args, task, setting, k, seed)
             for setting, k in settings
+            for seed in ([0] if k == 0 else a.seeds)
         ]
+        search = _setting_plan(args, task, FULL, None, 0)
+        if a.lr_search_steps is not None:
+            search = dataclasses.replace(
+                search, train=dataclasses.replace(search.train, steps=a.lr_search_steps)
+            )
         closest = None
         if a.zero_shot == "closest" and any(p.zero_shot for p in plans):
             closest = closest_source(
@@ -165,4 +251,4 @@ def plan_targets(args: ExperimentArgs, backbone: Backbone) -> Iterator[TargetPla
                 backbone.model.get_input_embeddings().weight,
                 backbone.tokenizer,
             )
-        yield TargetPlan(task, dev_set, plans, closest, backbone.tokenizer, args.data)
+        yield TargetPlan(task, dev_set, plans, closest, backbone.tokenizer, args.data, search)

@@ -9,21 +9,25 @@ Layout of a run directory (``output_dir``)::
     RUN/distill/bank/                     P* + each source's factors
     RUN/distill/run/                      loop output; teacher_cache.safetensors (optional)
     RUN/bank/                             serving bank: the sources' factors + adapted targets
-    RUN/adapt/runs/<target>/<setting>/    loop output per adaptation
+    RUN/adapt/runs/<target>/<setting>/    loop output per adaptation (seed 0)
+    RUN/adapt/runs/<target>/<setting>.s<seed>/   ... of the other training seeds
     RUN/baselines/pt/bank/                prompt-tuning baseline prompts
-    RUN/baselines/pt/runs/<target>/<setting>/
-    RUN/baselines/lora/<target>/<setting>/adapter/   PEFT LoRA adapter (+ clinprompt_task.json)
-    RUN/baselines/lora/<target>/<setting>/run/
+    RUN/baselines/pt/runs/<target>/<setting>[.s<seed>]/
+    RUN/baselines/lora/<target>/<setting>[.s<seed>]/adapter/   PEFT LoRA adapter (+ clinprompt_task.json)
+    RUN/baselines/lora/<target>/<setting>[.s<seed>]/run/
+    RUN/lr_search/<method>/<target>/search.json   the learning-rate search: candidates, choice
+    RUN/lr_search/<method>/<target>/x<multiplier>/  loop output per candidate
     RUN/<stage>/DONE.json                 the stage finished (its summary); `run` skips it
 
-Settings (``full``, ``k16``/``k64``, ``k0``) and bank task names are those of
-:mod:`clinprompt.train.plan`. Under ``accelerate launch`` every process trains; only the main process writes artifacts.
+Settings (``full``, ``k16``/``k64``, ``k0``), seeds and bank task names are those of
+:mod:`clinprompt.train.plan`. Under ``accelerate launch`` every process trains; only the main
+process writes artifacts.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,7 @@ from accelerate import PartialState
 from clinprompt.artifacts import read_json, write_json
 from clinprompt.backbone import Backbone, load_backbone
 from clinprompt.config import BackboneArgs
+from clinprompt.train.plan import seeded
 
 __all__ = [
     "ArtifactRef",
@@ -76,13 +81,22 @@ def load_run_backbone(args: BackboneArgs) -> Backbone:
 
 @dataclass(frozen=True)
 class ArtifactRef:
-    """One trained artifact to evaluate: ``clinprompt evaluate --artifact PATH [--task TASK]``."""
+    """One trained artifact to evaluate: ``clinprompt evaluate --artifact PATH [--task TASK]``.
+
+    ``train`` says how it was trained: ``chosen_lr`` ({"lr": x}, or {"lr_shared": a,
+    "lr_factors": b}), ``lr_candidates`` (each candidate's rates, "0.3" or "0.3/0.03" → its best
+    dev loss, None when it diverged; {} without a search) — both absent for zero-shot, which
+    trains nothing —, ``train_examples``, ``train_steps`` and ``epochs``. Evaluation writes it
+    into metrics.json as ``training``, and ``seed`` as ``train_seed``.
+    """
 
     method: str  # mpt | pt | lora
     target: str
     setting: str  # full | k16 | k64 | k0
     path: str  # a bank directory or a PEFT adapter directory
     task: str | None = None  # the bank's task name (None for an adapter)
+    seed: int = 0  # the training seed
+    train: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,21 +135,25 @@ class RunLayout:
     def bank(self) -> Path:
         return self.root / "bank"
 
-    def adapt_run(self, target: str, setting: str) -> Path:
-        return self.root / "adapt" / "runs" / target / setting
+    def adapt_run(self, target: str, setting: str, seed: int = 0) -> Path:
+        return self.root / "adapt" / "runs" / target / seeded(setting, seed)
 
     @property
     def pt_bank(self) -> Path:
         return self.root / "baselines" / "pt" / "bank"
 
-    def pt_run(self, target: str, setting: str) -> Path:
-        return self.root / "baselines" / "pt" / "runs" / target / setting
+    def pt_run(self, target: str, setting: str, seed: int = 0) -> Path:
+        return self.root / "baselines" / "pt" / "runs" / target / seeded(setting, seed)
 
-    def lora_adapter(self, target: str, setting: str) -> Path:
-        return self.root / "baselines" / "lora" / target / setting / "adapter"
+    def lora_adapter(self, target: str, setting: str, seed: int = 0) -> Path:
+        return self.root / "baselines" / "lora" / target / seeded(setting, seed) / "adapter"
 
-    def lora_run(self, target: str, setting: str) -> Path:
-        return self.root / "baselines" / "lora" / target / setting / "run"
+    def lora_run(self, target: str, setting: str, seed: int = 0) -> Path:
+        return self.root / "baselines" / "lora" / target / seeded(setting, seed) / "run"
+
+    def lr_search(self, method: str, target: str) -> Path:
+        """The learning-rate search of ``method`` on ``target``: search.json, one run per candidate."""
+        return self.root / "lr_search" / method / target
 
     def stage_dir(self, stage: str) -> Path:
         return self.root / ("baselines" if stage == "baseline" else stage)

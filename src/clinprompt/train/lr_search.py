@@ -1,0 +1,238 @@
+"""A method's learning rates, and the small search on the target's dev split that picks them.
+
+Rates are ``{"lr": x}`` (one peak rate for every trained parameter) or ``{"lr_shared": a,
+"lr_factors": b}`` (MPT: P* and the factors u, v, each with its own peak on the same warm-up and
+decay schedule; :func:`apply_rates` turns them into the loop's :class:`LrGroup` s).
+
+Base rates (:func:`base_rates`): MPT adaptation ``adapt.lr_shared``/``adapt.lr_factors`` (None:
+adapt's ``train.lr``; both None: one rate), PT ``baseline.pt_lr`` (None: adapt's ``train.lr``),
+LoRA ``baseline.lora_lr``.
+
+The search (:func:`choose_rates`), the same for every method: each multiplier m of
+``adapt.lr_search`` scales the method's base rate(s) (MPT's two together) and trains the method
+on the target's full training pool at seed 0 with ``adapt.train``'s budget
+(``adapt.lr_search_steps`` steps when set), with the loop's own dev evaluation. The candidate
+with the lowest best dev loss wins, ties go to the smaller rate, and a candidate whose loss
+diverges loses. The chosen rates then serve every seed and every setting (full and k-shot) of
+that method on that target. With the full budget, the chosen candidate's run is the seed-0 full
+run (:func:`reuse_search_run` copies it there instead of training it again).
+
+Results: ``RUN/lr_search/<method>/<target>/search.json`` (every candidate and the choice) and one
+loop directory per candidate (``x<m>/``); a finished search is read back, never rerun, and an
+interrupted candidate resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clinprompt.artifacts import read_json, write_json
+from clinprompt.config import ExperimentArgs, TrainArgs
+from clinprompt.train.loop import LrGroup, NonFiniteLossError, TrainResult
+from clinprompt.train.objectives import FACTOR_PARAMS, SHARED_PARAMS
+from clinprompt.train.plan import FULL, SettingPlan, TargetPlan
+from clinprompt.train.workspace import RunLayout, is_main, wait
+
+__all__ = [
+    "LrChoice",
+    "LrSearchError",
+    "Rates",
+    "apply_rates",
+    "base_rates",
+    "choose_rates",
+    "rate_label",
+    "rates_of",
+    "reuse_search_run",
+    "searching",
+    "training_record",
+]
+
+Rates = dict[str, float]  # {"lr": x} or {"lr_shared": a, "lr_factors": b}
+
+# fit(rates, setting, run_dir): train the method afresh for ``setting`` at ``rates`` into run_dir.
+Fit = Callable[[Rates, SettingPlan, Path], TrainResult]
+
+
+class LrSearchError(RuntimeError):
+    """No candidate of a learning-rate search produced a dev loss."""
+
+
+def rates_of(lr_shared: float | None, lr_factors: float | None, lr: float) -> Rates:
+    """MPT's rates: one rate ``lr`` when neither is set, else both (an unset one is ``lr``)."""
+    if lr_shared is None and lr_factors is None:
+        return {"lr": lr}
+    return {
+        "lr_shared": lr if lr_shared is None else lr_shared,
+        "lr_factors": lr if lr_factors is None else lr_factors,
+    }
+
+
+def base_rates(args: ExperimentArgs, method: str) -> Rates:
+    """The rates ``method`` (mpt, pt, lora) trains a target with before any search."""
+    lr = args.stage_train(args.adapt.train).lr
+    if method == "mpt":
+        return rates_of(args.adapt.lr_shared, args.adapt.lr_factors, lr)
+    if method == "pt":
+        return {"lr": lr if args.baseline.pt_lr is None else args.baseline.pt_lr}
+    if method == "lora":
+        return {"lr": args.baseline.lora_lr}
+    raise ValueError(f"unknown method {method!r}; expected mpt, pt or lora")
+
+
+def apply_rates(train: TrainArgs, rates: Rates) -> tuple[TrainArgs, list[LrGroup]]:
+    """The loop's arguments for ``rates``: ``train`` with ``lr`` replaced (one rate), or
+    ``train`` with a group for P* and one for the factors (two rates)."""
+    if "lr" in rates:
+        return dataclasses.replace(train, lr=rates["lr"]), []
+    return train, [
+        LrGroup("shared", SHARED_PARAMS, rates["lr_shared"]),
+        LrGroup("factors", FACTOR_PARAMS, rates["lr_factors"]),
+    ]
+
+
+def searching(multipliers: list[float]) -> bool:
+    """Whether ``adapt.lr_search`` asks for a search ([] and [1.0] do not)."""
+    return sorted(set(multipliers)) not in ([], [1.0])
+
+
+@dataclass(frozen=True)
+class LrChoice:
+    """The rates a method trains a target with, and how they were chosen."""
+
+    rates: Rates
+    candidates: list[dict[str, Any]] = field(default_factory=list)  # [] without a search
+    run_dir: str | None = None  # the chosen candidate's run
+
+    def record(self) -> dict[str, Any]:
+        """``chosen_lr`` (the rates) and ``lr_candidates`` (each candidate's rates, as
+        :func:`rate_label` writes them → its best dev loss, None when it diverged; {} without a
+        search), as bank entries, sidecars and ArtifactRefs hold them."""
+        return {
+            "chosen_lr": dict(self.rates),
+            "lr_candidates": {rate_label(c["lr"]): c["best_dev_loss"] for c in self.candidates},
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rates": self.rates, "candidates": self.candidates, "run_dir": self.run_dir}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LrChoice:
+        return cls(dict(data["rates"]), list(data["candidates"]), data.get("run_dir"))
+
+
+def rate_label(rates: Rates) -> str:
+    """``{"lr": 0.3}`` → ``0.3``; ``{"lr_shared": 0.3, "lr_factors": 0.03}`` → ``0.3/0.03``."""
+    if "lr" in rates:
+        return f"{rates['lr']:g}"
+    return f"{rates['lr_shared']:g}/{rates['lr_factors']:g}"
+
+
+def _scaled(rates: Rates, multiplier: float) -> Rates:
+    return {k: v * multiplier for k, v in rates.items()}
+
+
+def choose_rates(
+    method: str, target: TargetPlan, args: ExperimentArgs, layout: RunLayout, fit: Fit
+) -> LrChoice:
+    """The rates of ``method`` on ``target``: its base rates, or the winner of the dev search.
+
+    Args:
+        method: mpt, pt or lora (its base rates: :func:`base_rates`).
+        target: the target's plan; ``target.lr_search`` is the candidates' setting.
+        args: the run's config (``adapt.lr_search``, ``adapt.lr_search_steps``).
+        layout: the run directory (``RUN/lr_search/<method>/<target>``).
+        fit: trains the method afresh at given rates; the loop's best dev loss ranks it.
+
+    Raises:
+        LrSearchError: every candidate diverged or had no dev loss.
+    """
+    base = base_rates(args, method)
+    if not searching(args.adapt.lr_search) or target.lr_search is None:
+        return LrChoice(base)
+    out = layout.lr_search(method, target.name)
+    if (out / "search.json").exists():
+        return LrChoice.from_dict(read_json(out / "search.json"))
+    candidates: list[dict[str, Any]] = []
+    for m in sorted(set(args.adapt.lr_search)):
+        rates, run_dir = _scaled(base, m), out / f"x{m:g}"
+        try:
+            result = fit(rates, target.lr_search, run_dir)
+            loss, steps = result.best_metric, result.steps
+        except NonFiniteLossError:  # too high a rate: this candidate loses
+            loss, steps = None, None
+        if loss is not None and not math.isfinite(loss):
+            loss = None
+        candidates.append(
+            {
+                "multiplier": m,
+                "lr": rates,
+                "best_dev_loss": loss,
+                "steps": steps,
+                "run": str(run_dir),
+            }
+        )
+    ranked = [c for c in candidates if c["best_dev_loss"] is not None]
+    if not ranked:
+        raise LrSearchError(
+            f"learning-rate search of {method} on {target.name}: no candidate has a dev loss "
+            f"(every one diverged, or the target has no dev examples); candidates {candidates}"
+        )
+    best = min(ranked, key=lambda c: (c["best_dev_loss"], c["multiplier"]))
+    choice = LrChoice(dict(best["lr"]), candidates, best["run"])
+    if is_main():
+        write_json(
+            out / "search.json",
+            {
+                "method": method,
+                "target": target.name,
+                "base": base,
+                "steps": target.lr_search.train.steps,
+                **choice.to_dict(),
+            },
+        )
+    wait()
+    return choice
+
+
+def reuse_search_run(
+    choice: LrChoice, target: TargetPlan, setting: SettingPlan, run_dir: Path
+) -> bool:
+    """Copy the chosen candidate's run into ``run_dir`` when it is this setting's run.
+
+    That is the case for the seed-0 ``full`` setting when the search ran with its exact budget
+    (``adapt.lr_search_steps`` unset): the loop then finds a finished run in ``run_dir`` and
+    loads its weights instead of training again. Returns whether ``run_dir`` holds that run.
+    """
+    same = (
+        choice.run_dir is not None
+        and target.lr_search is not None
+        and setting.name == FULL
+        and setting.seed == 0
+        and setting.train == target.lr_search.train
+    )
+    if not same:
+        return False
+    if not (run_dir / "result.json").exists():
+        if is_main():
+            if run_dir.exists():
+                shutil.rmtree(run_dir)
+            shutil.copytree(Path(str(choice.run_dir)), run_dir)
+        wait()
+    return True
+
+
+def training_record(
+    choice: LrChoice | None, setting: SettingPlan, steps: int | None = None
+) -> dict[str, Any]:
+    """How an artifact was trained (the ``train`` of bank meta, sidecars and ArtifactRefs):
+    ``chosen_lr`` and ``lr_candidates`` (:meth:`LrChoice.record`; absent when nothing was
+    trained: ``choice`` None, zero-shot), ``train_examples``, ``train_steps`` (the steps run)
+    and ``epochs``."""
+    chosen = choice.record() if choice is not None else {}
+    return {**chosen, **setting.training(steps)}

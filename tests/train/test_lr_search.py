@@ -1,0 +1,120 @@
+"""The learning-rate search's protocol with stand-in training runs: base rates per method,
+lowest best dev loss wins, ties go to the smaller rate, divergence loses, results are kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from clinprompt.artifacts import read_json
+from clinprompt.config import load_config
+from clinprompt.train import NonFiniteLossError
+from clinprompt.train.loop import LrGroup
+from clinprompt.train.lr_search import (
+    LrSearchError,
+    apply_rates,
+    base_rates,
+    choose_rates,
+    rate_label,
+    rates_of,
+    searching,
+)
+from clinprompt.train.workspace import RunLayout
+
+TARGET = SimpleNamespace(name="toy", lr_search=SimpleNamespace(train=SimpleNamespace(steps=3)))
+
+
+def _fit(losses: dict[float, float | None], calls: list):
+    """A stand-in for a method's training: the best dev loss of each candidate's peak rate
+    (None: the loss diverges)."""
+
+    def fit(rates, setting, run_dir: Path):
+        calls.append((dict(rates), run_dir.name))
+        loss = losses[round(next(iter(rates.values())), 6)]
+        if loss is None:
+            raise NonFiniteLossError("diverged")
+        return SimpleNamespace(best_metric=loss, steps=setting.train.steps)
+
+    return fit
+
+
+def _args(*extra):
+    return load_config("smoke", ["adapt.train={lr: 0.2}", *extra])
+
+
+def test_base_rates_per_method():
+    args = _args("baseline.lora_lr=0.01")
+    assert base_rates(args, "mpt") == {"lr": 0.2}  # adapt's train.lr: one rate
+    assert base_rates(args, "pt") == {"lr": 0.2} and base_rates(args, "lora") == {"lr": 0.01}
+    two = _args("adapt.lr_factors=0.05", "baseline.pt_lr=0.1")
+    assert base_rates(two, "mpt") == {"lr_shared": 0.2, "lr_factors": 0.05}
+    assert base_rates(two, "pt") == {"lr": 0.1}
+    assert rates_of(None, None, 0.3) == {"lr": 0.3}
+    assert rates_of(0.1, None, 0.3) == {"lr_shared": 0.1, "lr_factors": 0.3}
+    assert rate_label({"lr": 0.003}) == "0.003"
+    assert rate_label({"lr_shared": 0.3, "lr_factors": 0.03}) == "0.3/0.03"
+    with pytest.raises(ValueError, match="unknown method"):
+        base_rates(args, "ft")
+
+
+def test_apply_rates():
+    train = _args().stage_train()
+    one, groups = apply_rates(train, {"lr": 0.7})
+    assert one.lr == 0.7 and groups == []
+    same, groups = apply_rates(train, {"lr_shared": 0.2, "lr_factors": 0.05})
+    assert same == train
+    assert groups == [
+        LrGroup("shared", ("prompt.shared",), 0.2),
+        LrGroup("factors", ("prompt.cols", "prompt.rows"), 0.05),
+    ]
+
+
+def test_no_search_trains_nothing(tmp_path):
+    calls: list = []
+    for multipliers in ("[]", "[1.0]"):
+        args = _args(f"adapt.lr_search={multipliers}")
+        assert not searching(args.adapt.lr_search)
+        choice = choose_rates("pt", TARGET, args, RunLayout(tmp_path), _fit({}, calls))
+        assert choice.rates == {"lr": 0.2} and choice.record() == {
+            "chosen_lr": {"lr": 0.2},
+            "lr_candidates": {},
+        }
+    assert calls == [] and not (tmp_path / "lr_search").exists()
+
+
+def test_lowest_dev_loss_wins_and_is_kept(tmp_path):
+    args = _args("adapt.lr_search=[3.0, 0.5, 1.0]", "adapt.lr_factors=0.05")
+    calls: list = []
+    fit = _fit({0.1: 1.5, 0.2: 1.2, 0.6: None}, calls)  # keyed by P*'s rate
+    choice = choose_rates("mpt", TARGET, args, RunLayout(tmp_path), fit)
+    # Candidates in increasing order; MPT's two rates are scaled together; 3x diverged.
+    assert calls == [
+        ({"lr_shared": 0.1, "lr_factors": 0.025}, "x0.5"),
+        ({"lr_shared": 0.2, "lr_factors": 0.05}, "x1"),
+        ({"lr_shared": pytest.approx(0.6), "lr_factors": pytest.approx(0.15)}, "x3"),
+    ]
+    assert choice.rates == {"lr_shared": 0.2, "lr_factors": 0.05}
+    record = choice.record()
+    assert record["chosen_lr"] == {"lr_shared": 0.2, "lr_factors": 0.05}
+    assert record["lr_candidates"] == {"0.1/0.025": 1.5, "0.2/0.05": 1.2, "0.6/0.15": None}
+    saved = read_json(tmp_path / "lr_search" / "mpt" / "toy" / "search.json")
+    assert saved["rates"] == choice.rates and saved["steps"] == 3
+    assert saved["run_dir"].endswith("x1")
+    # A finished search is read back, not run again.
+    again = choose_rates("mpt", TARGET, args, RunLayout(tmp_path), _fit({}, calls))
+    assert again == choice and len(calls) == 3
+
+
+def test_ties_go_to_the_smaller_rate_and_all_diverged_fails(tmp_path):
+    args = _args("adapt.lr_search=[2.0, 0.5]")
+    calls: list = []
+    tie = choose_rates(
+        "pt", TARGET, args, RunLayout(tmp_path / "b"), _fit({0.1: 0.9, 0.4: 0.9}, calls)
+    )
+    assert tie.rates == {"lr": 0.1}
+    with pytest.raises(LrSearchError, match="no candidate has a dev loss"):
+        choose_rates(
+            "pt", TARGET, args, RunLayout(tmp_path / "c"), _fit({0.1: None, 0.4: None}, [])
+        )
