@@ -9,6 +9,7 @@ from clinprompt.data.registry import (
     load_splits,
     register,
     resolve_data_root,
+    resolve_dataset,
 )
 from clinprompt.data.spec import DatasetSpec, Records
 
@@ -23,4 +24,5 @@ __all__ = [
     "load_splits",
     "register",
     "resolve_data_root",
+    "resolve_dataset",
 ]

@@ -1,8 +1,10 @@
 """The dataset registry: every dataset is registered by name where it is defined.
 
-Lookups suggest close matches. The data root (where native files live) comes from an explicit
-argument, else ``$CLINPROMPT_DATA_ROOT``, else ``../shared/data`` relative to the working directory
-when it exists.
+Lookups suggest close matches. :func:`resolve_dataset` is the one place a command turns what the
+user typed into a dataset: a registered name, or the path of a dataset config (``.yaml``/``.yml``,
+:mod:`clinprompt.data.user`), which is loaded and registered under its ``name``. The data root
+(where native files live) comes from an explicit argument, else ``$CLINPROMPT_DATA_ROOT``, else
+``../shared/data`` relative to the working directory when it exists.
 """
 
 from __future__ import annotations
@@ -15,16 +17,21 @@ from clinprompt.data.spec import DatasetSpec, Records
 
 __all__ = [
     "DATA_ROOT_ENV",
+    "CONFIG_SUFFIXES",
     "DataRootError",
     "UnknownDatasetError",
     "get_dataset",
+    "is_config_path",
     "list_datasets",
     "load_splits",
+    "needs_data_root",
     "register",
     "resolve_data_root",
+    "resolve_dataset",
 ]
 
 DATA_ROOT_ENV = "CLINPROMPT_DATA_ROOT"
+CONFIG_SUFFIXES = (".yaml", ".yml")
 _REGISTRY: dict[str, DatasetSpec] = {}
 _LOADED = False
 
@@ -40,9 +47,9 @@ class DataRootError(FileNotFoundError):
     """The data root (or a dataset's folder under it) is missing."""
 
 
-def register(spec: DatasetSpec) -> DatasetSpec:
-    """Add a dataset to the registry (names are unique)."""
-    if spec.name in _REGISTRY and _REGISTRY[spec.name] is not spec:
+def register(spec: DatasetSpec, replace: bool = False) -> DatasetSpec:
+    """Add a dataset to the registry (names are unique; ``replace`` swaps a registered one)."""
+    if not replace and spec.name in _REGISTRY and _REGISTRY[spec.name] is not spec:
         raise ValueError(f"dataset {spec.name!r} is registered twice")
     _REGISTRY[spec.name] = spec
     return spec
@@ -61,11 +68,66 @@ def get_dataset(name: str) -> DatasetSpec:
     _ensure_loaded()
     if name in _REGISTRY:
         return _REGISTRY[name]
+    raise UnknownDatasetError(_unknown(name))
+
+
+def _unknown(name: str) -> str:
     close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise UnknownDatasetError(
-        f"unknown dataset {name!r}.{hint} Available: {', '.join(sorted(_REGISTRY))}"
-    )
+    return f"unknown dataset {name!r}.{hint} Available: {', '.join(sorted(_REGISTRY))}"
+
+
+def is_config_path(text: str | Path) -> bool:
+    """Whether ``text`` names a dataset config file (by its suffix, ``.yaml``/``.yml``)."""
+    return Path(str(text)).suffix.lower() in CONFIG_SUFFIXES
+
+
+def resolve_dataset(
+    name_or_path: str | Path, base: str | Path | None = None, *, register_it: bool = True
+) -> DatasetSpec:
+    """The dataset ``name_or_path`` stands for: a registered name, else a dataset config path.
+
+    Every command that takes a dataset resolves it here, so a config path works wherever a name
+    does. A path ends in ``.yaml``/``.yml``; a relative one is taken relative to ``base`` (a suite
+    file's folder) when given, else to the working directory. The config is checked and
+    registered under its ``name`` by :func:`clinprompt.data.user.load_dataset_config` (loading the
+    same config again returns the same spec); ``register_it=False`` only checks and reads it
+    (``clinprompt data validate``).
+
+    Raises:
+        UnknownDatasetError: neither a registered name nor an existing config file; lists close
+            names and every registered one.
+        RecordError: every problem of the config, each as ``config.yaml:LINE: field 'x': ...``,
+            or its ``name`` is already taken by another dataset (both origins named).
+    """
+    _ensure_loaded()
+    text = str(name_or_path)
+    if text in _REGISTRY:
+        return _REGISTRY[text]
+    if not is_config_path(text):
+        raise UnknownDatasetError(
+            f"{_unknown(text)}. A dataset config path (a .yaml file: JSONL splits or "
+            f"format: brat) is accepted too"
+        )
+    given = Path(text).expanduser()
+    path = given if given.is_absolute() or base is None else Path(base) / given
+    if not path.is_file():
+        relative = f" relative to {base}" if base is not None and not given.is_absolute() else ""
+        raise UnknownDatasetError(
+            f"dataset config {text!r}{relative}: no such file ({path.resolve()})"
+        )
+    from clinprompt.data.user import load_dataset_config  # user configs register through here
+
+    return load_dataset_config(path, register_it=register_it)
+
+
+def needs_data_root(spec: DatasetSpec) -> bool:
+    """Whether loading ``spec`` reads files under the data root.
+
+    Built-in datasets of public corpora do; generated (SYNTHETIC) data and user configs, which
+    name their own files, do not.
+    """
+    return not (spec.synthetic or spec.loader is None or spec.extra.get("standalone"))
 
 
 def list_datasets(task_type: str | None = None, synthetic: bool | None = None) -> list[DatasetSpec]:
@@ -98,14 +160,15 @@ def resolve_data_root(data_root: str | Path | None = None) -> Path:
     return root
 
 
-def load_splits(name: str, data_root: str | Path | None = None) -> dict[str, Records]:
-    """Load every split of a registered dataset as records."""
-    spec = get_dataset(name)
+def load_splits(name: str | DatasetSpec, data_root: str | Path | None = None) -> dict[str, Records]:
+    """Load every split of a registered dataset (by name), or of a :class:`DatasetSpec`, as records."""
+    spec = name if isinstance(name, DatasetSpec) else get_dataset(name)
+    name = spec.name
     if spec.loader is None:
         from clinprompt.tasks.records import read_records  # user datasets: JSONL per split
 
         return {split: read_records(path, spec) for split, path in spec.paths.items()}
-    if spec.synthetic or spec.extra.get("standalone"):
+    if not needs_data_root(spec):
         # generated data, and user configs that name their own files (BRAT folders), need no data root
         return spec.loader(Path("."))
     root = resolve_data_root(data_root)

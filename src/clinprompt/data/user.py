@@ -203,8 +203,10 @@ def _brat_loader(
 def load_dataset_config(path: str | Path, register_it: bool = True) -> DatasetSpec:
     """Read a dataset YAML config, check it, and register (``register_it``) and return its spec.
 
-    Loading the same config again returns the registered spec; a name already taken by another
-    dataset is an error.
+    Commands resolve a config through :func:`clinprompt.data.registry.resolve_dataset`, which
+    calls this. Loading the same config again returns the registered spec (a config file edited
+    since it was registered replaces its registration); a name already taken by another dataset
+    (a built-in one or another config file) is an error, also when not registering.
 
     Raises:
         RecordError: every problem with the config, each as ``file:line: field 'x': ...``.
@@ -239,7 +241,7 @@ def load_dataset_config(path: str | Path, register_it: bool = True) -> DatasetSp
     problems = _Problems(path, _key_lines(text))
     resolved = _check(config, problems, path.resolve().parent)
     if problems.issues:
-        raise RecordError(problems.issues)
+        raise RecordError(sorted(problems.issues, key=lambda issue: issue.line))
     fmt = config.get("format", "jsonl")
     labels = tuple(config.get("labels", []))
     common: dict[str, Any] = dict(
@@ -250,7 +252,7 @@ def load_dataset_config(path: str | Path, register_it: bool = True) -> DatasetSp
         splits=tuple(resolved),
         answer_style=config.get("answer_style", "short"),
         joint=config.get("joint", False),
-        description=config.get("description", f"user dataset from {path}"),
+        description=config.get("description", f"user dataset from {path.resolve()}"),
     )
     extra: dict[str, Any] = {"config": str(path.resolve()), "format": fmt}
     if fmt == "brat":
@@ -265,26 +267,32 @@ def load_dataset_config(path: str | Path, register_it: bool = True) -> DatasetSp
         )
     else:
         spec = DatasetSpec(**common, paths={s: str(p) for s, p in resolved.items()}, extra=extra)
-    if not register_it:
-        return spec
     try:
         existing = get_dataset(spec.name)
     except UnknownDatasetError:
-        return register(spec)
+        return register(spec) if register_it else spec
     if (
         existing.to_dict() == spec.to_dict()
         and existing.paths == spec.paths
         and existing.extra == spec.extra
     ):
         return existing
-    origin = existing.extra.get("config") or "a built-in dataset"
+    if existing.extra.get("config") == spec.extra["config"]:
+        # the same file, edited since it was loaded: it is the same dataset, as it reads now
+        return register(spec, replace=True) if register_it else spec
+    if existing.extra.get("config"):
+        origin = f"the dataset config {existing.extra['config']}"
+    else:
+        what = f": {existing.description}" if existing.description else ""
+        origin = f"the built-in dataset{what}"
     raise RecordError(
         [
             Issue(
                 str(path),
                 problems.lines.get("name", 1),
                 "name",
-                f"dataset {spec.name!r} is already registered (by {origin}); choose another name",
+                f"dataset {spec.name!r} is already registered (by {origin}); "
+                f"choose another name for {path.resolve()}",
             )
         ]
     )
