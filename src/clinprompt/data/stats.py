@@ -1,5 +1,8 @@
 """Per-task statistics of a suite: role, type, split sizes and token lengths of the formatted text.
 
+:func:`stats_suite` says what ``clinprompt data stats`` describes: a suite, or one dataset (a
+registered name or a dataset config path) as a suite with that dataset as its only target.
+
 Token lengths are those the model sees (template ``v1``): the prompt is instruction + input +
 answer cue tokenized in pieces as :func:`clinprompt.data.collate.encode_prompt` does (without
 truncation), the target is ``" " + target`` plus EOS.
@@ -14,11 +17,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clinprompt.data.registry import get_dataset, load_splits
+from clinprompt.data.registry import (
+    UnknownDatasetError,
+    get_dataset,
+    is_config_path,
+    load_splits,
+    resolve_dataset,
+)
 from clinprompt.data.spec import DatasetSpec, Records
-from clinprompt.data.suite import Suite
+from clinprompt.data.suite import Suite, SuiteError, list_suites, load_suite
 
-__all__ = ["LengthStats", "TaskStats", "length_stats", "suite_stats"]
+__all__ = ["LengthStats", "TaskStats", "length_stats", "stats_suite", "suite_stats"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,56 @@ class TaskStats:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
         return asdict(self)
+
+
+def _is_dataset_config(path: Path) -> bool:
+    """Whether a YAML file is a dataset config (task type, splits) rather than a suite (sources,
+    targets); a file that is not valid YAML counts as a dataset config when it mentions a task type,
+    so that its error is reported as file:line by the dataset config reader."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False  # the suite loader reports the file's problem
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return "task_type" in text
+    keys = set(data) if isinstance(data, dict) else set()
+    return not keys & {"sources", "targets"} and bool(keys & {"task_type", "splits", "format"})
+
+
+def stats_suite(name_or_path: str | Path) -> Suite:
+    """The suite ``clinprompt data stats`` describes.
+
+    A built-in suite name or a suite YAML is loaded as such; a registered dataset name or a
+    dataset config path (a YAML with ``task_type``) becomes a suite named after the dataset with
+    that dataset as its only target.
+
+    Raises:
+        SuiteError: an unknown name, a missing file, or a suite file with problems.
+        RecordError: a dataset config with problems (each as ``config.yaml:LINE: field ...``).
+    """
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if text in list_suites() or (path.is_file() and not _is_dataset_config(path)):
+        return load_suite(text)
+    if is_config_path(text) and not path.is_file():
+        raise SuiteError(
+            f"{text}: no such file (expected a suite YAML or a dataset config YAML; {path.resolve()})"
+        )
+    try:
+        spec = resolve_dataset(text)
+    except UnknownDatasetError:
+        try:
+            return load_suite(text)
+        except SuiteError as e:
+            raise SuiteError(
+                f"{e}; nor is it a registered dataset (`clinprompt data list`) or a dataset "
+                f"config path (.yaml)"
+            ) from None
+    return Suite(name=spec.name, sources=(), targets=(spec.name,), description=spec.description)
 
 
 def length_stats(lengths: list[int]) -> LengthStats | None:

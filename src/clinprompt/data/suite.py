@@ -8,8 +8,12 @@ A suite is a small YAML file::
     targets: [e3c_en_clinical_ner, ...]      # held out: never seen in source training
     caps: {aci_bench: 200}                    # optional: at most N training examples from a task
 
-Built-in suites ship inside the package (``clinprompt/suites/*.yaml``): ``open-clinical`` and
-``synthetic``. :func:`check_leakage` verifies that no target text occurs in any source split.
+A source or target may be the path of a dataset config (``my_notes.yaml``, relative to the suite
+file's folder): it is loaded and registered by :func:`clinprompt.data.registry.resolve_dataset`
+and the suite holds its name. Built-in suites ship inside the package
+(``clinprompt/suites/*.yaml``): ``open-clinical`` and ``synthetic``. :func:`check_leakage`
+verifies that no target text occurs in any source split; :func:`check_target_leakage` checks one
+target against whichever of a list of sources are available here.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -25,8 +29,19 @@ from typing import Any
 
 import yaml
 
-from clinprompt.data.registry import list_datasets, load_splits
-from clinprompt.data.spec import Records
+from clinprompt.data.registry import (
+    DataRootError,
+    UnknownDatasetError,
+    get_dataset,
+    is_config_path,
+    list_datasets,
+    load_splits,
+    needs_data_root,
+    resolve_data_root,
+    resolve_dataset,
+)
+from clinprompt.data.spec import DatasetSpec, Records
+from clinprompt.tasks.records import RecordError
 
 __all__ = [
     "TEXT_FIELDS",
@@ -35,6 +50,7 @@ __all__ = [
     "Suite",
     "SuiteError",
     "check_leakage",
+    "check_target_leakage",
     "list_suites",
     "load_suite",
     "normalize_text",
@@ -145,7 +161,19 @@ def load_suite(name_or_path: str | Path, check_names: bool = True) -> Suite:
     return parse_suite(data, origin=origin, path=path, check_names=check_names)
 
 
-def _task_list(data: dict[str, Any], key: str, problems: list[str]) -> tuple[str, ...]:
+def _config_name(entry: str, field_name: str, base: Path, problems: list[str]) -> str | None:
+    """The registered name of the dataset config ``entry`` (a path relative to ``base``); None,
+    with its problems added, when it does not resolve."""
+    try:
+        return resolve_dataset(entry, base).name
+    except RecordError as e:  # each problem of the config as file:line: field ...
+        problems.extend(f"field '{field_name}': {issue}" for issue in e.issues)
+    except UnknownDatasetError as e:
+        problems.append(f"field '{field_name}': {e}")
+    return None
+
+
+def _task_list(data: dict[str, Any], key: str, problems: list[str], base: Path) -> tuple[str, ...]:
     value = data.get(key)
     if value is None or value == []:
         problems.append(f"field '{key}': must be a non-empty list of dataset names")
@@ -153,10 +181,17 @@ def _task_list(data: dict[str, Any], key: str, problems: list[str]) -> tuple[str
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         problems.append(f"field '{key}': expected a list of dataset names, got {value!r}")
         return ()
-    for name, count in Counter(value).items():
+    names: list[str] = []
+    for i, entry in enumerate(value):
+        name = (
+            _config_name(entry, f"{key}[{i}]", base, problems) if is_config_path(entry) else entry
+        )
+        if name is not None:
+            names.append(name)
+    for name, count in Counter(names).items():
         if count > 1:
             problems.append(f"field '{key}': {name!r} is listed {count} times")
-    return tuple(dict.fromkeys(value))
+    return tuple(dict.fromkeys(names))
 
 
 def parse_suite(
@@ -164,8 +199,12 @@ def parse_suite(
 ) -> Suite:
     """Validate a suite mapping (a parsed YAML file) and build the :class:`Suite`.
 
+    Dataset config paths among the sources, targets and caps are resolved relative to the folder
+    of ``path`` (else the working directory) and replaced by the names they register.
+
     Raises:
-        SuiteError: listing every problem at once, prefixed with ``origin``.
+        SuiteError: listing every problem at once, prefixed with ``origin`` (a dataset config's
+            own problems as ``config.yaml:LINE: field 'x': ...``).
     """
     if not isinstance(data, dict):
         raise SuiteError(
@@ -183,8 +222,9 @@ def parse_suite(
     description = data.get("description") or ""
     if not isinstance(description, str):
         problems.append(f"field 'description': expected a string, got {description!r}")
-    sources = _task_list(data, "sources", problems)
-    targets = _task_list(data, "targets", problems)
+    base = path.parent if path is not None else Path(".")
+    sources = _task_list(data, "sources", problems, base)
+    targets = _task_list(data, "targets", problems, base)
     for task in targets:
         if task in sources:
             problems.append(
@@ -206,6 +246,14 @@ def parse_suite(
     if not isinstance(caps, dict):
         problems.append(f"field 'caps': expected a mapping task → number of examples, got {caps!r}")
         caps = {}
+    caps = {
+        (
+            _config_name(task, f"caps.{task}", base, problems) or task
+            if isinstance(task, str) and is_config_path(task)
+            else task
+        ): cap
+        for task, cap in caps.items()
+    }
     for task, cap in caps.items():
         if task not in sources and task not in targets:
             problems.append(
@@ -276,17 +324,37 @@ class Overlap:
 
 @dataclass
 class LeakageReport:
-    """What :func:`check_leakage` found: overlaps, per-task record counts and load errors."""
+    """What :func:`check_leakage` found: overlaps, per-task record counts and load errors.
+
+    ``skipped`` (from :func:`check_target_leakage`) maps each source that could not be checked
+    here to why; those sources were not compared, which :attr:`clean` does not vouch for.
+    """
 
     suite: str
     overlaps: list[Overlap] = field(default_factory=list)
     records: dict[str, dict[str, int]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
-        """No overlap found and every task loaded."""
+        """No overlap found and every task that was checked loaded (skipped sources aside)."""
         return not self.overlaps and not self.errors
+
+    @property
+    def checked(self) -> tuple[str, ...]:
+        """The tasks whose records were compared (those that loaded)."""
+        return tuple(self.records)
+
+    def skipped_note(self) -> str:
+        """One line per reason naming the sources skipped for it; empty when none was."""
+        by_reason: dict[str, list[str]] = {}
+        for task, reason in self.skipped.items():
+            by_reason.setdefault(reason, []).append(task)
+        return "\n".join(
+            f"leakage check skipped for {', '.join(tasks)}: {reason}"
+            for reason, tasks in by_reason.items()
+        )
 
     def summary(self) -> dict[tuple[str, str, str], int]:
         """(target task, source task, kind) → number of target records that overlap."""
@@ -299,6 +367,7 @@ class LeakageReport:
             "clean": self.clean,
             "records": self.records,
             "errors": self.errors,
+            "skipped": self.skipped,
             "summary": [
                 {"target": t, "source": s, "kind": k, "count": n}
                 for (t, s, k), n in sorted(self.summary().items())
@@ -308,6 +377,7 @@ class LeakageReport:
 
     def __str__(self) -> str:
         lines = [f"leakage check of suite {self.suite}: {'clean' if self.clean else 'NOT clean'}"]
+        lines += [f"  {line}" for line in self.skipped_note().splitlines()]
         lines += [f"  error loading {t}: {e}" for t, e in self.errors.items()]
         lines += [
             f"  {t} <- {s} ({k}): {n} target records"
@@ -400,3 +470,74 @@ def _record_overlaps(
             yield Overlap(
                 *target, *hits[0][1], kind="sentence", text=hits[0][0][:160], sentences=len(hits)
             )
+
+
+def _unavailable(task: str, data_root: str | Path | None) -> str | None:
+    """Why ``task``'s records cannot be read here (None: they can be)."""
+    try:
+        spec = get_dataset(task)
+    except UnknownDatasetError:
+        return "not a registered dataset here (a dataset config of another machine?)"
+    if not needs_data_root(spec):
+        return None
+    try:
+        root = resolve_data_root(data_root)
+    except DataRootError as e:
+        return f"their files are not here: {e}"
+    folder = root / spec.subdir if spec.subdir else root
+    if not folder.exists():
+        return f"their files are not here: {folder.resolve()} is missing under the data root"
+    return None
+
+
+def check_target_leakage(
+    target: DatasetSpec | str | Path,
+    sources: Sequence[str],
+    data_root: str | Path | None = None,
+    *,
+    min_chars: int = 20,
+    min_sentence_chars: int = 50,
+    loader: Callable[[str], dict[str, Records]] | None = None,
+) -> LeakageReport:
+    """Check one target (e.g. a user's dataset) against the sources available here.
+
+    The sources are those a bank was distilled from. Each one whose records can be read here
+    (generated data, user configs, built-in datasets whose folder is under the data root) is
+    compared with the target as :func:`check_leakage` does; every other one is listed in
+    ``skipped`` with the reason, so the caller can say the check was skipped rather than clean.
+
+    Args:
+        target: the target's spec, registered name or dataset config path.
+        sources: source dataset names (a bank's ``sources``).
+        data_root: where native files live (see :func:`clinprompt.data.registry.resolve_data_root`).
+        min_chars, min_sentence_chars: as in :func:`check_leakage`.
+        loader: task name → splits for every task (all sources then count as available);
+            default :func:`clinprompt.data.registry.load_splits`.
+
+    Returns:
+        A :class:`LeakageReport` named ``target NAME``; a source that is the target itself is an
+        error (it was trained on the target).
+    """
+    spec = target if isinstance(target, DatasetSpec) else resolve_dataset(target)
+    report = LeakageReport(suite=f"target {spec.name}")
+    available: list[str] = []
+    for source in dict.fromkeys(sources):
+        reason = None if loader is not None else _unavailable(source, data_root)
+        if source == spec.name:
+            report.errors[source] = "the target is one of the sources: it was seen in training"
+        elif reason is not None:
+            report.skipped[source] = reason
+        else:
+            available.append(source)
+    if not available:
+        return report
+    load = loader or (lambda task: load_splits(spec if task == spec.name else task, data_root))
+    checked = check_leakage(
+        Suite(name=report.suite, sources=tuple(available), targets=(spec.name,)),
+        min_chars=min_chars,
+        min_sentence_chars=min_sentence_chars,
+        loader=load,
+    )
+    report.overlaps, report.records = checked.overlaps, checked.records
+    report.errors.update(checked.errors)
+    return report
