@@ -19,7 +19,11 @@ __all__ = ["EvalArgs"]
 class EvalArgs:
     """One evaluation. Every field is a ``clinprompt evaluate`` option of the same name."""
 
-    dataset: str = arg(MISSING, "Registered dataset to evaluate on (`clinprompt data list`).")
+    dataset: str = arg(
+        MISSING,
+        "Dataset to evaluate on: a registered name (`clinprompt data list`) or a dataset config "
+        "(.yaml: JSONL splits or format: brat; see docs/data.md).",
+    )
     artifact: str | None = arg(
         None,
         "Bank directory, PEFT adapter directory (LoRA or prompt tuning) or .safetensors prompt; "

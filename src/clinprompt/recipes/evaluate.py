@@ -19,7 +19,7 @@ from typing import Any
 
 from clinprompt.artifacts import atomic_dir, write_json, write_jsonl
 from clinprompt.backbone import Backbone, load_backbone
-from clinprompt.data.registry import get_dataset, load_splits
+from clinprompt.data.registry import load_splits, resolve_dataset
 from clinprompt.data.spec import DatasetSpec, Records
 from clinprompt.eval.args import EvalArgs
 from clinprompt.eval.artifact import EvalError, resolve_artifact
@@ -178,7 +178,8 @@ def evaluate(args: EvalArgs, backbone: Backbone | None = None) -> EvalResult:
     """
     started = time.perf_counter()
     # 1. what to evaluate, on what
-    spec = get_dataset(args.dataset)
+    spec = resolve_dataset(args.dataset)  # a name, or a dataset config (checked: file:line)
+    args = dataclasses.replace(args, dataset=spec.name)  # a config path → the name it registered
     artifact = resolve_artifact(args.artifact, args.task, args.dataset)
     artifact.check_task(spec)  # before any loading: a wrong pairing fails in a second
     records, _ = _load_records(spec, args.split, args.data_root)
@@ -241,7 +242,8 @@ def evaluate_floor(args: EvalArgs, backbone_name: str | None = None) -> EvalResu
 
     The majority is taken over the dataset's train split when it has one. No model is loaded.
     """
-    spec = get_dataset(args.dataset)
+    spec = resolve_dataset(args.dataset)  # a name, or a dataset config (checked: file:line)
+    args = dataclasses.replace(args, dataset=spec.name)  # a config path → the name it registered
     records, pool = _load_records(spec, args.split, args.data_root)
     records = select_records(records, args.limit, args.seed)
     floor = floor_predictions(spec, records, pool)

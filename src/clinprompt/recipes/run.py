@@ -74,9 +74,11 @@ def run_experiment(args: ExperimentArgs, backbone: Backbone | None = None) -> Ru
     from clinprompt.recipes.baseline import train_baselines
     from clinprompt.recipes.distill import distill
     from clinprompt.recipes.teachers import train_teachers
+    from clinprompt.train.data import suite_tasks
 
     # ---- setup: one config per run directory, one backbone for every stage
     t0 = time.perf_counter()
+    suite_tasks(args.data)  # the suite and its dataset configs resolve, or fail, before any compute
     layout = RunLayout(args.run_dir)
     _check_same_config(layout, args)
     if is_main():

@@ -8,6 +8,8 @@ split is carved out of the pool (``data.dev_fraction``).
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,7 @@ import torch
 from clinprompt.config import DataArgs
 from clinprompt.data.collate import Encoded, encode_example
 from clinprompt.data.decontaminate import suite_target_text
-from clinprompt.data.registry import get_dataset, load_splits
+from clinprompt.data.registry import is_config_path, load_splits, resolve_dataset
 from clinprompt.data.spec import DatasetSpec, Records
 from clinprompt.data.splits import hash_fraction, seeded_split
 from clinprompt.data.suite import Suite, load_suite
@@ -31,6 +33,10 @@ __all__ = [
     "sample",
     "suite_tasks",
 ]
+
+log = logging.getLogger(__name__)
+# (task, dev_fraction, seed) whose carved dev split was announced: once per process, not per stage
+_DEV_CARVED: set[tuple[str, float, int]] = set()
 
 
 @dataclass
@@ -60,22 +66,61 @@ def sample(records: Records, n: int | None, seed: int) -> Records:
 def suite_tasks(data: DataArgs) -> tuple[Suite, list[str], list[str]]:
     """The suite and its source and target task names, restricted by ``data.sources``/``targets``.
 
+    Every dataset config is resolved here (the suite's, relative to the suite file, and those of
+    the overrides, relative to the working directory), so a bad one fails before any compute.
+    An override entry is a task of the suite, or the path of a dataset config: a config outside
+    the suite joins it in that role (the returned suite includes it, so source training is
+    decontaminated against a user's target too).
+
     Raises:
-        ValueError: a restriction names a task outside the suite's sources/targets.
+        ValueError: a restriction names a registered task outside the suite's sources/targets,
+            or a config that is the suite's task of the other role; ``RecordError`` (a
+            ValueError): a dataset config's problems, as ``config.yaml:LINE: field 'x': ...``.
+        SuiteError: the suite or one of its dataset configs is invalid.
+        UnknownDatasetError: a config path that does not exist.
     """
     suite = load_suite(data.suite)
-    sources, targets = list(suite.sources), list(suite.targets)
-    for key, chosen, allowed in (
-        ("data.sources", data.sources, sources),
-        ("data.targets", data.targets, targets),
-    ):
-        if chosen is not None:
-            unknown = [t for t in chosen if t not in allowed]
-            if unknown:
+    chosen: dict[str, list[str]] = {}
+    for role, entries in (("sources", data.sources), ("targets", data.targets)):
+        own = suite.sources if role == "sources" else suite.targets
+        other = suite.targets if role == "sources" else suite.sources
+        if entries is None:
+            chosen[role] = list(own)
+            continue
+        names, unknown = [], []
+        for entry in entries:
+            name = resolve_dataset(entry).name if is_config_path(entry) else entry
+            if name in own:
+                names.append(name)
+            elif not is_config_path(entry):
+                unknown.append(entry)
+            elif name in other:
                 raise ValueError(
-                    f"{key}: {unknown} are not {key.split('.')[1]} of suite {suite.name!r} ({', '.join(allowed)})"
+                    f"data.{role}: {entry} ({name}) is one of the suite's "
+                    f"{'targets' if role == 'sources' else 'sources'}; a target must never be "
+                    "seen in source training"
                 )
-    return suite, list(data.sources or sources), list(data.targets or targets)
+            else:  # the user's own dataset joins the suite in this role
+                names.append(name)
+        if unknown:
+            raise ValueError(
+                f"data.{role}: {unknown} are not {role} of suite {suite.name!r} ({', '.join(own)}); "
+                "a dataset config path (.yaml) is accepted too"
+            )
+        chosen[role] = list(dict.fromkeys(names))
+    both = [n for n in chosen["sources"] if n in chosen["targets"]]
+    if both:
+        raise ValueError(
+            f"data.sources and data.targets both name {both}; a target must never be seen in "
+            "source training"
+        )
+    extra_sources = tuple(n for n in chosen["sources"] if n not in suite.sources)
+    extra_targets = tuple(n for n in chosen["targets"] if n not in suite.targets)
+    if extra_sources or extra_targets:
+        suite = dataclasses.replace(
+            suite, sources=suite.sources + extra_sources, targets=suite.targets + extra_targets
+        )
+    return suite, chosen["sources"], chosen["targets"]
 
 
 def load_task(
@@ -83,11 +128,16 @@ def load_task(
 ) -> TaskData:
     """Load task ``name``'s splits; subsample to ``data.max_train_examples`` (and ``cap``) and ``max_dev_examples``.
 
-    With ``suite``, a *source* task loses every record that shares text with one of the suite's
-    targets (see :mod:`clinprompt.data.decontaminate`), so no target text reaches source training.
+    ``name`` is a registered name or a dataset config path
+    (:func:`clinprompt.data.registry.resolve_dataset`). With ``suite``, a *source* task loses
+    every record that shares text with one of the suite's targets (see
+    :mod:`clinprompt.data.decontaminate`), so no target text reaches source training. A task
+    without a dev split gets a seeded ``data.dev_fraction`` of its pool as dev; this is said once
+    per process (a log warning naming the task, the fraction and the seed).
     """
-    spec = get_dataset(name)
-    splits = load_splits(name, data.data_root)
+    spec = resolve_dataset(name)
+    name = spec.name
+    splits = load_splits(spec, data.data_root)
     if suite is not None and name in suite.sources and suite.targets:
         text = suite_target_text(
             tuple(suite.targets), None if data.data_root is None else str(data.data_root)
@@ -106,6 +156,19 @@ def load_task(
         )
         if parts["train"] and parts["dev"]:
             pool, dev = parts["train"], parts["dev"]
+            if (name, data.dev_fraction, data.seed) not in _DEV_CARVED:
+                _DEV_CARVED.add((name, data.dev_fraction, data.seed))
+                log.warning(
+                    "%s has no separate dev split: dev is a seeded %s of its %s split (%d of %d "
+                    "records; data.dev_fraction=%g, data.seed=%d)",
+                    name,
+                    f"{data.dev_fraction * 100:g}%",
+                    pool_split,
+                    len(dev),
+                    len(pool) + len(dev),
+                    data.dev_fraction,
+                    data.seed,
+                )
     limits = [n for n in (data.max_train_examples, cap) if n is not None]
     train = sample(pool, min(limits) if limits else None, data.seed)
     return TaskData(spec, train, sample(dev, data.max_dev_examples, data.seed + 1), pool_split)
