@@ -53,8 +53,9 @@ def validate(
     from clinprompt.data.registry import (
         DataRootError,
         UnknownDatasetError,
-        get_dataset,
+        is_config_path,
         load_splits,
+        resolve_dataset,
     )
     from clinprompt.data.spec import DatasetSpec
     from clinprompt.tasks.base import get_task_type
@@ -71,22 +72,7 @@ def validate(
         str, tuple[str, list[tuple[int, dict]]]
     ] = {}  # split -> (source, numbered records)
     issues = []
-    if path.suffix.lower() in (".yaml", ".yml") and path.is_file():
-        from clinprompt.data.user import load_dataset_config
-
-        try:
-            spec = load_dataset_config(path, register_it=False)
-            loaded = None if spec.paths else spec.loader(Path("."))  # BRAT folders: a loader
-        except (ValueError, OSError) as e:  # incl. RecordError and BRAT format errors
-            typer.echo(str(e))
-            raise typer.Exit(1) from None
-        for split, file in spec.paths.items():
-            rows, found = read_jsonl(file)
-            issues += found
-            splits[split] = (file, rows)
-        for split, records in (loaded or {}).items():
-            splits[split] = (f"{spec.name}/{split}", list(enumerate(records, start=1)))
-    elif path.is_file():
+    if path.is_file() and not is_config_path(path):
         if task_type is None:
             raise _fail(
                 f"{target} is a bare JSONL file: pass --task-type (ner, re, qa, nli, sum), and --labels to enforce a label set"
@@ -95,16 +81,20 @@ def validate(
         rows, issues = read_jsonl(path)
         splits[path.stem] = (str(path), rows)
     else:
-        try:
-            spec = get_dataset(target)
-            loaded = load_splits(target, data_root)
+        try:  # a registered name or a dataset config, checked but not registered
+            spec = resolve_dataset(target, register_it=False)
+            loaded = None if spec.paths else load_splits(spec, data_root)
         except UnknownDatasetError as e:
             raise _fail(f"{target} is neither a file nor a registered dataset ({e})") from None
-        except (DataRootError, ValueError) as e:  # incl. RecordError and native-format errors
+        except (DataRootError, ValueError, OSError) as e:  # incl. RecordError, BRAT format errors
             typer.echo(str(e))
             raise typer.Exit(1) from None
-        for split, records in loaded.items():
-            splits[split] = (f"{target}/{split}", list(enumerate(records, start=1)))
+        for split, file in spec.paths.items():  # JSONL splits: problems by file and line
+            rows, found = read_jsonl(file)
+            issues += found
+            splits[split] = (file, rows)
+        for split, records in (loaded or {}).items():
+            splits[split] = (f"{spec.name}/{split}", list(enumerate(records, start=1)))
     if task_type is not None and task_type != spec.task_type:
         raise _fail(
             f"--task-type {task_type} disagrees with {target}, whose task type is {spec.task_type}"
@@ -125,7 +115,8 @@ def validate(
 @data_app.command("stats")
 def stats(
     suite: str = typer.Argument(
-        ..., help="Built-in suite (open-clinical, synthetic) or a suite YAML file."
+        ...,
+        help="Built-in suite (open-clinical, synthetic), a suite YAML file, or one dataset: a registered name or a dataset config (.yaml).",
     ),
     data_root: Path = typer.Option(
         None,
@@ -145,18 +136,29 @@ def stats(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Per task of SUITE: role, task type, split sizes, token lengths of prompt and target."""
+    """Per task of SUITE (or of one dataset): role, task type, split sizes, token lengths of prompt and target."""
     import json
 
-    from clinprompt.data.registry import DataRootError, resolve_data_root
-    from clinprompt.data.stats import suite_stats
-    from clinprompt.data.suite import SuiteError, load_suite
+    from clinprompt.data.registry import (
+        DataRootError,
+        UnknownDatasetError,
+        get_dataset,
+        needs_data_root,
+        resolve_data_root,
+    )
+    from clinprompt.data.stats import stats_suite, suite_stats
+    from clinprompt.data.suite import SuiteError
 
-    try:
-        loaded = load_suite(suite)
-        if not all(_is_synthetic(t) for t in loaded.tasks):
+    try:  # every dataset config is resolved (or its problems reported) before any tokenizer loads
+        loaded = stats_suite(suite)
+        if any(needs_data_root(get_dataset(t)) for t in loaded.tasks):
             resolve_data_root(data_root)  # fail once, clearly, rather than once per task
-    except (SuiteError, DataRootError) as e:
+    except (
+        SuiteError,
+        DataRootError,
+        UnknownDatasetError,
+        ValueError,
+    ) as e:  # ValueError: RecordError
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from e
     rows = suite_stats(
@@ -172,12 +174,6 @@ def stats(
         typer.echo(json.dumps(payload, indent=2))
         return
     _print_table(loaded.name, backbone, no_tokens, rows)
-
-
-def _is_synthetic(task: str) -> bool:
-    from clinprompt.data.registry import get_dataset
-
-    return get_dataset(task).synthetic
 
 
 def _print_table(name: str, backbone: str, no_tokens: bool, rows: list) -> None:

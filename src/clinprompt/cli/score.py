@@ -11,7 +11,14 @@ from clinprompt.cli import app
 
 @app.command()
 def score(
-    task_type: str = typer.Option(..., "--task-type", help="ner | re | qa | nli | sum."),
+    task_type: str = typer.Option(
+        None, "--task-type", help="ner | re | qa | nli | sum. Required without --dataset."
+    ),
+    dataset: str = typer.Option(
+        None,
+        "--dataset",
+        help="Registered dataset name or dataset config (.yaml) whose task type, labels, answer style and joint setting to score with (the options below override them).",
+    ),
     gold: Path = typer.Option(
         ..., "--gold", help="Gold JSONL records (validated against the record format)."
     ),
@@ -24,12 +31,14 @@ def score(
         help="Comma-separated label set: entity types (ner), relation types (re), classes (nli).",
     ),
     answer_style: str = typer.Option(
-        "short",
+        None,
         "--answer-style",
-        help="qa without options: short (exact match, token F1) or long (also ROUGE).",
+        help="qa without options: short (exact match, token F1) or long (also ROUGE). [default: the dataset's, else short]",
     ),
     joint: bool = typer.Option(
-        False, "--joint", help="re: entities are predicted too (spans matched against the gold)."
+        None,
+        "--joint/--no-joint",
+        help="re: entities are predicted too (spans matched against the gold). [default: the dataset's, else no]",
     ),
 ) -> None:
     """Print the task type's metrics as JSON (plus n, missing and unparseable counts).
@@ -38,26 +47,47 @@ def score(
     file is an error; a prediction with ill-formed output fields counts as unparseable (wrong).
     """
     import json
+    from dataclasses import replace
 
     from clinprompt.cli.data import split_labels
+    from clinprompt.data.registry import UnknownDatasetError, resolve_dataset
     from clinprompt.data.spec import DatasetSpec
     from clinprompt.tasks.base import get_task_type
     from clinprompt.tasks.records import Issue, RecordError, read_jsonl, read_records
 
+    def fail(message: str, code: int = 2) -> typer.Exit:
+        typer.echo(f"error: {message}", err=True)
+        return typer.Exit(code)
+
+    base = None
+    if dataset is not None:
+        try:
+            base = resolve_dataset(dataset)
+        except UnknownDatasetError as e:
+            raise fail(str(e)) from None
+        except RecordError as e:  # the config's problems, as file:line: field ...
+            typer.echo(str(e))
+            raise typer.Exit(1) from None
+        if task_type is not None and task_type != base.task_type:
+            raise fail(
+                f"--task-type {task_type} disagrees with --dataset {dataset}, whose task type is {base.task_type}"
+            )
+    task_type = task_type or (base.task_type if base else None)
+    if task_type is None:
+        raise fail("pass --task-type (ner, re, qa, nli, sum) or --dataset (a name or config)")
     try:
         task = get_task_type(task_type)
     except KeyError as e:
-        typer.echo(f"error: {e.args[0]}", err=True)
-        raise typer.Exit(2) from None
+        raise fail(str(e.args[0])) from None
+    answer_style = answer_style or (base.answer_style if base else "short")
     if answer_style not in ("short", "long"):
-        typer.echo(f"error: --answer-style must be short or long, got {answer_style!r}", err=True)
-        raise typer.Exit(2)
-    spec = DatasetSpec(
-        name=gold.stem,
-        task_type=task_type,
-        labels=split_labels(labels) or (),
+        raise fail(f"--answer-style must be short or long, got {answer_style!r}")
+    start = base.task_spec() if base else DatasetSpec(name=gold.stem, task_type=task_type)
+    spec = replace(
+        start,
+        labels=split_labels(labels) or start.labels,
         answer_style=answer_style,
-        joint=joint,
+        joint=start.joint if joint is None else joint,
     )
     try:
         golds = read_records(gold, spec)
