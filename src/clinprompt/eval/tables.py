@@ -236,9 +236,10 @@ def _chosen_lr_md(report: Report) -> list[str]:
             )
     out = [
         "### Learning rates chosen on dev",
-        "Each method's learning rate was chosen among the same candidates by the dev loss of a "
-        "short run with the same budget (MPT: the rate of the shared prompt P* and of the task "
-        "factors u, v).",
+        "Chosen on each target's dev split by the same search for every method: each candidate "
+        "trained with the same budget, the lowest dev loss wins (MPT: the rates of the shared "
+        "prompt P* and of the task factors u, v). A rate chosen differently by some setting or "
+        "seed is listed with where.",
         _markdown_table(header, rows),
     ]
     if lines:
