@@ -5,7 +5,9 @@ takes queued items (waiting up to ``wait_ms`` to gather them when idle) up to ``
 prefilling them together from the per-task prompt KV caches, whatever their tasks; a row that
 finishes leaves at once and its future resolves. Classification items (records with candidates)
 are scored on arrival by :func:`~clinprompt.decoding.option_logprobs`, in chunks of candidates
-whose memory fits ``scoring_batch_bytes``.
+whose memory fits ``scoring_batch_bytes``. An item whose task answers it through several units
+(pair-given RE: one question per ordered entity pair) is answered on arrival too: its units are
+scored (or generated) together, ``max_batch`` rows at a time, and merged into one answer.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from clinprompt.backbone import Backbone
+from clinprompt.data.collate import encode_prompt
 from clinprompt.decoding import (
     DecodeBatch,
     PromptKVCache,
@@ -68,6 +72,7 @@ class Scheduler:
         self.length_normalize = length_normalize
         self.scoring_batch_bytes = scoring_batch_bytes
         self._cut: ServeError | None = None  # set by another thread: fail every row (draining)
+        self._cut_lock = threading.Lock()
         self.batches = 0  # admissions of taken items (each a prefill and/or a scoring pass)
         self.decoding = self._new_decoding()  # the rows being generated (worker thread only)
         self._deferred = 0  # decode steps run while inputs were waiting to join
@@ -75,7 +80,8 @@ class Scheduler:
     def run(self, stop: threading.Event) -> None:
         """Cycle until ``stop`` is set (the worker thread); a failing cycle fails only its rows."""
         while not stop.is_set():
-            cut, self._cut = self._cut, None
+            with self._cut_lock:
+                cut, self._cut = self._cut, None
             if cut is not None:
                 self.abandon(cut)
             taken: list[WorkItem] = []
@@ -96,7 +102,8 @@ class Scheduler:
 
     def cut(self, err: ServeError) -> None:
         """Ask the worker to fail every row it holds with ``err`` before its next cycle."""
-        self._cut = err
+        with self._cut_lock:
+            self._cut = err
 
     def cycle(self, taken: list[WorkItem]) -> None:
         """Continuous batching: admit queued inputs into the running batch, then decode one step.
@@ -120,7 +127,7 @@ class Scheduler:
             taken += self.admission.take(free, wait=not running, wait_ms=self.wait_ms)
         if taken:
             self.batches += 1
-            for (scoring, _), items in self._groups(taken).items():
+            for (scoring, _), items in self._groups(self._answer_units(taken)).items():
                 if scoring:
                     self._answer_scores(items)
                 else:
@@ -140,7 +147,7 @@ class Scheduler:
 
     def run_batch(self, batch: list[WorkItem]) -> None:
         """Run one mixed-task batch to completion (static batching) and resolve every item."""
-        for (scoring, _), items in self._groups(batch).items():
+        for (scoring, _), items in self._groups(self._answer_units(batch)).items():
             if scoring:
                 self._answer_scores(items)
             else:
@@ -212,6 +219,52 @@ class Scheduler:
                 None,
             )
 
+    def _answer_units(self, items: list[WorkItem]) -> list[WorkItem]:
+        """Answer the items asked through units (scored when the item is, else generated, all
+        units together by ``max_batch`` rows) and merge each; return the other items."""
+        rest: list[WorkItem] = []
+        asked: list[tuple[WorkItem, list[WorkItem]]] = []
+        for it in items:
+            units = it.task.units(it.record)
+            if units is None:
+                rest.append(it)
+                continue
+            scoring = it.candidates is not None
+            rows = [
+                WorkItem(
+                    it.task,
+                    unit,
+                    encode_prompt(self.tokenizer, it.task.example(0, unit)),
+                    it.task.candidates(unit) if scoring else None,
+                    it.max_new_tokens,
+                )
+                for unit in units
+            ]
+            asked.append((it, rows))
+        answers: dict[int, tuple[str, int]] = {}  # id(row) -> (answer text, generated tokens)
+        for (scoring, _), rows in self._groups([r for _, rs in asked for r in rs]).items():
+            for start in range(0, len(rows), self.max_batch):
+                chunk = rows[start : start + self.max_batch]
+                if scoring:
+                    for row, scores in zip(chunk, self.score(chunk), strict=True):
+                        best = max(range(len(scores)), key=scores.__getitem__)
+                        answers[id(row)] = (row.candidates[best], 0)
+                else:
+                    for row, ids in zip(chunk, self.generate(chunk), strict=True):
+                        text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+                        answers[id(row)] = (text, len(ids))
+        for it, rows in asked:
+            got = [answers[id(r)] for r in rows]
+            self._resolve(
+                it,
+                "",
+                "score" if it.candidates is not None else "generate",
+                sum(n for _, n in got),
+                None,
+                units=([r.record for r in rows], [t for t, _ in got]),
+            )
+        return rest
+
     def _answer_scores(self, items: list[WorkItem]) -> None:
         for it, scores in zip(items, self.score(items), strict=True):
             best = max(range(len(scores)), key=scores.__getitem__)
@@ -221,10 +274,20 @@ class Scheduler:
 
     @staticmethod
     def _resolve(
-        item: WorkItem, text: str, mode: str, tokens: int, scores: dict[str, float] | None
+        item: WorkItem,
+        text: str,
+        mode: str,
+        tokens: int,
+        scores: dict[str, float] | None,
+        units: tuple[list[dict[str, Any]], list[str]] | None = None,
     ) -> None:
+        """Answer ``item`` with ``text`` parsed; with ``units`` (unit records and their answers),
+        with their merged answer, written as the record's target text."""
         try:
-            prediction, ok = item.task.structure(text, item.record)
+            if units is None:
+                prediction, ok = item.task.structure(text, item.record)
+            else:
+                prediction, ok, text = item.task.merge_units(item.record, *units)
         except Exception as err:  # parse() must never raise; if it does, answer with the raw text
             log_event(
                 logging.WARNING,
