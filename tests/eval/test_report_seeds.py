@@ -199,10 +199,11 @@ def test_formulation_is_noted_when_recorded(tmp_path, build):
 def test_read_log_is_tolerant(tmp_path, build):
     rows = build.loss_rows(10, 3.0, 1.0, ("lm", "kl"), dev_every=5)
     rows.insert(3, {"step": 2, "loss": 9.0, "lm": 9.0, "kl": 4.5})  # a resumed step: last wins
+    rows[0].update(lr_shared=0.03, lr_factors=0.3, grad_norm=0.5)  # per-group rates: not losses
     path = build.write_log(tmp_path / "metrics.jsonl", rows, tail='{"step": 11, "loss"')
     log = read_log(path, "distill", "distill")
     assert log.skipped_lines == 1
-    assert set(log.train) == {"loss", "lm", "kl"}  # lr, epoch are not losses
+    assert set(log.train) == {"loss", "lm", "kl"}  # lr, lr_<group>, epoch are not losses
     assert [s for s, _ in log.train["loss"]] == list(range(1, 11))
     assert dict(log.train["loss"])[2] == 9.0
     assert [s for s, _ in log.dev] == [5, 10] and log.steps == 10
@@ -237,8 +238,50 @@ def test_loss_curve_pngs_written_and_linked(seeded_run, build, tmp_path):
     assert "## Training curves" in md
     assert "](loss-adapt.png)" in md and "](loss-teachers.png)" in md
     assert "| MPT adaptation | toy_nli k16 | 3 | 40 |" in md
+    # distillation's dev loss is LM only: the train LM part stands beside the weighted total
+    assert "| distillation | distill | 1 | 30 |" in md and " (lm " in md
     data = json.loads(paths["json"].read_text())
     assert {c["seed"] for c in data["curves"]["pt"]} == {0, 1, 2}
     # without plots: the curve table stays, no links to files that were not drawn
     md = render_markdown(rep)
     assert "## Training curves" in md and "loss-adapt.png" not in md
+
+
+def test_candidate_table_marks_the_searched_choice(tmp_path, build):
+    """The bold candidate is the one the search chose (a tie goes its way, not the table's);
+    a diverged candidate (None) reads as such; a zero-shot record without steps is no row."""
+    run = tmp_path / "run"
+    training = {
+        "chosen_lr": {"lr": 0.1},
+        "lr_candidates": {"0.1": 0.9, "0.3": 0.9, "1": None},
+        "train_examples": 50,
+        "train_steps": 20,
+        "epochs": 1.6,
+    }
+    build.put_scores(
+        run,
+        "pt",
+        "toy_nli",
+        "full",
+        "nli",
+        {"accuracy": 0.5},
+        "accuracy",
+        [1, 0],
+        seed=0,
+        training=training,
+    )
+    build.put_scores(
+        run,
+        "pt",
+        "toy_nli",
+        "k0",
+        "nli",
+        {"accuracy": 0.5},
+        "accuracy",
+        [1, 0],
+        seed=0,
+        training={"train_examples": 0, "train_steps": 0},
+    )
+    md = render_markdown(build_report([run], resamples=10))
+    assert "- PT / toy_nli (full, seed 0): **0.1 → 0.900**, 0.3 → 0.900, 1 → diverged" in md
+    assert "| method | target | full |" in md and "| PT | toy_nli | 50 ex, 20 steps, 1.6 ep |" in md

@@ -48,7 +48,7 @@ STAGE_LABELS = {
     "lora": "LoRA",
 }
 _STAGE_OF_METHOD = {"mpt": "adapt", "pt": "pt", "lora": "lora"}
-# Row fields that are bookkeeping, not a loss.
+# Row fields that are bookkeeping, not a loss (and every ``lr_<group>``: a group's rate).
 _NOT_LOSSES = {"step", "lr", "grad_norm", "tokens", "epoch", "elapsed_s", "best"}
 
 
@@ -78,6 +78,15 @@ class LossLog:
         return points[-1][1] if points else None
 
     @property
+    def last_lm_loss(self) -> float | None:
+        """The LM part of the last logged step, when the loss has other parts (distillation):
+        the number comparable with the dev loss."""
+        if set(self.train) <= {"loss", "lm"}:
+            return None
+        points = self.train.get("lm", [])
+        return points[-1][1] if points else None
+
+    @property
     def best_dev(self) -> tuple[int, float] | None:
         """(step, dev loss) of the lowest dev loss."""
         return min(self.dev, key=lambda p: p[1]) if self.dev else None
@@ -92,6 +101,7 @@ class LossLog:
             "path": str(self.path),
             "steps": self.steps,
             "last_train_loss": self.last_train_loss,
+            "last_lm_loss": self.last_lm_loss,
             "best_dev_loss": None if best is None else best[1],
             "best_dev_step": None if best is None else best[0],
             "dev_evaluations": len(self.dev),
@@ -137,7 +147,7 @@ def read_log(
             continue
         for key, raw in row.items():
             value = _number(raw)
-            if key not in _NOT_LOSSES and value is not None:
+            if key not in _NOT_LOSSES and not key.startswith("lr_") and value is not None:
                 train.setdefault(key, {})[step] = value
     log.train = {k: sorted(v.items()) for k, v in train.items()}
     log.dev = sorted(dev.items())

@@ -241,20 +241,44 @@ def plot_losses(report: Report, stage: str, logs: list[LossLog], path: str | Pat
     if stage == "distill":
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), squeeze=False)
         left, right = axes[0]
-        # the dev loss is the LM loss alone (the objective scores dev without the teachers)
-        _train_dev_panel(left, logs, "train loss (weighted sum of parts) and dev loss (lm only)")
+        # The dev loss is the LM loss alone (dev is scored without the teachers): the left panel
+        # sets it beside the train LM part, the right one shows the weighted total and its parts.
+        lm_logs = [
+            LossLog(
+                log.stage,
+                log.name,
+                log.setting,
+                log.seed,
+                log.path,
+                train={"loss": log.train.get("lm", log.train.get("loss", []))},
+                dev=log.dev,
+            )
+            for log in logs
+        ]
+        _train_dev_panel(left, lm_logs, "LM loss (next token): train and dev")
         left.legend(*_legend_handles(False), fontsize=8)
-        parts = [p for p in ("lm", "kl", "mse") if any(p in log.train for log in logs)]
-        parts += sorted({p for log in logs for p in log.train} - {"loss", *parts})
+        parts = [p for p in ("loss", "lm", "kl", "mse") if any(p in log.train for log in logs)]
+        parts += sorted({p for log in logs for p in log.train} - set(parts))
+        values = []
         for log in logs:
             for part in parts:
                 x, y = _xy(log.train.get(part, []))
-                right.plot(x, y, color=_PART_COLORS.get(part), linewidth=1.2, label=f"train {part}")
+                values += y
+                right.plot(
+                    x,
+                    y,
+                    color=_PART_COLORS.get(part),
+                    linewidth=1.8 if part == "loss" else 1.2,
+                    label="train total (weighted)" if part == "loss" else f"train {part}",
+                )
+        if values and min(values) > 0 and max(values) / min(values) > 20:
+            right.set_yscale("log")  # kl and mse can be orders of magnitude apart
         right.set_title(
-            "train loss by part (lm: next token, kl: teacher logits, mse: hidden)", fontsize=9
+            "train loss and its parts (lm: next token, kl: teacher logits, mse: hidden)",
+            fontsize=9,
         )
         right.set_xlabel("optimizer step", fontsize=8)
-        right.set_ylabel("loss part (before its weight)", fontsize=8)
+        right.set_ylabel("loss; parts before their weights", fontsize=8)
         right.tick_params(labelsize=7)
         right.grid(alpha=0.3)
         if parts:

@@ -202,6 +202,20 @@ def _lr_cell(entry: dict[str, Any]) -> str:
     return "; ".join(f"{text} ({', '.join(places)})" for text, places in where.items())
 
 
+def _chosen_label(chosen: dict[str, Any], candidates: dict[str, Any]) -> str | None:
+    """The candidate the search chose: its label (as the search writes it), else the lowest loss."""
+    from clinprompt.train.lr_search import rate_label
+
+    try:
+        label = rate_label(chosen)
+    except (KeyError, TypeError, ValueError):
+        label = None
+    if label in candidates:
+        return label
+    finite = {c: float(v) for c, v in candidates.items() if v is not None}
+    return min(finite, key=finite.__getitem__) if finite else None
+
+
 def _chosen_lr_md(report: Report) -> list[str]:
     methods = [m for m in _TRAINED if m in report.chosen_lr]
     if not methods:
@@ -225,9 +239,15 @@ def _chosen_lr_md(report: Report) -> list[str]:
             if not entry or not entry["lr_candidates"]:
                 continue
             candidates = entry["lr_candidates"]
-            best = min(candidates, key=lambda c: float(candidates[c]))
+            chosen = _chosen_label(entry["chosen_lr"], candidates)
             parts = [
-                ("**{} → {:.3f}**" if c == best else "{} → {:.3f}").format(c, float(loss))
+                (
+                    f"{c} → diverged"
+                    if loss is None
+                    else ("**{} → {:.3f}**" if c == chosen else "{} → {:.3f}").format(
+                        c, float(loss)
+                    )
+                )
                 for c, loss in candidates.items()
             ]
             lines.append(
@@ -258,8 +278,8 @@ def _range(values: list[Any], fmt: str) -> str:
 def training_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     """Examples, optimizer steps and epochs of each trained (method, target) by setting, from
     the evaluations' ``training`` records (a range where seeds differ); no rows without them."""
-    trained = {
-        key: [ev.training for ev in cell.runs if ev.training]
+    trained = {  # zero-shot settings record no steps: nothing was trained
+        key: [ev.training for ev in cell.runs if ev.training and ev.training.get("train_steps")]
         for key, cell in report.evaluations.items()
     }
     trained = {key: recs for key, recs in trained.items() if recs}
@@ -293,8 +313,14 @@ def _curve_rows(report: Report) -> tuple[list[str], list[list[str]]]:
         groups: dict[tuple[str, str | None], list[LossLog]] = {}
         for log in logs:
             groups.setdefault((log.name, log.setting), []).append(log)
-        for (name, setting), group in groups.items():
+        rank = {t: i for i, t in enumerate(report.targets)}
+        order = sorted(
+            groups, key=lambda g: (rank.get(g[0], len(rank)), g[0], g[1] != "full", g[1] or "")
+        )
+        for name, setting in order:
+            group = groups[(name, setting)]
             last = [x.last_train_loss for x in group if x.last_train_loss is not None]
+            lm = [x.last_lm_loss for x in group if x.last_lm_loss is not None]
             best = [x.best_dev for x in group if x.best_dev is not None]
             rows.append(
                 [
@@ -302,7 +328,8 @@ def _curve_rows(report: Report) -> tuple[list[str], list[list[str]]]:
                     name if setting is None else f"{name} {setting}",
                     str(len(group)),
                     _range([x.steps for x in group], ","),
-                    f"{sum(last) / len(last):.3f}" if last else "–",
+                    (f"{sum(last) / len(last):.3f}" if last else "–")
+                    + (f" (lm {sum(lm) / len(lm):.3f})" if lm else ""),
                     (
                         f"{sum(b[1] for b in best) / len(best):.3f} "
                         f"({', '.join(str(b[0]) for b in best)})"
@@ -321,7 +348,8 @@ def _curves_md(report: Report, figures: dict[str, str] | None) -> list[str]:
     if report.curves:
         out.append(
             "Train loss (every logged optimizer step; the mean over the step's target tokens) and "
-            "dev loss (each evaluation; distillation: the LM loss alone) of every training stage. "
+            "dev loss (each evaluation; distillation: the LM loss alone, so its train LM part is "
+            "shown beside the weighted total) of every training stage. "
             "Where a run has several seeds the values are their mean and the best dev steps are "
             "listed per seed."
         )
