@@ -15,7 +15,14 @@ from typing import Any
 import torch
 
 from clinprompt.prompts.bank import PromptBank, TaskEntry
-from clinprompt.tasks.base import ANSWER_CUE, UNPARSEABLE, Example, TaskType, get_task_type
+from clinprompt.tasks.base import (
+    ANSWER_CUE,
+    UNPARSEABLE,
+    Example,
+    Parsed,
+    TaskType,
+    get_task_type,
+)
 from clinprompt.tasks.spec import TaskSpec
 
 __all__ = [
@@ -122,12 +129,24 @@ class TaskRuntime:
         """Parse a generation; return the answer fields (inputs echoed back are dropped) and ok."""
         assert self.task_type is not None
         parsed = self.task_type.parse(text, record, self.spec)
-        pred = {
-            k: v
-            for k, v in parsed.prediction.items()
-            if k != UNPARSEABLE and (k == "id" or record.get(k, _MISSING) != v)
-        }
-        return pred, bool(parsed.ok)
+        return _answer_fields(parsed, record), bool(parsed.ok)
+
+    def units(self, record: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The records the model answers for ``record`` (pair-given RE: one per ordered entity
+        pair, none below two entities); None when it answers the record itself."""
+        assert self.task_type is not None
+        units = self.task_type.units(record, self.spec)
+        return None if len(units) == 1 and units[0] is record else units
+
+    def merge_units(
+        self, record: dict[str, Any], units: list[dict[str, Any]], texts: list[str]
+    ) -> tuple[dict[str, Any], bool, str]:
+        """The units' answers parsed and merged: (answer fields, ok, the answer as text)."""
+        assert self.task_type is not None
+        parsed = [self.task_type.parse(t, u, self.spec) for t, u in zip(texts, units, strict=True)]
+        merged = self.task_type.merge(record, parsed, self.spec)
+        text = self.task_type.format_target(merged.prediction, self.spec)
+        return _answer_fields(merged, record), bool(merged.ok), text
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -146,6 +165,15 @@ class TaskRuntime:
 
 
 _MISSING = object()
+
+
+def _answer_fields(parsed: Parsed, record: dict[str, Any]) -> dict[str, Any]:
+    """The prediction's fields a client did not send (its id kept), without the parse flag."""
+    return {
+        k: v
+        for k, v in parsed.prediction.items()
+        if k != UNPARSEABLE and (k == "id" or record.get(k, _MISSING) != v)
+    }
 
 
 @dataclass(frozen=True)
