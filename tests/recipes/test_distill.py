@@ -43,7 +43,9 @@ def _copy(teachers_dir, tmp_path):
 
 def test_distill_bank_from_teachers(tiny, teachers_dir, tmp_path):
     run = _copy(teachers_dir, tmp_path)
-    args = _args(run, "distill.train={steps: 8, eval_every: 4}")
+    args = _args(
+        run, "distill.train={steps: 16, eval_every: 4}"
+    )  # 16: the tiny random model's distillation loss is noisy over 8 steps
     result = distill(args, backbone=tiny)
     bank = PromptBank.load(result.bank, expect=tiny.fingerprint)
     assert bank.names() == ["syn_med_ner", "syn_ade_re"] and bank.header["has_shared"]
@@ -54,7 +56,7 @@ def test_distill_bank_from_teachers(tiny, teachers_dir, tmp_path):
     mean = torch.stack([teachers.task_prompt(n) for n in bank.names()]).mean(0)
     assert not torch.equal(bank.shared(), mean)  # P* started at the teachers' mean and moved
     # ...by at most the sum of Adam's step sizes (|update| <= lr per step): it started there.
-    lr_sum = sum(lr_at(s, args.stage_train(args.distill.train)) for s in range(8))
+    lr_sum = sum(lr_at(s, args.stage_train(args.distill.train)) for s in range(16))
     assert (bank.shared() - mean).abs().max() <= 1.1 * lr_sum
     losses = result.train.losses
     assert all(math.isfinite(x) for x in losses) and losses[-1] < losses[0]
