@@ -16,7 +16,9 @@ position through the LM head) gets **the same length-bucketed batches** as clinp
 ratio measures the step, not the batching. Second lines, labelled as such: PEFT on its own
 batches (data order, no bucketing: what a plain PEFT loop does) and clinprompt on those same
 unbucketed batches (the LM-head lever alone). Then clinprompt's LoRA baseline against plain PEFT
-LoRA (r=8 on q_proj, v_proj, same batches), and a distillation step (teacher forward + KL +
+LoRA (r=8 on q_proj, v_proj, same batches), clinprompt PT with its prompt run once per row
+instead of once per batch (the prompt-sharing lever, ``PromptObjective(share_prompt=False)``),
+and a distillation step (teacher forward + KL +
 hidden MSE; and with the teacher cache) against clinprompt's own PT step.
 
 Reports useful tokens/s: real input + target tokens (no padding, no prompt tokens) per second of
@@ -332,10 +334,20 @@ def build_methods(
             in_order,
             dtype,
         ),
+        Method(
+            "pt_prompt_per_row",
+            f"second line: clinprompt PT ({dtype}), the prompt run once per row (no sharing)",
+            None,
+            bucketed,
+            dtype,
+        ),
     ]
     methods[0].step = clinprompt_step(pt(bb), examples, pad)
     methods[1].step = clinprompt_step(pt(fp32), examples, pad)
     methods[4].step = clinprompt_step(pt(bb), examples, pad)
+    per_row = pt(bb)
+    per_row.share_prompt = False
+    methods[5].step = clinprompt_step(per_row, examples, pad)
     if "lora" in args.methods:
         lora = LoraConfig(
             task_type=TaskType.CAUSAL_LM, r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]
@@ -408,6 +420,7 @@ def figures_record(
         "vs_peft_same_batches": ratio(tps["pt"], tps["peft_pt_same_batches"]),
         "vs_peft_own_batches": ratio(tps["pt"], tps["peft_pt_own_batches"]),
         "lm_head_lever_alone": ratio(tps["pt_unbucketed"], tps["peft_pt_own_batches"]),
+        "prompt_sharing_lever": ratio(tps["pt"], tps["pt_prompt_per_row"]),
     }
     if "lora" in by:
         ratios["lora_vs_peft_lora_same_batches"] = ratio(tps["lora"], tps["peft_lora_same_batches"])
@@ -500,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         f"(goal >= 1.5x)\nclinprompt PT --dtype {args.dtype} / fp32: {r['auto_vs_fp32']}x "
         f"(goal >= 2.0x on an AMX machine)\nsecond lines: PEFT on its own unbucketed batches "
         f"{r['vs_peft_own_batches']}x; the LM-head lever alone (both unbucketed) "
-        f"{r['lm_head_lever_alone']}x"
+        f"{r['lm_head_lever_alone']}x; each prompt run once per batch instead of per row "
+        f"{r['prompt_sharing_lever']}x"
     )
     if "lora_vs_peft_lora_same_batches" in r:
         print(f"clinprompt LoRA / PEFT LoRA, same batches: {r['lora_vs_peft_lora_same_batches']}x")

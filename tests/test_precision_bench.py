@@ -71,6 +71,7 @@ def test_train_speed_record_names_its_headline_ratios():
         method("peft_pt_same_batches", 1000, 16.0, "peer"),
         method("peft_pt_own_batches", 1000, 25.0, "peer"),
         method("pt_unbucketed", 1000, 15.0),
+        method("pt_prompt_per_row", 1000, 12.0),
         method("lora", 1000, 8.0),
         method("peft_lora_same_batches", 1000, 12.0, "peer"),
     ]
@@ -84,8 +85,9 @@ def test_train_speed_record_names_its_headline_ratios():
     assert record["ratios"]["vs_peft_same_batches"] == 1.6
     assert record["ratios"]["vs_peft_own_batches"] == 2.5
     assert record["ratios"]["lm_head_lever_alone"] == pytest.approx(25 / 15, abs=1e-3)
+    assert record["ratios"]["prompt_sharing_lever"] == 1.2
     assert record["ratios"]["lora_vs_peft_lora_same_batches"] == 1.5
-    assert set(record["figures"]) == {"pt", "pt_fp32", "pt_unbucketed", "lora"}
+    assert set(record["figures"]) == {"pt", "pt_fp32", "pt_unbucketed", "pt_prompt_per_row", "lora"}
     assert set(record["peer"]) == {
         "peft_pt_same_batches",
         "peft_pt_own_batches",

@@ -14,8 +14,9 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from clinprompt.prompts import IGNORE_INDEX, TargetOutputs, target_outputs
+from clinprompt.prompts import IGNORE_INDEX, SoftPrompt, TargetOutputs, target_outputs
 from clinprompt.train.losses import kl_full, kl_topk, layers_mse
+from clinprompt.train.shared_prompt import can_share, shared_target_outputs
 from clinprompt.train.teacher_cache import TeacherCache
 
 __all__ = [
@@ -65,7 +66,12 @@ class Objective(Protocol):
 
 
 def amp_dtype(model: PreTrainedModel) -> torch.dtype | None:
-    """bf16/fp16 autocast for a half-precision backbone on CUDA, else None (plain fp32)."""
+    """bf16/fp16 autocast for a half-precision backbone on CUDA, else None.
+
+    On a CPU a bf16 backbone needs no autocast: its weights are bf16 already, the fp32 prompt is
+    cast to them at injection (its gradient flows back through the cast, so the parameter, its
+    gradient and AdamW's states stay fp32) and the logits are upcast before the loss.
+    """
     weight = model.get_input_embeddings().weight
     if weight.device.type == "cuda" and weight.dtype in (torch.bfloat16, torch.float16):
         return weight.dtype
@@ -83,14 +89,22 @@ class PromptObjective:
         model: the frozen backbone (with LoRA layers injected for the LoRA baseline).
         prompt: a :class:`SoftPrompt` or :class:`MultitaskPrompt` (``None``: no prompt).
         train_model: also train the model's parameters that require grad (LoRA).
+        share_prompt: run each distinct prompt of a batch once and give every row its keys and
+            values (:mod:`clinprompt.train.shared_prompt`) instead of once per row; the same
+            loss and gradients up to summation order, fewer positions computed.
     """
 
     def __init__(
-        self, model: PreTrainedModel, prompt: nn.Module | None, train_model: bool = False
+        self,
+        model: PreTrainedModel,
+        prompt: nn.Module | None,
+        train_model: bool = False,
+        share_prompt: bool = True,
     ) -> None:
         self.model = model
         self.prompt = prompt
         self.train_model = train_model
+        self.share_prompt = share_prompt
         self.part_names: tuple[str, ...] = ("lm",)
 
     def named_parameters(self) -> dict[str, nn.Parameter]:
@@ -105,14 +119,34 @@ class PromptObjective:
             return None
         return self.prompt(batch["input_ids"].shape[0], batch["task_ids"])
 
+    def distinct_prompts(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(K, P, D) the batch's distinct prompts and (B,) which one each row carries."""
+        assert self.prompt is not None
+        task_ids = batch["task_ids"]
+        if isinstance(self.prompt, SoftPrompt):  # one prompt whatever the task ids say
+            return self.prompt(1, None), torch.zeros_like(task_ids)
+        tasks, rows = task_ids.unique(return_inverse=True)
+        return self.prompt(len(tasks), tasks), rows
+
     def loss(self, batch: Batch, train: bool = True) -> LossOutput:
-        out = target_outputs(
-            self.model,
-            self.prompts(batch),
-            batch["input_ids"],
-            batch["attention_mask"],
-            batch["labels"],
-        )
+        if self.share_prompt and self.prompt is not None and can_share(batch["labels"]):
+            prompts, rows = self.distinct_prompts(batch)
+            out = shared_target_outputs(
+                self.model,
+                prompts,
+                rows,
+                batch["input_ids"],
+                batch["attention_mask"],
+                batch["labels"],
+            )
+        else:
+            out = target_outputs(
+                self.model,
+                self.prompts(batch),
+                batch["input_ids"],
+                batch["attention_mask"],
+                batch["labels"],
+            )
         return LossOutput(out.loss, out.num_tokens, {"lm": out.loss.detach()})
 
 
