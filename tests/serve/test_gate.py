@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from clinprompt.cli import app as cli
+import clinprompt.cli.serve as serve_cli  # importing the module registers the command
 from clinprompt.serve.app import create_app
 from clinprompt.serve.args import ServeArgs
 from clinprompt.serve.engine import EngineArgs, Limits, ServeEngine
@@ -165,7 +165,9 @@ def test_an_empty_key_is_refused_at_start_up(lively, bank, key):
     with pytest.raises(ValueError, match="API key is empty"):
         _app(lively, bank, api_key=key)
     # the command refuses it before loading anything, instead of warning "without an API key"
-    result = CliRunner().invoke(cli, ["serve", "--bank", str(bank.path), "--api-key", key])
+    result = CliRunner().invoke(
+        serve_cli.app, ["serve", "--bank", str(bank.path), "--api-key", key]
+    )
     assert result.exit_code == 1 and "the API key is empty" in result.output
     assert "without an API key" not in result.output
 
