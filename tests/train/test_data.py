@@ -6,6 +6,7 @@ import pytest
 
 from clinprompt.config import DataArgs
 from clinprompt.data.registry import get_dataset
+from clinprompt.tasks import get_task_type
 from clinprompt.train import data as train_data
 from clinprompt.train.data import closest_source, encode_records, load_task, sample
 
@@ -66,3 +67,45 @@ def test_closest_source_is_of_the_same_type(tiny):
         "syn_med_ner",
         "syn_lab_ner",
     )
+
+
+def _re_record(rid: str, n_entities: int, related: bool = True) -> dict:
+    names = ["aspirin", "rash", "ibuprofen", "nausea"][:n_entities]
+    text = " and ".join(names) + "."
+    ents, start = [], 0
+    for i, name in enumerate(names):
+        ents.append(
+            {
+                "id": f"T{i}",
+                "start": start,
+                "end": start + len(name),
+                "type": "Drug" if i % 2 == 0 else "AE",
+            }
+        )
+        start += len(name) + len(" and ")
+    rels = [{"head": "T0", "tail": "T1", "type": "causes"}] if related and n_entities > 1 else []
+    return {"id": rid, "text": text, "entities": ents, "relations": rels}
+
+
+def test_pair_re_training_pool_counts_units(monkeypatch):
+    """Training draws what the model answers: ordered entity pairs; a sentence with fewer than
+    two entities teaches nothing and is not drawn; max_train_examples counts pairs."""
+    records = [_re_record(f"r{i}", n) for i, n in enumerate([0, 1, 2, 3, 0, 2])]
+    monkeypatch.setattr(
+        train_data, "load_splits", lambda name, root=None: {"train": records, "dev": records[:3]}
+    )
+    task = load_task("syn_ade_re", DataArgs(max_train_examples=None))
+    # 2 + 6 + 2 ordered pairs; the records with 0 or 1 entity give none
+    assert len(task.train) == 10 and all("pair" in u for u in task.train)
+    assert len(task.dev) == 2
+    # a unit is its own only unit, so encoding the drawn units gives one example each
+    re_type = get_task_type("re")
+    assert all(re_type.units(u, task.spec) == [u] for u in task.train)
+    limited = load_task("syn_ade_re", DataArgs(max_train_examples=4))
+    assert len(limited.train) == 4
+    # units of one record are drawn independently: over seeds, a record's pairs are split
+    picks = [
+        {(u["id"], u["pair"]["head"], u["pair"]["tail"]) for u in sample(task.train, 3, seed=s)}
+        for s in range(20)
+    ]
+    assert any(len({rid for rid, _, _ in p}) > 1 for p in picks)

@@ -363,8 +363,9 @@ class RETask(TaskType):
 
     def units(self, record: dict[str, Any], spec: TaskSpec) -> list[dict[str, Any]]:
         """Per pair: one unit per ordered pair of distinct given entities (head-major, in entity
-        order), the record plus :data:`PAIR`; none below two entities. Otherwise the record."""
-        if not pairwise(spec):
+        order), the record plus :data:`PAIR`; none below two entities. Otherwise the record.
+        A unit is its own only unit (so expanding twice is expanding once)."""
+        if not pairwise(spec) or PAIR in record:
             return [record]
         text = record.get("text")
         ids = (

@@ -54,12 +54,21 @@ class TaskData:
 
 
 def sample(records: Records, n: int | None, seed: int) -> Records:
-    """At most ``n`` records, chosen by the hash of (seed, id), kept in file order."""
+    """At most ``n`` records, chosen by the hash of (seed, id), kept in file order.
+
+    Units of one record share its id: the n-th record with an id already seen is keyed by
+    (id, n), so a record's units are drawn independently of each other.
+    """
     if n is None or len(records) <= n:
         return list(records)
-    keep = set(
-        sorted(range(len(records)), key=lambda i: hash_fraction(seed, records[i].get("id", i)))[:n]
-    )
+    seen: dict[Any, int] = {}
+    keys = []
+    for i, record in enumerate(records):
+        rid = record.get("id", i)
+        nth = seen.get(rid, 0)
+        seen[rid] = nth + 1
+        keys.append(rid if nth == 0 else (rid, nth))
+    keep = set(sorted(range(len(records)), key=lambda i: hash_fraction(seed, keys[i]))[:n])
     return [r for i, r in enumerate(records) if i in keep]
 
 
@@ -169,6 +178,13 @@ def load_task(
                     data.dev_fraction,
                     data.seed,
                 )
+    # Training counts what the model answers: a record's units (one per ordered entity pair
+    # for pair-given RE; the record itself otherwise), so a record without units (an RE sentence
+    # with fewer than two entities) teaches nothing and is not drawn, and max_train_examples and
+    # k-shot's k count units.
+    task_type = get_task_type(spec.task_type)
+    pool = [u for r in pool for u in task_type.units(r, spec)]
+    dev = [u for r in dev for u in task_type.units(r, spec)]
     limits = [n for n in (data.max_train_examples, cap) if n is not None]
     train = sample(pool, min(limits) if limits else None, data.seed)
     return TaskData(spec, train, sample(dev, data.max_dev_examples, data.seed + 1), pool_split)
