@@ -54,6 +54,7 @@ def test_generated_task_writes_predictions_and_metrics(tiny, bank, tmp_path):
     # a random tiny model writes gibberish: unparseable generations are counted, never dropped
     assert metrics["unparseable"] == sum(not r["ok"] for r in rows)
     assert metrics["trainable_params"] == P * 1 + 1 * tiny.hidden_size  # factors only (shared P*)
+    assert metrics["formulation"] == "generation, parsed"  # the task type says how it was posed
     assert (out / "config.json").exists() and (tmp_path / "run" / "eval" / "index.json").exists()
     assert Evaluation.load(out / "metrics.json").primary == result.primary
 
@@ -71,6 +72,7 @@ def test_option_scored_task_uses_one_forward_per_batch(tiny, bank, tmp_path):
     assert {r["raw"] for r in result.rows} <= {"entailment", "neutral", "contradiction"}
     assert result.unparseable == 0  # an option is always a well-formed answer
     assert {"accuracy", "macro_f1"} <= set(result.metrics)
+    assert result.summary["formulation"].startswith("classification: option scoring")
     gen = evaluate(
         EvalArgs(
             dataset="syn_symptom_nli",

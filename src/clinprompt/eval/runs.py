@@ -194,21 +194,14 @@ class Evaluation:
 
     @property
     def formulation(self) -> str | None:
-        """How the task was posed and scored, when the evaluation records it (RE: per-pair
-        classification, option scoring, generation); None when unknown."""
+        """How the task was posed and scored (the task type's ``formulation``), when the
+        evaluation records it; None for older runs."""
         value = self.data.get("formulation")
         if isinstance(value, dict):
             return ", ".join(f"{k}={v}" for k, v in value.items())
         if value:
             return str(value)
-        raw = self.data.get("spec")
-        if self.task_type != "re" or not isinstance(raw, dict) or "pair_classification" not in raw:
-            return None
-        if raw.get("joint"):
-            return "joint extraction (generation)"
-        if raw["pair_classification"]:
-            return "pair classification (option scoring of `none` and every `head [label] tail`)"
-        return "generation"
+        return None
 
     @property
     def run_dir(self) -> Path:

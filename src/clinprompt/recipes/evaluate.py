@@ -23,7 +23,7 @@ from clinprompt.data.registry import load_splits, resolve_dataset
 from clinprompt.data.spec import DatasetSpec, Records
 from clinprompt.eval.args import EvalArgs
 from clinprompt.eval.artifact import EvalError, resolve_artifact
-from clinprompt.eval.predict import generation_budget, predict
+from clinprompt.eval.predict import answer_records, generation_budget
 from clinprompt.eval.provenance import precision_record
 from clinprompt.eval.runs import evaluation_dir, write_index
 from clinprompt.tasks.base import get_task_type
@@ -35,6 +35,7 @@ __all__ = [
     "EvalResult",
     "evaluate",
     "evaluate_floor",
+    "evaluate_recorded_run",
     "evaluate_run",
     "select_records",
 ]
@@ -192,7 +193,7 @@ def evaluate(args: EvalArgs, backbone: Backbone | None = None) -> EvalResult:
     spec = artifact.check_backbone(spec, backbone)
     # 2. predict, parse
     task = get_task_type(spec.task_type)
-    raw = predict(
+    answers = answer_records(
         backbone,
         artifact,
         spec,
@@ -202,7 +203,9 @@ def evaluate(args: EvalArgs, backbone: Backbone | None = None) -> EvalResult:
         args.batch_size,
         args.generate,
     )
-    parsed = [task.parse(text, r, spec) for (text, _), r in zip(raw, records, strict=True)]
+    raw = [(a.text, a.via) for a in answers]
+    # The parsed answers as predict made them (merged units keep whether every unit parsed).
+    parsed = [a.parsed for a in answers]
     # 3. score and write
     method = args.method or artifact.method
     extra = {
@@ -212,6 +215,7 @@ def evaluate(args: EvalArgs, backbone: Backbone | None = None) -> EvalResult:
         "scoring": "generate"
         if args.generate
         else "options where the task type has candidates, else generate",
+        "formulation": "generation, parsed" if args.generate else task.formulation(spec),
         "trainable_params": artifact.trainable_params,
         "backbone_params": backbone.num_parameters(),
         "backbone": backbone.fingerprint.to_dict(),
@@ -372,3 +376,52 @@ def evaluate_run(
         result.summary.update(record)
         results.append(result)
     return results
+
+
+def evaluate_recorded_run(
+    run_dir: str | Path,
+    split: str = "test",
+    limit: int | None = None,
+    backbone: Backbone | None = None,
+    backbone_name: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    on_start: Any = None,
+) -> list[EvalResult | None]:
+    """Evaluate every artifact a run directory records, plus each target's floor and zero-shot
+    backbone (``clinprompt evaluate --run-dir RUN --all``): :func:`evaluate_run` with the run's
+    saved ``config.json`` and its recorded artifacts
+    (:func:`clinprompt.recipes.target_run.recorded_artifacts`). Resumable: evaluations on disk
+    are skipped.
+
+    Args:
+        run_dir: a suite run or a one-target run (``clinprompt adapt --bank``/``baseline --dataset``).
+        split, limit, on_start: as for :func:`evaluate_run`.
+        backbone: an already loaded backbone; default: ``backbone_name`` (else the run's) on
+            ``device`` with ``dtype`` (else the run's).
+
+    Raises:
+        EvalError: no ``config.json`` or no recorded artifact in ``run_dir``.
+    """
+    from clinprompt.config import load_config
+    from clinprompt.recipes.target_run import recorded_artifacts
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise EvalError(
+            f"{run_dir} is not a run directory: {run_dir / 'config.json'} is missing (run "
+            "`clinprompt run`, `clinprompt adapt --bank` or `clinprompt baseline --dataset` first)"
+        )
+    cfg = load_config(run_dir / "config.json")
+    artifacts = recorded_artifacts(run_dir)
+    if not artifacts:
+        raise EvalError(
+            f"{run_dir} records no trained artifact (run.json, <stage>/DONE.json, artifacts.json)"
+        )
+    if backbone is None:
+        backbone = load_backbone(
+            backbone_name or cfg.backbone.name,
+            device=device or cfg.backbone.device,
+            dtype=dtype or cfg.backbone.dtype,
+        )
+    return evaluate_run(run_dir, cfg, artifacts, backbone, split, limit, on_start)

@@ -147,6 +147,10 @@ class TaskType(ABC):
         """Target strings to rank by likelihood for classification-like records, else None."""
         return None
 
+    def formulation(self, spec: TaskSpec) -> str:
+        """How records of ``spec`` are posed to the model and scored, in words (for reports)."""
+        return "generation, parsed"
+
     def units(self, record: dict[str, Any], spec: TaskSpec) -> list[dict[str, Any]]:
         """The records the model answers for the input ``record`` (default: ``[record]``).
 

@@ -96,6 +96,9 @@ class NLITask(TaskType):
     def primary_metric(self, spec: TaskSpec) -> str:
         return "macro_f1"
 
+    def formulation(self, spec: TaskSpec) -> str:
+        return "classification: option scoring of the labels (summed log-probabilities)"
+
     def candidates(self, record: dict[str, Any], spec: TaskSpec) -> list[str] | None:
         return list(spec.labels) or None
 

@@ -210,6 +210,11 @@ class QATask(TaskType):
         """``rougeL`` for long free-text answers, else ``accuracy`` (exact match for free text)."""
         return "rougeL" if spec.answer_style == "long" else "accuracy"
 
+    def formulation(self, spec: TaskSpec) -> str:
+        if spec.labels:
+            return "option scoring of the option keys, or of the labels (summed log-probabilities)"
+        return "multiple choice: option scoring of the option keys; free text: generation"
+
     def candidates(self, record: dict[str, Any], spec: TaskSpec) -> list[str] | None:
         if record.get("options"):
             return list(record["options"])

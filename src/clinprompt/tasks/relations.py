@@ -361,6 +361,16 @@ class RETask(TaskType):
             f"entity to the tail entity: {words}, or {NONE}."
         )
 
+    def formulation(self, spec: TaskSpec) -> str:
+        if spec.joint:
+            return "joint extraction: entities and relations generated"
+        if pairwise(spec):
+            return (
+                "per ordered entity pair: classification over the label words and `none` "
+                "(option scoring, summed log-probabilities), merged per record"
+            )
+        return "generation of `head [label] tail` triples over the given entities"
+
     def units(self, record: dict[str, Any], spec: TaskSpec) -> list[dict[str, Any]]:
         """Per pair: one unit per ordered pair of distinct given entities (head-major, in entity
         order), the record plus :data:`PAIR`; none below two entities. Otherwise the record.
