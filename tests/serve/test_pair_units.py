@@ -111,3 +111,22 @@ def test_generate_mode_generates_the_pairs(engine, rows):
     assert len(rows) == 6 and {mode for mode, _ in rows} == {"generate"}
     assert out["mode"] == "generate" and 0 < out["generated_tokens"] <= 18
     assert isinstance(out["prediction"]["relations"], list)
+
+
+def test_a_record_with_many_entities_is_refused_before_any_row_is_built(engine, rows):
+    """n entities make n(n-1) pair rows: they count against max_scoring_tokens at admission."""
+    from clinprompt.serve.admission import ServeError
+
+    words = [f"drug{i}" for i in range(60)]
+    text = " ".join(words)
+    ents, start = [], 0
+    for i, w in enumerate(words):
+        ents.append({"id": f"T{i}", "start": start, "end": start + len(w), "type": "Drug"})
+        start += len(w) + 1
+    with pytest.raises(ServeError) as err:
+        engine.predict("pairs", [{"id": "big", "text": text, "entities": ents}])
+    assert err.value.status == 413 and err.value.code == "scoring_too_large"
+    assert "per entity pair" in err.value.message
+    assert rows == []  # refused at admission: the worker never saw a row
+    # a record of a few entities is well within the budget
+    assert engine.predict("pairs", [THREE])[0]["id"] == "r3"

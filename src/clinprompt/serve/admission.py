@@ -277,7 +277,16 @@ class Admission:
                     index=i,
                 )
             option_ids = None
-            if cands is not None:
+            units = rt.units(record)
+            if units is not None:
+                # Answered per unit (pair-given RE: one per ordered entity pair, n(n-1) of them):
+                # every unit is a row of at least the record's tokens, once per candidate (or
+                # generating up to its budget), so they count against the scoring budget before
+                # the worker builds a single row.
+                scoring_tokens += self._units_cost(i, rt, ids, units, mode, max_new_tokens)
+                if scoring_tokens > lim.max_scoring_tokens:
+                    raise self._over_budget(scoring_tokens)
+            elif cands is not None:
                 option_ids = encode_options(self.tokenizer, cands)
                 scoring_tokens += self._scoring_cost(i, rt, ids, cands, option_ids)
                 if scoring_tokens > lim.max_scoring_tokens:  # stop tokenizing at once
@@ -300,7 +309,8 @@ class Admission:
             413,
             "scoring_too_large",
             f"scoring the candidate answers of this request takes {scoring_tokens} tokens or more "
-            f"(candidates × prompt, input and candidate tokens); the limit max_scoring_tokens "
+            f"(candidates × prompt, input and candidate tokens, per entity pair where the task "
+            f"is answered pair by pair); the limit max_scoring_tokens "
             f"is {budget}: send fewer inputs or options per request",
             limit="max_scoring_tokens",
             value=budget,
@@ -321,6 +331,29 @@ class Admission:
             raise ServeError(
                 422, "invalid_input", f"inputs[{i}]: a candidate answer is empty", index=i
             )
+
+    def _units_cost(
+        self,
+        i: int,
+        rt: TaskRuntime,
+        ids: list[int],
+        units: list[dict[str, Any]],
+        mode: str,
+        max_new_tokens: int | None,
+    ) -> int:
+        """A lower bound of the tokens the worker runs for a record answered through ``units``:
+        per unit, the prompt and the record's tokens once per candidate (or plus its generation
+        budget when it generates)."""
+        if not units:
+            return 0
+        cands = rt.candidates(units[0]) if mode != "generate" and self.scoring else None
+        row = rt.prompt.shape[0] + len(ids)
+        if cands:
+            self._check_candidates(i, cands)
+            per_unit = sum(row + len(opt) for opt in encode_options(self.tokenizer, cands))
+        else:
+            per_unit = row + (max_new_tokens or rt.max_new_tokens())
+        return len(units) * per_unit
 
     def _scoring_cost(
         self, i: int, rt: TaskRuntime, ids: list[int], cands: list[str], option_ids: list[list[int]]
