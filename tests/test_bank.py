@@ -274,3 +274,32 @@ def test_bad_specs_are_refused_naming_the_field(tmp_path):
     (path / "bank.json").write_text(json.dumps(data))
     with pytest.raises(BankError, match="version 3 is newer"):
         PromptBank.load(path)
+
+
+def test_a_prompt_trained_on_an_older_text_template_is_refused_where_used(tmp_path, tiny):
+    """Pair-given RE is posed per entity pair now (template v1-pairs); an RE prompt trained on the
+    record-level text (v1) must not be used silently: serving marks it unavailable, evaluation
+    refuses it, both saying to train it again. Other task types keep template v1."""
+    from clinprompt.eval.artifact import EvalError, resolve_artifact
+    from clinprompt.prompts.bank import template_mismatch
+    from clinprompt.serve.runtime import load_task_table
+
+    re_spec = TaskSpec("pairs", "re", labels=("causes",))
+    bank = PromptBank.create(tmp_path / "b", tiny.fingerprint, P)
+    bank.add_prompt(TaskEntry("new_re", "re", "prompt", spec=re_spec), torch.randn(P, D))
+    bank.add_prompt(
+        TaskEntry("old_re", "re", "prompt", spec=re_spec, template_version="v1"),
+        torch.randn(P, D),
+    )
+    bank.add_prompt(TaskEntry("nli", "nli", "prompt"), torch.randn(P, D))
+    bank = PromptBank.load(bank.path)
+    assert bank.entry("new_re").template_version == "v1-pairs"
+    assert bank.entry("nli").template_version == "v1"
+    assert template_mismatch(bank.entry("new_re")) is None
+    assert "train it again" in template_mismatch(bank.entry("old_re"))
+    table = load_task_table(bank, tiny.tokenizer, torch.device("cpu"), torch.float32)
+    assert table.tasks["new_re"].unavailable is None
+    assert "text template v1" in table.tasks["old_re"].unavailable
+    with pytest.raises(EvalError, match="now posed as v1-pairs"):
+        resolve_artifact(str(bank.path), "old_re", "pairs")
+    assert resolve_artifact(str(bank.path), "new_re", "pairs").task == "new_re"

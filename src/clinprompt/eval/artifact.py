@@ -92,7 +92,7 @@ class Artifact:
 
 
 def _from_bank(path: Path, task: str | None, dataset: str) -> Artifact:
-    from clinprompt.prompts.bank import BankError, PromptBank
+    from clinprompt.prompts.bank import BankError, PromptBank, template_mismatch
 
     bank = PromptBank.load(path)
     name = task or (
@@ -103,6 +103,9 @@ def _from_bank(path: Path, task: str | None, dataset: str) -> Artifact:
         prompt = bank.task_prompt(name)
     except BankError as err:
         raise EvalError(f"{err}; pass --task NAME") from err
+    stale = template_mismatch(entry)
+    if stale:
+        raise EvalError(f"{path}: {stale}")
     trainable = prompt_parameter_count(
         entry.kind, bank.prompt_tokens, bank.dim, bank.rank, own_shared=entry.own_shared
     )

@@ -37,7 +37,7 @@ import torch
 from clinprompt.artifacts import load_tensors, read_json, save_tensors, write_json
 from clinprompt.backbone import Fingerprint
 from clinprompt.prompts.soft_prompt import MultitaskPrompt, PromptError
-from clinprompt.tasks.base import TEMPLATE_VERSION
+from clinprompt.tasks.base import TEMPLATE_VERSION, get_task_type
 from clinprompt.tasks.spec import TaskSpec, TaskSpecError
 
 __all__ = [
@@ -74,7 +74,7 @@ class TaskEntry:
     kind: str  # "factors" (P* ⊙ u v) or "prompt" (a single (P, D) prompt)
     labels: list[str] = field(default_factory=list)
     instruction: str | None = None
-    template_version: str = TEMPLATE_VERSION
+    template_version: str | None = None  # None: the version its task type poses it in now
     own_shared: bool = False  # factors with their own adapted copy of P*
     dataset: str | None = None  # registry name of the dataset it was trained on
     meta: dict[str, Any] = field(default_factory=dict)
@@ -83,7 +83,13 @@ class TaskEntry:
     def __post_init__(self) -> None:
         if self.spec is None:
             self.spec = _spec_from_fields(asdict(self))
-            return
+        else:
+            self._agree_with_spec()
+        if self.template_version is None:
+            self.template_version = current_template(self.spec)
+
+    def _agree_with_spec(self) -> None:
+        assert self.spec is not None
         if self.spec.task_type != self.task_type:
             raise BankError(
                 f"task {self.name!r}: its spec is a {self.spec.task_type} task but the entry says "
@@ -128,6 +134,26 @@ class TaskEntry:
 
 # A dataset name → its registered spec, or None; passed in by the layer that owns the registry.
 SpecLookup = Callable[[str], "TaskSpec | None"]
+
+
+def current_template(spec: TaskSpec) -> str:
+    """The text template version ``spec``'s task type poses it in (an unknown type: the base)."""
+    try:
+        return get_task_type(spec.task_type).template_version(spec)
+    except KeyError:
+        return TEMPLATE_VERSION
+
+
+def template_mismatch(entry: TaskEntry) -> str | None:
+    """Why ``entry``'s prompt cannot be used with today's text for its task, or None."""
+    now = current_template(entry.spec)  # type: ignore[arg-type]
+    if entry.template_version == now:
+        return None
+    return (
+        f"task {entry.name!r} was trained on text template {entry.template_version}, but "
+        f"{entry.task_type} tasks like it are now posed as {now}; its prompt does not fit the "
+        "new text: train it again (clinprompt adapt/teachers/baseline)"
+    )
 
 
 def _spec_from_fields(entry: dict[str, Any]) -> TaskSpec:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from clinprompt.prompts.bank import PromptBank, TaskEntry
+from clinprompt.prompts.bank import PromptBank, TaskEntry, template_mismatch
 from clinprompt.tasks.base import (
     ANSWER_CUE,
     UNPARSEABLE,
@@ -210,6 +210,7 @@ def load_task_table(
             ]
         except KeyError as err:
             unavailable = str(err.args[0]) if err.args else repr(err)
+        unavailable = unavailable or template_mismatch(entry)
         tasks[name] = TaskRuntime(
             entry=entry,
             spec=spec,

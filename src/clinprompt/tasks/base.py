@@ -147,6 +147,11 @@ class TaskType(ABC):
         """Target strings to rank by likelihood for classification-like records, else None."""
         return None
 
+    def template_version(self, spec: TaskSpec) -> str:
+        """The version of the text this type poses ``spec``'s records as; a prompt trained on
+        another version is refused where it would be used (its bank entry records its version)."""
+        return TEMPLATE_VERSION
+
     def formulation(self, spec: TaskSpec) -> str:
         """How records of ``spec`` are posed to the model and scored, in words (for reports)."""
         return "generation, parsed"

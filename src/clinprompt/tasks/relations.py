@@ -57,7 +57,14 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from clinprompt.tasks.base import UNPARSEABLE, Parsed, Problem, TaskType, register_task_type
+from clinprompt.tasks.base import (
+    TEMPLATE_VERSION,
+    UNPARSEABLE,
+    Parsed,
+    Problem,
+    TaskType,
+    register_task_type,
+)
 from clinprompt.tasks.floors import Floor, with_fields
 from clinprompt.tasks.metrics import entity_f1, relation_f1
 from clinprompt.tasks.ner import (
@@ -360,6 +367,10 @@ class RETask(TaskType):
             f"{spec.instruction or PAIR_INSTRUCTION} Answer with the relation from the head "
             f"entity to the tail entity: {words}, or {NONE}."
         )
+
+    def template_version(self, spec: TaskSpec) -> str:
+        # v1 asked for every relation of a record at once; per-pair units are a new text.
+        return f"{TEMPLATE_VERSION}-pairs" if pairwise(spec) else TEMPLATE_VERSION
 
     def formulation(self, spec: TaskSpec) -> str:
         if spec.joint:
