@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from clinprompt.config import AdaptArgs, DataArgs, ExperimentArgs, TrainArgs
 from clinprompt.data.collate import Encoded
 from clinprompt.data.registry import get_dataset
 from clinprompt.data.spec import Records
+from clinprompt.tasks.spec import TaskSpec
 from clinprompt.train.data import (
     TaskData,
     closest_source,
@@ -49,6 +50,7 @@ __all__ = [
     "adapt_settings",
     "k_of",
     "kshot_steps",
+    "plan_target",
     "plan_targets",
     "seeded",
     "setting_name",
@@ -212,7 +214,27 @@ def _setting_plan(
 
 
 def plan_targets(args: ExperimentArgs, backbone: Backbone) -> Iterator[TargetPlan]:
-    """Each target of the run's suite with its settings × seeds, loaded one target at a time.
+    """Each target of the run's suite with its settings × seeds, loaded one target at a time
+    (:func:`plan_target`; the zero-shot source is chosen among the suite's sources).
+
+    Raises:
+        PlanError: a target with fewer training examples than a k-shot setting's k.
+    """
+    suite, sources, targets = suite_tasks(args.data)
+    for target in targets:
+        yield plan_target(
+            args, backbone, target, suite.cap(target), lambda: [get_dataset(s) for s in sources]
+        )
+
+
+def plan_target(
+    args: ExperimentArgs,
+    backbone: Backbone,
+    target: str,
+    cap: int | None = None,
+    sources: Callable[[], Sequence[TaskSpec]] | None = None,
+) -> TargetPlan:
+    """One target (a registered name or a dataset config path) with its settings × seeds.
 
     Settings come in training order (full, k-shot, zero-shot), each once per seed of
     ``adapt.seeds`` (zero-shot once, seed 0). The learning-rate search's plan is the full
@@ -220,35 +242,37 @@ def plan_targets(args: ExperimentArgs, backbone: Backbone) -> Iterator[TargetPla
     full budget it equals the seed-0 ``full`` plan, so that run can be the chosen candidate's.
 
     The zero-shot source is chosen only when the run has a ``k0`` setting and
-    ``adapt.zero_shot`` is ``closest``: the source of the same task type whose instruction is
-    closest to the target's (:func:`clinprompt.train.data.closest_source`); no target label is
-    looked at.
+    ``adapt.zero_shot`` is ``closest``: among ``sources()`` (the specs of the source tasks,
+    named as the caller knows them: a suite's datasets, a bank's tasks), the one of the same task
+    type whose instruction is closest to the target's
+    (:func:`clinprompt.train.data.closest_source`); no target label is looked at. Without
+    ``sources`` there is none (the caller has no source to start a zero-shot prompt from).
+
+    Args:
+        cap: at most this many training examples (a suite's cap), on top of the run's limits.
 
     Raises:
         PlanError: a target with fewer training examples than a k-shot setting's k.
     """
-    suite, sources, targets = suite_tasks(args.data)
     a = args.adapt
-    settings = adapt_settings(a)
-    for target in targets:
-        task = load_task(target, args.data, suite.cap(target))
-        dev_set = encode_records(task.dev, task.spec, backbone.tokenizer, args.data)
-        plans = [
-            _setting_plan(args, task, setting, k, seed)
-            for setting, k in settings
-            for seed in ([0] if k == 0 else a.seeds)
-        ]
-        search = _setting_plan(args, task, FULL, None, 0)
-        if a.lr_search_steps is not None:
-            search = dataclasses.replace(
-                search, train=dataclasses.replace(search.train, steps=a.lr_search_steps)
-            )
-        closest = None
-        if a.zero_shot == "closest" and any(p.zero_shot for p in plans):
-            closest = closest_source(
-                task.spec,
-                [get_dataset(s) for s in sources],
-                backbone.model.get_input_embeddings().weight,
-                backbone.tokenizer,
-            )
-        yield TargetPlan(task, dev_set, plans, closest, backbone.tokenizer, args.data, search)
+    task = load_task(target, args.data, cap)
+    dev_set = encode_records(task.dev, task.spec, backbone.tokenizer, args.data)
+    plans = [
+        _setting_plan(args, task, setting, k, seed)
+        for setting, k in adapt_settings(a)
+        for seed in ([0] if k == 0 else a.seeds)
+    ]
+    search = _setting_plan(args, task, FULL, None, 0)
+    if a.lr_search_steps is not None:
+        search = dataclasses.replace(
+            search, train=dataclasses.replace(search.train, steps=a.lr_search_steps)
+        )
+    closest = None
+    if a.zero_shot == "closest" and sources is not None and any(p.zero_shot for p in plans):
+        closest = closest_source(
+            task.spec,
+            list(sources()),
+            backbone.model.get_input_embeddings().weight,
+            backbone.tokenizer,
+        )
+    return TargetPlan(task, dev_set, plans, closest, backbone.tokenizer, args.data, search)
