@@ -18,14 +18,20 @@ match — and at the rate the same dev search as MPT's picks per target
 
 Bank entries and sidecars record ``seed`` and ``train`` (chosen rates, search candidates,
 examples, steps, epochs), as the ArtifactRefs do.
+
+``clinprompt baseline CONFIG --dataset my.yaml [--method pt|lora]`` (:func:`train_baselines_on`)
+trains them on one user target into its run directory (``runs/<dataset name>``, the one
+``clinprompt adapt --bank`` writes), with the plan MPT's adaptation makes there; the same
+per-target function (:func:`baseline_target`) trains both.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +43,7 @@ from clinprompt.backbone import Backbone
 from clinprompt.config import BaselineArgs, ExperimentArgs, save_config
 from clinprompt.prompts import SoftPrompt
 from clinprompt.prompts.bank import PromptBank, TaskEntry
+from clinprompt.recipes.target_run import record_artifacts, record_step, target_run
 from clinprompt.train import PromptObjective, TrainResult, train
 from clinprompt.train.data import instruction_of, suite_tasks
 from clinprompt.train.lr_search import (
@@ -47,10 +54,13 @@ from clinprompt.train.lr_search import (
     reuse_search_run,
     training_record,
 )
-from clinprompt.train.plan import SettingPlan, TargetPlan, plan_targets
+from clinprompt.train.plan import SettingPlan, TargetPlan, plan_target, plan_targets
 from clinprompt.train.workspace import ArtifactRef, RunLayout, is_main, load_run_backbone, wait
 
-__all__ = ["BaselineResult", "train_baselines"]
+__all__ = ["BaselineResult", "baseline_target", "train_baselines", "train_baselines_on"]
+
+# zero_shot(target) → the untrained PT prompt (P, D) of its k0 setting and how it was made
+ZeroShotPrompt = Callable[[TargetPlan], tuple[torch.Tensor, str]]
 
 
 @dataclass
@@ -58,6 +68,8 @@ class BaselineResult:
     """One reference per (method, target, setting, seed)."""
 
     artifacts: list[ArtifactRef] = field(default_factory=list)
+    run_dir: Path | None = None
+    notes: list[str] = field(default_factory=list)  # what was not trained, and why
 
 
 def train_baselines(
@@ -69,20 +81,113 @@ def train_baselines(
     methods = methods or args.baseline.methods
     _, sources, _ = suite_tasks(args.data)
     backbone = backbone or load_run_backbone(args.backbone)
-    tokenizer, model, b = backbone.tokenizer, backbone.model, args.baseline
     if is_main():
         save_config(args, layout.stage_dir("baseline") / "config.json")
-        if "pt" in methods and not (layout.pt_bank / "bank.json").exists():
-            PromptBank.create(layout.pt_bank, backbone.fingerprint, args.prompt.tokens)
-    wait()
-    pt_bank = (
-        PromptBank.load(layout.pt_bank, expect=backbone.fingerprint) if "pt" in methods else None
-    )
-    result = BaselineResult()
+    pt_bank = _pt_bank(layout, args, backbone, methods)
+    result = BaselineResult(run_dir=layout.root)
 
-    def fit_pt(
-        target: TargetPlan, rates: Rates, setting: SettingPlan, run_dir: Path
-    ) -> tuple[TrainResult, SoftPrompt]:
+    def teacher(target: TargetPlan) -> tuple[torch.Tensor, str]:
+        return _teacher_transfer(layout, sources, target.zero_shot_source, backbone)
+
+    for target in plan_targets(args, backbone):
+        result.artifacts += baseline_target(
+            target, methods, args, backbone, layout, pt_bank, teacher
+        )
+    wait()
+    if set(args.baseline.methods) <= set(methods):  # `--method lora` alone does not finish it
+        layout.mark_done("baseline", {"artifacts": [r.to_dict() for r in result.artifacts]})
+    return result
+
+
+def train_baselines_on(
+    args: ExperimentArgs,
+    dataset: str | Path,
+    methods: list[str] | None = None,
+    run_dir: str | Path | None = None,
+    backbone: Backbone | None = None,
+    command: str | None = None,
+) -> BaselineResult:
+    """The baselines on one user target, into its run directory (``runs/<dataset name>``).
+
+    The plan is the one ``clinprompt adapt --bank`` makes for the same profile and overrides
+    (same records, budgets, seeds and learning-rate search), so the three methods compare on
+    equal terms; a run directory made with another config is refused before any compute. PT has
+    no zero-shot row here: it transfers a teacher prompt, and this run has no teachers.
+
+    Args:
+        args: the profile and overrides.
+        dataset: a dataset config path (JSONL or BRAT) or a registered name.
+        methods: pt and/or lora (default ``baseline.methods``).
+        run_dir: the run directory (default ``runs/<dataset name>``).
+        backbone: an already loaded backbone (default: the profile's).
+        command: the command line to record in ``RUN/provenance.json``.
+
+    Raises:
+        RecordError (file:line), UnknownDatasetError, ConfigError: refused before any compute.
+    """
+    started = time.perf_counter()
+    run = target_run(args, dataset, run_dir)  # the config first: its problems as file:line
+    args, layout = run.args, run.layout
+    methods = methods or args.baseline.methods
+    backbone = backbone or load_run_backbone(args.backbone)
+    if is_main():
+        save_config(args, layout.config)
+    pt_bank = _pt_bank(layout, args, backbone, methods)
+    plan = plan_target(args, backbone, run.target)
+    refs = baseline_target(plan, methods, args, backbone, layout, pt_bank, None)
+    wait()
+    if is_main():
+        record_artifacts(layout.root, refs)
+        record_step(run, "baseline", time.perf_counter() - started, backbone, command)
+    notes = (
+        ["pt k0 (zero-shot) not trained: it transfers a teacher prompt, and this run has none"]
+        if "pt" in methods and any(s.zero_shot for s in plan.settings)
+        else []
+    )
+    return BaselineResult(refs, layout.root, notes)
+
+
+def _pt_bank(
+    layout: RunLayout, args: ExperimentArgs, backbone: Backbone, methods: list[str]
+) -> PromptBank | None:
+    """The run's PT bank (created when missing), when ``pt`` is one of ``methods``."""
+    if is_main() and "pt" in methods and not (layout.pt_bank / "bank.json").exists():
+        PromptBank.create(layout.pt_bank, backbone.fingerprint, args.prompt.tokens)
+    wait()
+    if "pt" not in methods:
+        return None
+    return PromptBank.load(layout.pt_bank, expect=backbone.fingerprint)
+
+
+def baseline_target(
+    target: TargetPlan,
+    methods: list[str],
+    args: ExperimentArgs,
+    backbone: Backbone,
+    layout: RunLayout,
+    pt_bank: PromptBank | None,
+    zero_shot: ZeroShotPrompt | None,
+) -> list[ArtifactRef]:
+    """Train PT and/or LoRA on one target under each of its settings and seeds.
+
+    The suite's stage and :func:`train_baselines_on` both train a target here. Finished work is
+    kept (a PT task already in ``pt_bank``, a saved LoRA adapter).
+
+    Args:
+        target: the target's plan (:func:`clinprompt.train.plan.plan_target`).
+        methods: pt and/or lora.
+        args: the run's config (``baseline.*``, ``adapt.*`` budgets).
+        backbone: the loaded backbone (LoRA layers are injected and removed again).
+        layout: the run directory (PT runs, LoRA adapters, learning-rate searches).
+        pt_bank: where PT prompts go (``RUN/baselines/pt/bank``); None without PT.
+        zero_shot: the untrained PT prompt of a ``k0`` setting; None: PT has no zero-shot row.
+
+    Returns:
+        One reference per method, setting and seed, in training order.
+    """
+    tokenizer, model, b = backbone.tokenizer, backbone.model, args.baseline
+
+    def fit_pt(rates: Rates, setting: SettingPlan, run_dir: Path) -> tuple[TrainResult, SoftPrompt]:
         """Train a fresh PT prompt for ``setting`` at ``rates`` (the search's and every seed's)."""
         text = args.prompt.init_text or instruction_of(target.task.spec)
         prompt = SoftPrompt.create(
@@ -106,7 +211,6 @@ def train_baselines(
         return run, prompt
 
     def fit_lora(
-        target: TargetPlan,
         rates: Rates,
         setting: SettingPlan,
         run_dir: Path,
@@ -142,97 +246,96 @@ def train_baselines(
             wait()
         return run
 
-    choices: dict[tuple[str, str], LrChoice] = {}
+    choices: dict[str, LrChoice] = {}
 
-    def choice_of(method: str, target: TargetPlan) -> LrChoice:
-        """The rates of ``method`` on ``target``: searched once, when a setting first trains."""
-        key = (method, target.name)
-        if key not in choices:
+    def choice_of(method: str) -> LrChoice:
+        """The rates of ``method`` on this target: searched once, when a setting first trains."""
+        if method not in choices:
             fit = (
-                (lambda r, s, d: fit_pt(target, r, s, d)[0])
+                (lambda r, s, d: fit_pt(r, s, d)[0])
                 if method == "pt"
-                else (lambda r, s, d: fit_lora(target, r, s, d))
+                else (lambda r, s, d: fit_lora(r, s, d))
             )
-            choices[key] = choose_rates(method, target, args, layout, fit)
-        return choices[key]
+            choices[method] = choose_rates(method, target, args, layout, fit)
+        return choices[method]
 
-    for target in plan_targets(args, backbone):
-        spec = target.task.spec
-        for setting in target.settings:
-            entry = TaskEntry(
-                name=setting.task,
-                task_type=spec.task_type,
-                kind="prompt",
-                labels=list(spec.labels),
-                instruction=instruction_of(spec),
-                dataset=target.name,
-                meta={**setting.entry_meta("pt"), "seed": setting.seed},
-                spec=spec.task_spec(),
-            )
+    spec = target.task.spec
+    refs: list[ArtifactRef] = []
+    for setting in target.settings:
+        entry = TaskEntry(
+            name=setting.task,
+            task_type=spec.task_type,
+            kind="prompt",
+            labels=list(spec.labels),
+            instruction=instruction_of(spec),
+            dataset=target.name,
+            meta={**setting.entry_meta("pt"), "seed": setting.seed},
+            spec=spec.task_spec(),
+        )
 
-            # ---- prompt tuning
-            if "pt" in methods and pt_bank is not None:
-                if entry.name in pt_bank.tasks:
-                    record = (pt_bank.entry(entry.name).meta or {}).get("train", {})
+        # ---- prompt tuning
+        if (
+            "pt" in methods
+            and pt_bank is not None
+            and (not setting.zero_shot or zero_shot is not None)
+        ):
+            if entry.name in pt_bank.tasks:
+                record = (pt_bank.entry(entry.name).meta or {}).get("train", {})
+            else:
+                if setting.zero_shot:
+                    assert zero_shot is not None
+                    weight, entry.meta["zero_shot"] = zero_shot(target)
+                    record = training_record(None, setting)
                 else:
-                    if setting.zero_shot:
-                        weight, entry.meta["zero_shot"] = _teacher_transfer(
-                            layout, sources, target.zero_shot_source, backbone
-                        )
-                        record = training_record(None, setting)
-                    else:
-                        choice = choice_of("pt", target)
-                        run_dir = layout.pt_run(target.name, setting.name, setting.seed)
-                        reuse_search_run(choice, target, setting, run_dir)
-                        run, prompt = fit_pt(target, choice.rates, setting, run_dir)
-                        weight = prompt.weight.detach().cpu()
-                        entry.meta.update(best_dev_loss=run.best_metric, steps=run.steps)
-                        record = training_record(choice, setting, run.steps)
-                    entry.meta["train"] = record
-                    if is_main():
-                        pt_bank.add_prompt(entry, weight)
-                result.artifacts.append(
-                    ArtifactRef(
-                        "pt",
-                        target.name,
-                        setting.name,
-                        str(layout.pt_bank),
-                        entry.name,
-                        setting.seed,
-                        dict(record),
-                    )
-                )
-
-            # ---- LoRA
-            if "lora" in methods and not setting.zero_shot:
-                adapter = layout.lora_adapter(target.name, setting.name, setting.seed)
-                if not (adapter / "adapter_config.json").exists():
-                    choice = choice_of("lora", target)
-                    run_dir = layout.lora_run(target.name, setting.name, setting.seed)
+                    choice = choice_of("pt")
+                    run_dir = layout.pt_run(target.name, setting.name, setting.seed)
                     reuse_search_run(choice, target, setting, run_dir)
-                    lora_entry = dataclasses.replace(
-                        entry, meta={**setting.entry_meta("lora"), "seed": setting.seed}
-                    )
-                    sidecar = {
-                        "task": lora_entry.to_dict(),
-                        "task_type": spec.task_type,
-                        "instruction": entry.instruction,
-                        "backbone": backbone.fingerprint.to_dict(),
-                        "method": "lora",
-                        "setting": setting.name,
-                        "seed": setting.seed,
-                    }
-                    fit_lora(target, choice.rates, setting, run_dir, (adapter, sidecar, choice))
-                record = read_json(adapter / "clinprompt_task.json").get("train", {})
-                result.artifacts.append(
-                    ArtifactRef(
-                        "lora", target.name, setting.name, str(adapter), None, setting.seed, record
-                    )
+                    run, prompt = fit_pt(choice.rates, setting, run_dir)
+                    weight = prompt.weight.detach().cpu()
+                    entry.meta.update(best_dev_loss=run.best_metric, steps=run.steps)
+                    record = training_record(choice, setting, run.steps)
+                entry.meta["train"] = record
+                if is_main():
+                    pt_bank.add_prompt(entry, weight)
+            refs.append(
+                ArtifactRef(
+                    "pt",
+                    target.name,
+                    setting.name,
+                    str(pt_bank.path),
+                    entry.name,
+                    setting.seed,
+                    dict(record),
                 )
-    wait()
-    if set(b.methods) <= set(methods):  # `--method lora` alone does not finish the stage
-        layout.mark_done("baseline", {"artifacts": [r.to_dict() for r in result.artifacts]})
-    return result
+            )
+
+        # ---- LoRA
+        if "lora" in methods and not setting.zero_shot:
+            adapter = layout.lora_adapter(target.name, setting.name, setting.seed)
+            if not (adapter / "adapter_config.json").exists():
+                choice = choice_of("lora")
+                run_dir = layout.lora_run(target.name, setting.name, setting.seed)
+                reuse_search_run(choice, target, setting, run_dir)
+                lora_entry = dataclasses.replace(
+                    entry, meta={**setting.entry_meta("lora"), "seed": setting.seed}
+                )
+                sidecar = {
+                    "task": lora_entry.to_dict(),
+                    "task_type": spec.task_type,
+                    "instruction": entry.instruction,
+                    "backbone": backbone.fingerprint.to_dict(),
+                    "method": "lora",
+                    "setting": setting.name,
+                    "seed": setting.seed,
+                }
+                fit_lora(choice.rates, setting, run_dir, (adapter, sidecar, choice))
+            record = read_json(adapter / "clinprompt_task.json").get("train", {})
+            refs.append(
+                ArtifactRef(
+                    "lora", target.name, setting.name, str(adapter), None, setting.seed, record
+                )
+            )
+    return refs
 
 
 @contextlib.contextmanager
