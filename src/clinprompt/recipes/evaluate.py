@@ -24,7 +24,7 @@ from clinprompt.data.spec import DatasetSpec, Records
 from clinprompt.eval.args import EvalArgs
 from clinprompt.eval.artifact import EvalError, resolve_artifact
 from clinprompt.eval.predict import answer_records, generation_budget
-from clinprompt.eval.provenance import precision_record
+from clinprompt.eval.provenance import precision_record, record_provenance
 from clinprompt.eval.runs import evaluation_dir, write_index
 from clinprompt.tasks.base import get_task_type
 from clinprompt.tasks.floors import floor_predictions
@@ -424,4 +424,11 @@ def evaluate_recorded_run(
             device=device or cfg.backbone.device,
             dtype=dtype or cfg.backbone.dtype,
         )
-    return evaluate_run(run_dir, cfg, artifacts, backbone, split, limit, on_start)
+    started = time.perf_counter()
+    results = evaluate_run(run_dir, cfg, artifacts, backbone, split, limit, on_start)
+    ran = any(r is not None for r in results)
+    seconds = round(time.perf_counter() - started, 1)
+    record_provenance(
+        run_dir, stages={"evaluate": {"seconds": seconds, "status": "ran" if ran else "skipped"}}
+    )
+    return results
