@@ -62,13 +62,17 @@ def serve(args: ServeArgs) -> None:
 
 def build_server(args: ServeArgs):  # -> (FastAPI, ServeEngine)
     """Load the backbone and the bank and build the app (what ``serve`` runs; also for scripts)."""
+    import dataclasses
+
     from clinprompt.backbone import load_backbone
     from clinprompt.prompts.bank import PromptBank
+    from clinprompt.prompts.bank_location import resolve_bank
     from clinprompt.serve.app import create_app
     from clinprompt.serve.engine import ServeEngine
 
     if args.engine not in ("hf", "vllm"):
         raise ValueError(f"--engine must be hf or vllm; got {args.engine!r}")
+    args = dataclasses.replace(args, bank=resolve_bank(args.bank))  # `builtin`: the shipped bank
     header = PromptBank.load(args.bank)  # fail early, before loading a backbone
     limits, engine_args = args.limits(), args.engine_args()
     name = args.backbone or header.fingerprint.name
