@@ -158,3 +158,19 @@ def test_machine_info_names_the_cpu_and_its_bf16_units():
     assert info["cpu"] and isinstance(info["bf16_cpu_flags"], list)
     assert set(info["bf16_cpu_flags"]) <= {"amx_bf16", "amx_tile", "avx512_bf16"}
     assert info["torch_threads"] == torch.get_num_threads()
+
+
+def test_backbone_compile_is_a_runtime_key_off_by_default():
+    """``backbone.compile`` (torch.compile of the decoder) is off: measured not to pay for runs of
+    tens of steps; on, the decoder is compiled lazily (nothing compiles at load)."""
+    from clinprompt.backbone import load_backbone
+    from clinprompt.config import BackboneArgs, load_config
+    from clinprompt.recipes.run import RUNTIME_KEYS
+
+    assert BackboneArgs().compile is False
+    assert load_config("smoke", ["backbone.compile=true"]).backbone.compile is True
+    assert "backbone.compile" in RUNTIME_KEYS  # a resumed run may switch it
+    plain = load_backbone("tiny-llama", device="cpu")
+    assert plain.model.get_decoder()._compiled_call_impl is None
+    compiled = load_backbone("tiny-llama", device="cpu", compile=True)
+    assert compiled.model.get_decoder()._compiled_call_impl is not None

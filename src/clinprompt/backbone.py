@@ -45,6 +45,7 @@ __all__ = [
     "BackboneError",
     "Fingerprint",
     "cache_root",
+    "compile_decoder",
     "fingerprint",
     "load_backbone",
     "load_backbone_config",
@@ -398,6 +399,7 @@ def load_backbone(
     name_or_path: str = DEFAULT_BACKBONE,
     device: str | None = None,
     dtype: str | None = None,
+    compile: bool = False,
 ) -> Backbone:
     """Load a frozen causal LM and its tokenizer.
 
@@ -406,6 +408,8 @@ def load_backbone(
         device: ``cpu``, ``cuda``, ``cuda:1``...; default CUDA when available.
         dtype: ``auto`` (default: bf16 on CUDA; on a CPU bf16 only where a measured probe shows
             it faster, see :mod:`clinprompt.precision`) or a forced ``fp32``/``bf16``/``fp16``.
+        compile: ``torch.compile`` the decoder in place (dynamic shapes; see
+            :func:`compile_decoder`).
 
     Returns:
         A :class:`Backbone` with every parameter frozen and the model in eval mode; its
@@ -415,7 +419,8 @@ def load_backbone(
         BackboneError: unknown name or dtype, a directory without a causal-LM head, no CUDA.
     """
     if name_or_path == TINY_BACKBONE:
-        return tiny_backbone(device=device, dtype=dtype)
+        backbone = tiny_backbone(device=device, dtype=dtype)
+        return compile_decoder(backbone) if compile else backbone
     name, target = _resolve_path(name_or_path)
     dev, _ = resolve_device(device, dtype)
     config = AutoConfig.from_pretrained(target)
@@ -439,4 +444,18 @@ def load_backbone(
         raise BackboneError(f"{name_or_path}: not a causal LM ({err})") from err
     tokenizer = AutoTokenizer.from_pretrained(target)
     model.to(dev)
-    return wrap_backbone(model, tokenizer, name, choice)
+    backbone = wrap_backbone(model, tokenizer, name, choice)
+    return compile_decoder(backbone) if compile else backbone
+
+
+def compile_decoder(backbone: Backbone) -> Backbone:
+    """``torch.compile`` the backbone's decoder in place (dynamic shapes), LM head left eager.
+
+    Every caller (training, evaluation, serving) then runs the compiled decoder; the first call
+    of each new graph (a training step, a no-grad pass, a cached decode step) pays the compile.
+    Measured on SmolLM2-135M in fp32 on a 2-core CPU: 1.08x per training step once compiled,
+    after 107 s (inductor's cache warm) to ~10 minutes (cold) of compiling per process and graph.
+    """
+    decoder = backbone.model.get_decoder() if hasattr(backbone.model, "get_decoder") else None
+    (decoder if decoder is not None else backbone.model).compile(dynamic=True)
+    return backbone

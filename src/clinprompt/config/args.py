@@ -80,6 +80,12 @@ class BackboneArgs:
         "optimizer states stay fp32.",
         ("auto", "fp32", "bf16", "fp16"),
     )
+    compile: bool = arg(
+        False,
+        "torch.compile the backbone's decoder (dynamic shapes). Off: on SmolLM2 in fp32 on a "
+        "CPU a step ran 1.08x faster after 107 s (warm cache) to ~10 min of compiling per "
+        "process and graph, which runs of tens of steps never earn back.",
+    )
 
     def __post_init__(self) -> None:
         # Older configs spell the dtype float32/bfloat16/float16, or leave it null (= auto);

@@ -24,7 +24,14 @@ from clinprompt.train.workspace import ArtifactRef, RunLayout, is_main, load_run
 __all__ = ["RUNTIME_KEYS", "RunResult", "run_experiment"]
 
 # Keys that may change between a run and its resumption.
-RUNTIME_KEYS = ("stages", "backbone.device", "train.progress", "train.log_every", "data.data_root")
+RUNTIME_KEYS = (
+    "stages",
+    "backbone.device",
+    "backbone.compile",
+    "train.progress",
+    "train.log_every",
+    "data.data_root",
+)
 
 
 @dataclass

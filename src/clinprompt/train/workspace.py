@@ -76,7 +76,7 @@ def load_run_backbone(args: BackboneArgs) -> Backbone:
     """The backbone on this process's device (its own GPU under ``accelerate launch``)."""
     state = process_state()
     device = args.device or (str(state.device) if state.num_processes > 1 else None)
-    return load_backbone(args.name, device=device, dtype=args.dtype)
+    return load_backbone(args.name, device=device, dtype=args.dtype, compile=args.compile)
 
 
 @dataclass(frozen=True)
