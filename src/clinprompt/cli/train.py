@@ -121,7 +121,7 @@ def adapt(
             "--bank and --dataset go together: clinprompt adapt PROFILE --bank BANK --dataset my.yaml"
         )
     from clinprompt.eval.provenance import command_line
-    from clinprompt.recipes.adapt import adapt_bank
+    from clinprompt.recipes.target_run import adapt_bank
 
     done = _run(
         config,
@@ -213,7 +213,8 @@ def baseline(
     `clinprompt adapt --bank` makes there (same records, budgets, seeds, rate search).
     """
     from clinprompt.eval.provenance import command_line
-    from clinprompt.recipes.baseline import train_baselines, train_baselines_on
+    from clinprompt.recipes.baseline import train_baselines
+    from clinprompt.recipes.target_run import train_baselines_on
 
     bad = [m for m in method or [] if m not in ("pt", "lora")]
     if bad:

@@ -15,35 +15,24 @@ other than 0; its meta records ``seed`` and ``train`` (chosen rates, search cand
 steps, epochs). Targets, settings, seeds, examples and budgets come from
 :func:`clinprompt.train.plan.plan_targets`, as for the baselines.
 
-``clinprompt adapt CONFIG --bank BANK --dataset my.yaml`` (:func:`adapt_bank`) adapts an existing
-bank to one new target without teachers or distillation: the same per-target function
-(:func:`adapt_target`) trains it from BANK's P* and source factors, and adds it to BANK (or to a
-copy, ``--out NEWBANK``). Its run directory (default ``runs/<dataset name>``) is laid out as a
-suite run's, so ``clinprompt evaluate --run-dir RUN --all`` and ``clinprompt report RUN`` read it.
+One target is adapted by :func:`adapt_target`: this stage loops over the suite's targets with
+it, and ``clinprompt adapt CONFIG --bank BANK --dataset my.yaml``
+(:func:`clinprompt.recipes.target_run.adapt_bank`) adapts an existing bank to one new target
+with it, without teachers or distillation.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import shutil
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from clinprompt.artifacts import atomic_dir, read_json, write_json
 from clinprompt.backbone import Backbone
 from clinprompt.config import ExperimentArgs, save_config
-from clinprompt.data.spec import DatasetSpec
-from clinprompt.data.suite import LeakageReport, check_target_leakage
 from clinprompt.prompts import MultitaskPrompt
 from clinprompt.prompts.bank import PromptBank, TaskEntry
-from clinprompt.prompts.bank_location import refuse_builtin, resolve_bank
-from clinprompt.recipes.target_run import record_artifacts, record_step, target_run
 from clinprompt.train import PromptObjective, TrainResult, train
 from clinprompt.train.data import instruction_of, suite_tasks
 from clinprompt.train.lr_search import (
@@ -54,18 +43,10 @@ from clinprompt.train.lr_search import (
     reuse_search_run,
     training_record,
 )
-from clinprompt.train.plan import SettingPlan, TargetPlan, plan_target, plan_targets
+from clinprompt.train.plan import SettingPlan, TargetPlan, plan_targets
 from clinprompt.train.workspace import ArtifactRef, RunLayout, is_main, load_run_backbone, wait
 
-__all__ = [
-    "AdaptError",
-    "AdaptResult",
-    "BankAdaptResult",
-    "adapt",
-    "adapt_bank",
-    "adapt_target",
-    "source_tasks",
-]
+__all__ = ["AdaptError", "AdaptResult", "adapt", "adapt_target", "source_tasks"]
 
 
 class AdaptError(ValueError):
@@ -131,7 +112,7 @@ def adapt_target(
 ) -> list[ArtifactRef]:
     """Adapt P* to one target under each of its settings and seeds; add each to ``bank``.
 
-    The suite's stage and :func:`adapt_bank` both adapt a target here. A setting whose task is
+    The suite's stage and :func:`clinprompt.recipes.target_run.adapt_bank` both adapt a target here. A setting whose task is
     already in ``bank`` is kept as it is (a re-run resumes). Loop output goes to
     ``RUN/adapt/runs/<target>/<setting>[.s<seed>]``, the learning-rate search to
     ``RUN/lr_search/mpt/<target>``.
@@ -229,28 +210,6 @@ def adapt_target(
     return refs
 
 
-# ------------------------------------------------------------- one new target from a bank
-@dataclass
-class BankAdaptResult:
-    """What :func:`adapt_bank` did: where the target went and how it was trained."""
-
-    bank: Path  # the bank the target's tasks are in (BANK, or the copy --out made)
-    source_bank: Path  # the bank adapted from
-    run_dir: Path
-    dataset: DatasetSpec
-    artifacts: list[ArtifactRef] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)  # tasks already in the bank, left as they were
-    sources: list[str] = field(default_factory=list)  # the bank's source tasks
-    leakage: LeakageReport | None = None
-    data: dict[str, Any] = field(default_factory=dict)  # examples per split, where dev came from
-    wall_s: float = 0.0
-
-    def entries(self) -> list[TaskEntry]:
-        """The target's entries in :attr:`bank`, in training order."""
-        bank = PromptBank.load(self.bank)
-        return [bank.entry(r.task) for r in self.artifacts if r.task is not None]
-
-
 def source_tasks(bank: PromptBank) -> list[str]:
     """The bank's source tasks: factors on its shared P* that are no adapted target (their meta
     names no setting), as distillation wrote them."""
@@ -259,221 +218,6 @@ def source_tasks(bank: PromptBank) -> list[str]:
         for name, e in bank.tasks.items()
         if e.kind == "factors" and not e.own_shared and "setting" not in (e.meta or {})
     ]
-
-
-def adapt_bank(
-    args: ExperimentArgs,
-    bank: str | Path,
-    dataset: str | Path,
-    out: str | Path | None = None,
-    run_dir: str | Path | None = None,
-    backbone: Backbone | None = None,
-    say: Callable[[str], None] | None = None,
-    command: str | None = None,
-) -> BankAdaptResult:
-    """Adapt ``bank``'s P* and source factors to one new target, as the suite's stage does.
-
-    Everything that can be refused is refused before the backbone loads: the dataset config
-    (``config.yaml:LINE: ...``), the bank (not a bank, no source factors, the target among its
-    sources), the destination (the shipped bank needs ``out``), the run directory (made with
-    another config or from another bank). Then the backbone loads and the bank's fingerprint is
-    checked against it, and the target is checked for leakage against the bank's sources
-    available here (:func:`clinprompt.data.suite.check_target_leakage`: overlaps, or which
-    sources were skipped and why). Then the target is planned (full data, ``adapt.shots``,
-    zero-shot from the closest source of the same type, ``adapt.seeds``, the dev search of
-    ``adapt.lr_search``) and trained by :func:`adapt_target`.
-
-    Args:
-        args: the profile and overrides (budgets, ``adapt.*``, ``data.*`` limits, backbone).
-        bank: the bank to adapt (a directory, or ``builtin``).
-        dataset: the target: a dataset config path (JSONL or BRAT) or a registered name.
-        out: write into this new bank (a copy of ``bank``, made atomically) and leave ``bank``
-            untouched; default: add the target to ``bank`` itself.
-        run_dir: the run directory (default ``runs/<dataset name>``): config, loop output,
-            learning-rate search, ``artifacts.json``, later the evaluations and the report.
-        backbone: an already loaded backbone (default: the profile's).
-        say: called with a line for each finding before training (leakage, data, plan).
-        command: the command line to record in ``RUN/provenance.json``.
-
-    Raises:
-        AdaptError, BankError, ConfigError, RecordError (a ValueError with file:line),
-        UnknownDatasetError: refused before any compute.
-    """
-    started = time.perf_counter()
-    say = say or (lambda line: None)
-    # ---- refuse what can be refused without a model
-    run = target_run(args, dataset, run_dir)  # the config first: its problems as file:line
-    spec, args, layout, target = run.spec, run.args, run.layout, run.target
-    source_path = resolve_bank(bank)
-    source = PromptBank.load(source_path)
-    dest = Path(out).expanduser() if out is not None else source_path
-    refuse_builtin(dest, "adapt into")
-    sources = source_tasks(source)
-    if not sources:
-        raise AdaptError(
-            f"the bank {source_path} has no source factors on a shared P* to adapt from "
-            "(a distilled bank, RUN/distill/bank, or a serving bank, RUN/bank, has them)"
-        )
-    datasets = {name: source.entry(name).dataset or name for name in sources}
-    if spec.name in datasets.values() or spec.name in sources:
-        raise AdaptError(
-            f"{spec.name!r} is one of the bank's source tasks: it was seen in distillation; "
-            "adapt the bank to a task it was not trained on"
-        )
-    _check_same_source(layout, source_path, source)
-
-    # ---- the backbone: the bank's fingerprint, then the leakage check
-    backbone = backbone or load_run_backbone(args.backbone)
-    source.check_backbone(backbone.fingerprint)
-    if is_main():
-        save_config(args, layout.config)
-        _record_source(layout, source_path, source)
-    leakage = check_target_leakage(
-        spec, list(dict.fromkeys(datasets.values())), args.data.data_root
-    )
-    if is_main():
-        write_json(layout.root / "adapt" / "leakage.json", leakage.to_dict())
-    for line in _leakage_lines(leakage):
-        say(line)
-
-    # ---- the destination bank: BANK itself, or its copy
-    if out is not None and dest.resolve() != source_path.resolve():
-        _copy_bank(source, dest)
-    target_bank = PromptBank.load(dest, expect=backbone.fingerprint)
-    if not torch.equal(target_bank.shared(), source.shared()):
-        raise AdaptError(f"{dest} holds another P* than {source_path}; choose a new --out")
-
-    # ---- plan and train
-    plan = plan_target(
-        args,
-        backbone,
-        target,
-        sources=lambda: [dataclasses.replace(source.entry(n).spec, name=n) for n in sources],
-    )
-    if args.prompt.tokens != source.prompt_tokens:
-        say(
-            f"note: the bank's prompts have P={source.prompt_tokens} tokens (prompt.tokens is "
-            f"{args.prompt.tokens}); MPT uses the bank's P, the PT baseline prompt.tokens"
-        )
-    data = _data_summary(plan, spec, args)
-    say(data["note"])
-    kept = [s.task for s in plan.settings if s.task in target_bank.tasks]
-    source_prompt = target_bank.multitask_prompt(sources)  # P* (P, D), U (K, P, R), V (K, R, D)
-    refs = adapt_target(plan, target_bank, source_prompt, sources, args, backbone, layout)
-    wait()
-
-    # ---- record the run's artifacts (evaluate --all reads them) and the step's provenance
-    if is_main():
-        record_artifacts(layout.root, refs)
-        record_step(run, "adapt", time.perf_counter() - started, backbone, command)
-    return BankAdaptResult(
-        bank=dest,
-        source_bank=source_path,
-        run_dir=layout.root,
-        dataset=spec,
-        artifacts=refs,
-        kept=kept,
-        sources=sources,
-        leakage=leakage,
-        data=data,
-        wall_s=time.perf_counter() - started,
-    )
-
-
-def _shared_digest(bank: PromptBank) -> str:
-    """A digest of the bank's P* (fp32 bytes): which bank a run was adapted from."""
-    return hashlib.sha256(bank.shared().float().contiguous().numpy().tobytes()).hexdigest()
-
-
-def _source_record(layout: RunLayout) -> Path:
-    return layout.root / "adapt" / "source_bank.json"
-
-
-def _check_same_source(layout: RunLayout, path: Path, bank: PromptBank) -> None:
-    """Refuse a run directory adapted from another bank: its loop output would be reused."""
-    record = _source_record(layout)
-    if record.exists():
-        old = read_json(record)
-        if old.get("shared_sha256") != _shared_digest(bank):
-            raise AdaptError(
-                f"the run directory {layout.root} was adapted from the bank {old.get('bank')} "
-                f"(another P*); choose another --run-dir for {path}"
-            )
-
-
-def _record_source(layout: RunLayout, path: Path, bank: PromptBank) -> None:
-    """Which bank the run adapts from (its P*'s digest, its sources)."""
-    write_json(
-        _source_record(layout),
-        {
-            "bank": str(path.resolve()),
-            "shared_sha256": _shared_digest(bank),
-            "sources": source_tasks(bank),
-        },
-    )
-
-
-def _copy_bank(source: PromptBank, dest: Path) -> None:
-    """``dest`` as a copy of ``source`` (made atomically; an existing bank there is kept)."""
-    if (dest / "bank.json").exists():
-        return
-    if dest.exists() and any(dest.iterdir()):
-        raise AdaptError(f"--out {dest} exists and is not a bank; choose a new directory")
-    if is_main():
-        with atomic_dir(dest) as tmp:
-            for name in ("bank.json", "shared.safetensors", "config.json", "provenance.json"):
-                if (source.path / name).exists():
-                    shutil.copy2(source.path / name, tmp / name)
-            (tmp / "tasks").mkdir()
-            for name in source.tasks:
-                file = source.path / "tasks" / f"{name}.safetensors"
-                shutil.copy2(file, tmp / "tasks" / file.name)
-    wait()
-
-
-def _leakage_lines(report: LeakageReport) -> list[str]:
-    """What the leakage check of the target found, one line each."""
-    checked = [t for t in report.checked if t != report.suite.removeprefix("target ")]
-    lines = []
-    if checked:
-        verdict = "no overlap" if not report.overlaps else f"{len(report.overlaps)} overlap(s)"
-        lines.append(f"leakage check against {len(checked)} source(s): {verdict}")
-    lines += report.skipped_note().splitlines()
-    lines += [f"leakage check: error loading {t}: {e}" for t, e in report.errors.items()]
-    lines += [
-        f"leakage: {n} target record(s) share text with {s} ({k})"
-        for (_, s, k), n in sorted(report.summary().items())
-    ]
-    return lines
-
-
-def _data_summary(plan: TargetPlan, spec: DatasetSpec, args: ExperimentArgs) -> dict[str, Any]:
-    """Training examples, dev examples and where dev came from, with a one-line note."""
-    task = plan.task
-    carved = bool(task.dev) and task.pool_split == "train" and "dev" not in spec.splits
-    dev_from = (
-        f"carved from the {task.pool_split} split: a seeded {args.data.dev_fraction * 100:g}%"
-        if carved
-        else ("its dev split" if task.dev else "none: no dev loss, no learning-rate search")
-    )
-    settings = ", ".join(
-        f"{s.label} ({len(s.records)} examples, {s.train.steps} steps)"
-        if not s.zero_shot
-        else f"{s.label} (zero-shot from {plan.zero_shot_source or 'the mean source factors'})"
-        for s in plan.settings
-    )
-    return {
-        "train_examples": len(task.train),
-        "pool_split": task.pool_split,
-        "dev_examples": len(task.dev),
-        "dev_from": dev_from,
-        "settings": [s.label for s in plan.settings],
-        "zero_shot_source": plan.zero_shot_source,
-        "note": (
-            f"data: {len(task.train)} training examples ({task.pool_split} split); "
-            f"dev: {len(task.dev)} examples, {dev_from}; settings: {settings}"
-        ),
-    }
 
 
 def _ref(bank: Path, target: str, setting: SettingPlan, train: dict[str, Any]) -> ArtifactRef:

@@ -19,17 +19,16 @@ match — and at the rate the same dev search as MPT's picks per target
 Bank entries and sidecars record ``seed`` and ``train`` (chosen rates, search candidates,
 examples, steps, epochs), as the ArtifactRefs do.
 
-``clinprompt baseline CONFIG --dataset my.yaml [--method pt|lora]`` (:func:`train_baselines_on`)
-trains them on one user target into its run directory (``runs/<dataset name>``, the one
-``clinprompt adapt --bank`` writes), with the plan MPT's adaptation makes there; the same
-per-target function (:func:`baseline_target`) trains both.
+One target is trained by :func:`baseline_target`: this stage loops over the suite's targets with
+it, and ``clinprompt baseline CONFIG --dataset my.yaml``
+(:func:`clinprompt.recipes.target_run.train_baselines_on`) trains one user target with it, on
+the plan MPT's adaptation makes there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -43,7 +42,6 @@ from clinprompt.backbone import Backbone
 from clinprompt.config import BaselineArgs, ExperimentArgs, save_config
 from clinprompt.prompts import SoftPrompt
 from clinprompt.prompts.bank import PromptBank, TaskEntry
-from clinprompt.recipes.target_run import record_artifacts, record_step, target_run
 from clinprompt.train import PromptObjective, TrainResult, train
 from clinprompt.train.data import instruction_of, suite_tasks
 from clinprompt.train.lr_search import (
@@ -54,10 +52,10 @@ from clinprompt.train.lr_search import (
     reuse_search_run,
     training_record,
 )
-from clinprompt.train.plan import SettingPlan, TargetPlan, plan_target, plan_targets
+from clinprompt.train.plan import SettingPlan, TargetPlan, plan_targets
 from clinprompt.train.workspace import ArtifactRef, RunLayout, is_main, load_run_backbone, wait
 
-__all__ = ["BaselineResult", "baseline_target", "train_baselines", "train_baselines_on"]
+__all__ = ["BaselineResult", "baseline_target", "open_pt_bank", "train_baselines"]
 
 # zero_shot(target) → the untrained PT prompt (P, D) of its k0 setting and how it was made
 ZeroShotPrompt = Callable[[TargetPlan], tuple[torch.Tensor, str]]
@@ -83,7 +81,7 @@ def train_baselines(
     backbone = backbone or load_run_backbone(args.backbone)
     if is_main():
         save_config(args, layout.stage_dir("baseline") / "config.json")
-    pt_bank = _pt_bank(layout, args, backbone, methods)
+    pt_bank = open_pt_bank(layout, args, backbone, methods)
     result = BaselineResult(run_dir=layout.root)
 
     def teacher(target: TargetPlan) -> tuple[torch.Tensor, str]:
@@ -99,55 +97,7 @@ def train_baselines(
     return result
 
 
-def train_baselines_on(
-    args: ExperimentArgs,
-    dataset: str | Path,
-    methods: list[str] | None = None,
-    run_dir: str | Path | None = None,
-    backbone: Backbone | None = None,
-    command: str | None = None,
-) -> BaselineResult:
-    """The baselines on one user target, into its run directory (``runs/<dataset name>``).
-
-    The plan is the one ``clinprompt adapt --bank`` makes for the same profile and overrides
-    (same records, budgets, seeds and learning-rate search), so the three methods compare on
-    equal terms; a run directory made with another config is refused before any compute. PT has
-    no zero-shot row here: it transfers a teacher prompt, and this run has no teachers.
-
-    Args:
-        args: the profile and overrides.
-        dataset: a dataset config path (JSONL or BRAT) or a registered name.
-        methods: pt and/or lora (default ``baseline.methods``).
-        run_dir: the run directory (default ``runs/<dataset name>``).
-        backbone: an already loaded backbone (default: the profile's).
-        command: the command line to record in ``RUN/provenance.json``.
-
-    Raises:
-        RecordError (file:line), UnknownDatasetError, ConfigError: refused before any compute.
-    """
-    started = time.perf_counter()
-    run = target_run(args, dataset, run_dir)  # the config first: its problems as file:line
-    args, layout = run.args, run.layout
-    methods = methods or args.baseline.methods
-    backbone = backbone or load_run_backbone(args.backbone)
-    if is_main():
-        save_config(args, layout.config)
-    pt_bank = _pt_bank(layout, args, backbone, methods)
-    plan = plan_target(args, backbone, run.target)
-    refs = baseline_target(plan, methods, args, backbone, layout, pt_bank, None)
-    wait()
-    if is_main():
-        record_artifacts(layout.root, refs)
-        record_step(run, "baseline", time.perf_counter() - started, backbone, command)
-    notes = (
-        ["pt k0 (zero-shot) not trained: it transfers a teacher prompt, and this run has none"]
-        if "pt" in methods and any(s.zero_shot for s in plan.settings)
-        else []
-    )
-    return BaselineResult(refs, layout.root, notes)
-
-
-def _pt_bank(
+def open_pt_bank(
     layout: RunLayout, args: ExperimentArgs, backbone: Backbone, methods: list[str]
 ) -> PromptBank | None:
     """The run's PT bank (created when missing), when ``pt`` is one of ``methods``."""
@@ -170,7 +120,7 @@ def baseline_target(
 ) -> list[ArtifactRef]:
     """Train PT and/or LoRA on one target under each of its settings and seeds.
 
-    The suite's stage and :func:`train_baselines_on` both train a target here. Finished work is
+    The suite's stage and :func:`clinprompt.recipes.target_run.train_baselines_on` both train a target here. Finished work is
     kept (a PT task already in ``pt_bank``, a saved LoRA adapter).
 
     Args:
