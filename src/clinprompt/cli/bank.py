@@ -1,8 +1,14 @@
-"""Prompt-bank commands: ``clinprompt bank list|show|add|remove|upgrade``, ``export peft``, ``import peft``.
+"""Prompt-bank commands: ``clinprompt bank list|show|add|remove|upgrade|package``, ``export peft``,
+``import peft``.
 
 ``bank add`` takes a task from another bank, a PEFT prompt-tuning adapter, or a single-task
 training run directory (``final.safetensors`` holding ``prompt.weight``, or the factors
 ``prompt.shared``/``prompt.cols``/``prompt.rows`` of one task) and writes only that task.
+
+Wherever a bank is read, ``builtin`` names the bank shipped with the package
+(:mod:`clinprompt.prompts.bank_location`); commands that write a bank refuse it. ``bank package
+RUN/distill/bank --builtin`` builds that shipped bank (P* and the source factors, with their
+provenance); ``--out DIR`` packages a bank the same way anywhere else.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ app.add_typer(bank_app, name="bank")
 app.add_typer(export_app, name="export")
 app.add_typer(import_app, name="import")
 
-_BANK = typer.Argument(..., help="The bank directory (holds bank.json).")
+_BANK = typer.Argument(
+    ..., help="The bank directory (holds bank.json), or builtin: the bank shipped with the package."
+)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -32,11 +40,17 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _open(path: Path):  # -> PromptBank
+def _open(path: Path, write: str | None = None):  # -> PromptBank
+    """The bank ``path`` names (``builtin`` too); with ``write`` (what the command will do to
+    it), the shipped bank is refused."""
     from clinprompt.prompts.bank import BankError, PromptBank
+    from clinprompt.prompts.bank_location import refuse_builtin, resolve_bank
 
     try:
-        return PromptBank.load(path)
+        resolved = resolve_bank(path)
+        if write is not None:
+            refuse_builtin(resolved, write)
+        return PromptBank.load(resolved)
     except (BankError, ValueError) as err:
         raise _fail(str(err)) from err
 
@@ -66,10 +80,18 @@ def _lora(backbone: str, lora_r: int) -> tuple[int | None, int | None, str]:
 
 
 def bank_summary(bank: Any, backbone: str | None = None, lora_r: int = 8) -> dict[str, Any]:
-    """Per-task parameters and bytes next to a LoRA adapter (r on q_proj, v_proj) of the same backbone."""
+    """Per-task parameters and bytes next to a LoRA adapter (r on q_proj, v_proj) of the same backbone.
+
+    The backbone's config comes from ``backbone``, else the bank's own copy of it
+    (``backbone_config.json``, which packaged banks carry: no model is loaded or converted),
+    else the bank's backbone name.
+    """
+    from clinprompt.artifacts import read_json
     from clinprompt.params import prompt_parameter_count
 
-    lora, total, note = _lora(backbone or bank.fingerprint.name, lora_r)
+    recorded = bank.path / BACKBONE_CONFIG
+    default = str(recorded) if recorded.exists() else bank.fingerprint.name
+    lora, total, note = _lora(backbone or default, lora_r)
     p, d, r = bank.prompt_tokens, bank.dim, bank.rank
     tasks = []
     for name, entry in bank.tasks.items():
@@ -101,7 +123,14 @@ def bank_summary(bank: Any, backbone: str | None = None, lora_r: int = 8) -> dic
         "lora_bytes_bf16": None if lora is None else 2 * lora,
         "note": note,
         "tasks": tasks,
+        "provenance": (
+            read_json(bank.path / PROVENANCE) if (bank.path / PROVENANCE).exists() else None
+        ),
     }
+
+
+BACKBONE_CONFIG = "backbone_config.json"  # as recipes/package_bank.py writes them
+PROVENANCE = "provenance.json"
 
 
 def _kb(n: int | None) -> str:
@@ -129,7 +158,7 @@ def list_tasks(
         return
     for r in rows:
         typer.echo(f"{r['name']}\t{r['task_type']}\t{r['kind']}\t{r['dataset'] or '-'}")
-    typer.echo(f"{len(rows)} task(s) in {bank}")
+    typer.echo(f"{len(rows)} task(s) in {b.path}")
 
 
 @bank_app.command("show")
@@ -188,8 +217,61 @@ def show(
             ratio,
         )
     console.print(table)
+    if s["provenance"]:
+        console.print(_provenance_line(s["provenance"]), markup=False, highlight=False)
     if s["note"]:
         console.print(s["note"])
+
+
+def _provenance_line(p: dict[str, Any]) -> str:
+    """One paragraph: what the packaged bank was built from, with which budgets, when."""
+    budgets, data = p.get("budgets", {}), p.get("data", {})
+    examples = [v for v in (data.get("examples") or {}).values() if isinstance(v, int)]
+    teach, dist = budgets.get("teachers", {}), budgets.get("distill", {})
+    code = p.get("clinprompt", {})
+    return (
+        f"provenance: {len(data.get('sources', []))} sources of suite {data.get('suite')}"
+        f" ({sum(examples) if examples else 'unknown'} training examples); teachers "
+        f"{teach.get('steps')} steps x {teach.get('batch_size')}, distillation {dist.get('steps')}"
+        f" steps x {dist.get('batch_size')}; built {p.get('built')} by clinprompt "
+        f"{code.get('version')} (commit {str(code.get('commit'))[:12]}); provenance.json"
+    )
+
+
+@bank_app.command("package")
+def package(
+    source: Path = typer.Argument(
+        ..., help="A distilled bank (RUN/distill/bank): its P* and source factors are packaged."
+    ),
+    builtin: bool = typer.Option(
+        False,
+        "--builtin",
+        help="Write the bank that ships with the package (--bank builtin); refused for a bank "
+        "of another backbone than the built-in one.",
+    ),
+    out: Path = typer.Option(None, help="Write the packaged bank folder here instead."),
+    training_command: str = typer.Option(
+        None, help="The command that trained SOURCE, recorded verbatim in provenance.json."
+    ),
+) -> None:
+    """Package a distilled bank's P* and source factors with their provenance (atomically)."""
+    from clinprompt.eval.provenance import command_line
+    from clinprompt.prompts.bank import BankError
+    from clinprompt.recipes.package_bank import package_bank
+
+    if builtin == (out is not None):
+        raise _fail("give exactly one of --builtin and --out DIR", 2)
+    try:
+        done = package_bank(
+            source, out, builtin, command=command_line(), training_command=training_command
+        )
+    except (BankError, ValueError) as err:
+        raise _fail(str(err)) from err
+    typer.echo(
+        f"packaged {len(done.sources)} source(s) and P* into {done.path} "
+        f"({done.bytes / 1024:,.1f} KiB of tensors)"
+    )
+    typer.echo(_provenance_line(done.provenance))
 
 
 @bank_app.command("add")
@@ -223,7 +305,7 @@ def add(
     from clinprompt.prompts.peft_interop import import_peft
     from clinprompt.prompts.soft_prompt import PromptError
 
-    dest = _open(bank)
+    dest = _open(bank, "add a task to")
     try:
         if (source / "bank.json").exists():
             src = PromptBank.load(source)
@@ -323,6 +405,7 @@ def upgrade(bank: Path = _BANK) -> None:
         except UnknownDatasetError:
             return None
 
+    _refuse_builtin(bank, "upgrade")
     try:
         before = json.loads((bank / "bank.json").read_text()).get("version", 1)
         upgraded = PromptBank.upgrade(bank, lookup)
@@ -340,12 +423,22 @@ def upgrade(bank: Path = _BANK) -> None:
         typer.echo(f"  {name}: {spec.task_type} {spec.name}" + (" (joint)" if spec.joint else ""))
 
 
+def _refuse_builtin(bank: Path, action: str) -> None:
+    from clinprompt.prompts.bank import BankError
+    from clinprompt.prompts.bank_location import BUILTIN, refuse_builtin, resolve_bank
+
+    try:
+        refuse_builtin(resolve_bank(bank) if str(bank) == BUILTIN else bank, action)
+    except BankError as err:
+        raise _fail(str(err)) from err
+
+
 @bank_app.command("remove")
 def remove(bank: Path = _BANK, task: str = typer.Argument(..., help="The task to remove.")) -> None:
     """Remove one task from a bank."""
     from clinprompt.prompts.bank import BankError
 
-    b = _open(bank)
+    b = _open(bank, "remove a task from")
     try:
         b.remove(task)
     except BankError as err:
@@ -402,7 +495,7 @@ def import_peft_cmd(
     from clinprompt.prompts.bank import BankError
     from clinprompt.prompts.peft_interop import import_peft
 
-    b = _open(bank)
+    b = _open(bank, "import into")
     try:
         entry = import_peft(
             adapter_dir, b, name, task_type, _labels(labels), instruction, dataset, replace
