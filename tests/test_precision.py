@@ -170,6 +170,9 @@ def test_backbone_compile_is_a_runtime_key_off_by_default():
     assert BackboneArgs().compile is False
     assert load_config("smoke", ["backbone.compile=true"]).backbone.compile is True
     assert "backbone.compile" in RUNTIME_KEYS  # a resumed run may switch it
+    # so may the dtype: a run started in fp32 (or before backbone.dtype said auto) resumes on
+    # a machine where auto is bf16; every artifact records the dtype it was made in
+    assert "backbone.dtype" in RUNTIME_KEYS
     plain = load_backbone("tiny-llama", device="cpu")
     assert plain.model.get_decoder()._compiled_call_impl is None
     compiled = load_backbone("tiny-llama", device="cpu", compile=True)

@@ -27,6 +27,7 @@ __all__ = ["RUNTIME_KEYS", "RunResult", "run_experiment"]
 RUNTIME_KEYS = (
     "stages",
     "backbone.device",
+    "backbone.dtype",  # like the device, a property of the machine; each artifact records its own
     "backbone.compile",
     "train.progress",
     "train.log_every",
