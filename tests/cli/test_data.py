@@ -120,6 +120,15 @@ def test_a_bad_config_fails_with_file_line_before_any_backbone(cli, bad_config, 
         for override in (f"data.targets=[{bad_config}]", f"data.suite={suite}"):
             result = cli(command, "smoke", f"output_dir={bad_config.parent / 'runs'}", override)
             assert result.exit_code == 2 and expected in result.output, (command, result.output)
+    # one target: adapting a bank (the config comes before the bank is even looked at) and
+    # its baselines
+    for command in (
+        ["adapt", "smoke", "--bank", "builtin", "--dataset", str(bad_config), "--out", "x"],
+        ["adapt", "smoke", "--bank", "no/such/bank", "--dataset", str(bad_config)],
+        ["baseline", "smoke", "--dataset", str(bad_config), "--method", "pt"],
+    ):
+        result = cli(*command)
+        assert result.exit_code == 2 and expected in result.output, (command, result.output)
 
 
 def test_a_clashing_or_missing_config_is_a_clear_error(cli, tmp_path, no_backbone):
