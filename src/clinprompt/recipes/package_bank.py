@@ -27,7 +27,7 @@ from typing import Any
 from clinprompt import __version__
 from clinprompt.artifacts import atomic_dir, atomic_write_text, read_json, write_json
 from clinprompt.backbone import DEFAULT_BACKBONE, Backbone, load_backbone, load_backbone_config
-from clinprompt.config import ConfigError, load_config
+from clinprompt.config import ConfigError, ExperimentArgs, TrainArgs, load_config, to_dict
 from clinprompt.prompts.bank import PromptBank
 from clinprompt.prompts.bank_location import builtin_bank_dir
 from clinprompt.recipes.adapt import AdaptError, source_tasks
@@ -84,8 +84,8 @@ def package_bank(
     if not sources:
         raise AdaptError(f"the bank {bank.path} has no source factors on a shared P* to package")
     dest = builtin_bank_dir() if builtin else Path(out).expanduser()  # type: ignore[arg-type]
-    config = read_json(bank.path / "config.json") if (bank.path / "config.json").exists() else {}
-    provenance = _provenance(bank, sources, config, command, training_command)
+    args = _run_config(bank)
+    provenance = _provenance(bank, sources, args, command, training_command)
     model_config = _model_config(backbone, bank)
     with atomic_dir(dest) as tmp:
         packaged = PromptBank.create(
@@ -94,7 +94,7 @@ def package_bank(
             bank.prompt_tokens,
             bank.rank,
             shared=bank.shared(),
-            config=config or None,
+            config=to_dict(args) if args is not None else None,
         )
         for name in sources:
             packaged.add_from(bank, name)
@@ -102,8 +102,17 @@ def package_bank(
         if model_config is not None:
             write_json(tmp / BACKBONE_CONFIG, model_config)
         atomic_write_text(tmp / "README.md", _readme(provenance, builtin))
+        _readable(tmp)
     size = sum(f.stat().st_size for f in dest.rglob("*.safetensors"))
     return PackageResult(dest, sources, provenance, size)
+
+
+def _readable(folder: Path) -> None:
+    """Files 0644, folders 0755: an installed package is read by every user (atomic writes
+    create their temporary files 0600)."""
+    folder.chmod(0o755)
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def _git(*args: str) -> str | None:
@@ -122,41 +131,64 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip()
 
 
-def _examples(config: Path) -> dict[str, Any]:
-    """Training examples per source as distillation drew them (the run's config: its data
-    limits, decontaminated against the suite's targets); why not, when the data are not here."""
+def _run_config(bank: PromptBank) -> ExperimentArgs | None:
+    """The resolved config of the run that distilled ``bank`` (its ``config.json``), typed."""
+    path = bank.path / "config.json"
+    try:
+        return load_config(path) if path.exists() else None  # the saved JSON reads as YAML
+    except ConfigError:
+        return None
+
+
+def _examples(args: ExperimentArgs) -> dict[str, Any]:
+    """Training examples per source as distillation drew them (the run's data limits,
+    decontaminated against the suite's targets); why not, when the data are not here."""
     from clinprompt.train.data import load_task, suite_tasks
 
     try:
-        args = load_config(config)  # the saved JSON config reads as YAML
         suite, sources, _ = suite_tasks(args.data)
         return {s: len(load_task(s, args.data, suite.cap(s), suite).train) for s in sources}
-    except (ConfigError, ValueError, OSError, KeyError) as err:
+    except (ValueError, OSError, KeyError) as err:
         return {"unknown": f"the sources' data could not be read here ({err})"}
 
 
 def _provenance(
     bank: PromptBank,
     sources: list[str],
-    config: dict[str, Any],
+    args: ExperimentArgs | None,
     command: str | None,
     training_command: str | None,
 ) -> dict[str, Any]:
     run = bank.path.parent.parent  # RUN/distill/bank → RUN
     recorded = read_json(run / PROVENANCE) if (run / PROVENANCE).exists() else {}
     distill_done = run / "distill" / "DONE.json"
-    data = config.get("data", {})
-    train = config.get("train", {})
 
-    def stage(overrides: dict[str, Any]) -> dict[str, Any]:
-        merged = {**train, **overrides}
+    def stage(train: TrainArgs) -> dict[str, Any]:
         keys = ("steps", "batch_size", "lr", "warmup", "eval_every", "eval_examples", "seed")
-        return {k: merged.get(k) for k in keys}
+        return {k: getattr(train, k) for k in keys}
 
-    distill = config.get("distill", {})
+    budgets: dict[str, Any] = {}
+    data: dict[str, Any] = {"suite": None, "sources": sources}
+    if args is not None:
+        d = args.data
+        budgets = {
+            "teachers": stage(args.stage_train(args.teachers.train)),
+            "distill": stage(args.stage_train(args.distill.train)),
+            "distill_terms": list(args.distill.terms),
+            "distill_temperature": args.distill.temperature,
+            "prompt_tokens": args.prompt.tokens,
+            "prompt_init": args.prompt.init,
+            "max_train_examples": d.max_train_examples,
+            "max_dev_examples": d.max_dev_examples,
+            "max_input_tokens": d.max_input_tokens,
+            "max_target_tokens": d.max_target_tokens,
+        }
+        data = {"suite": d.suite, "sources": sources, "examples": _examples(args)}
+    else:
+        data["examples"] = {"unknown": "no config.json beside the bank"}
     return {
         "what": "P* and the source factors of a distilled bank (no target task)",
-        "run_dir": config.get("output_dir", "").replace("{name}", str(config.get("name", ""))),
+        "run_dir": str(args.run_dir) if args is not None else None,
         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": command,
         "training_command": training_command or recorded.get("command"),
@@ -176,25 +208,8 @@ def _provenance(
                 read_json(distill_done).get("best_dev_loss") if distill_done.exists() else None
             ),
         },
-        "budgets": {
-            "teachers": stage(config.get("teachers", {}).get("train", {})),
-            "distill": stage(distill.get("train", {})),
-            "distill_terms": distill.get("terms"),
-            "distill_temperature": distill.get("temperature"),
-            "prompt_tokens": config.get("prompt", {}).get("tokens"),
-            "prompt_init": config.get("prompt", {}).get("init"),
-            "max_train_examples": data.get("max_train_examples"),
-            "max_dev_examples": data.get("max_dev_examples"),
-            "max_input_tokens": data.get("max_input_tokens"),
-            "max_target_tokens": data.get("max_target_tokens"),
-        },
-        "data": {
-            "suite": data.get("suite"),
-            "sources": sources,
-            "examples": (
-                _examples(bank.path / "config.json") if config else {"unknown": "no config.json"}
-            ),
-        },
+        "budgets": budgets,
+        "data": data,
     }
 
 
@@ -215,7 +230,7 @@ def _readme(provenance: dict[str, Any], builtin: bool) -> str:
     b, budgets, data = provenance["bank"], provenance["budgets"], provenance["data"]
     counted = [v for v in data["examples"].values() if isinstance(v, int)]
     fp, code = provenance["backbone"], provenance["clinprompt"]
-    teach, dist = budgets["teachers"], budgets["distill"]
+    teach, dist = budgets.get("teachers", {}), budgets.get("distill", {})
     trained = (
         f"It was trained by `{provenance['training_command']}`."
         if provenance["training_command"]
@@ -237,9 +252,9 @@ def _readme(provenance: dict[str, Any], builtin: bool) -> str:
         f"- P = {b['prompt_tokens']} tokens, rank R = {b['rank']}; sources: "
         f"{', '.join(data['sources'])}.",
         f"- Data: suite {data['suite']}, {sum(counted) if counted else 'unknown'} training "
-        f"examples over the sources (at most {budgets['max_train_examples']} per source).",
-        f"- Budgets: teachers {teach['steps']} steps x batch {teach['batch_size']}, distillation "
-        f"{dist['steps']} steps x batch {dist['batch_size']} (terms {', '.join(budgets['distill_terms'] or [])}).",
+        f"examples over the sources (at most {budgets.get('max_train_examples')} per source).",
+        f"- Budgets: teachers {teach.get('steps')} steps x batch {teach.get('batch_size')}, distillation "
+        f"{dist.get('steps')} steps x batch {dist.get('batch_size')} (terms {', '.join(budgets.get('distill_terms') or [])}).",
         "",
         "Adapt it to your dataset (docs/your-data.md):",
         "",
