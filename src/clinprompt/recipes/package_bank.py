@@ -195,7 +195,7 @@ def _provenance(
         "clinprompt": {
             "version": __version__,
             "commit": _git("rev-parse", "HEAD"),
-            "uncommitted_changes": bool(_git("status", "--porcelain")),
+            "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no")),
         },
         "backbone": bank.fingerprint.to_dict(),
         "bank": {
