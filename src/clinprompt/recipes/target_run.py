@@ -237,8 +237,7 @@ def adapt_bank(
     started = time.perf_counter()
     say = say or (lambda line: None)
     # ---- refuse what can be refused without a model
-    run = target_run(args, dataset, run_dir)  # the config first: its problems as file:line
-    spec, args, layout, target = run.spec, run.args, run.layout, run.target
+    spec = resolve_dataset(dataset)  # the config first: its problems as file:line
     source_path = resolve_bank(bank)
     source = PromptBank.load(source_path)
     dest = Path(out).expanduser() if out is not None else source_path
@@ -255,6 +254,8 @@ def adapt_bank(
             f"{spec.name!r} is one of the bank's source tasks: it was seen in distillation; "
             "adapt the bank to a task it was not trained on"
         )
+    run = target_run(args, dataset, run_dir)
+    args, layout, target = run.args, run.layout, run.target
     _check_same_source(layout, source_path, source)
 
     # ---- the backbone: the bank's fingerprint, then the leakage check
