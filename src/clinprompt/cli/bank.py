@@ -230,7 +230,8 @@ def _provenance_line(p: dict[str, Any]) -> str:
     teach, dist = budgets.get("teachers", {}), budgets.get("distill", {})
     code = p.get("clinprompt", {})
     return (
-        f"provenance: {len(data.get('sources', []))} sources of suite {data.get('suite')}"
+        (f"{p['note']}\n" if p.get("note") else "")
+        + f"provenance: {len(data.get('sources', []))} sources of suite {data.get('suite')}"
         f" ({sum(examples) if examples else 'unknown'} training examples); teachers "
         f"{teach.get('steps')} steps x {teach.get('batch_size')}, distillation {dist.get('steps')}"
         f" steps x {dist.get('batch_size')}; built {p.get('built')} by clinprompt "
@@ -253,6 +254,9 @@ def package(
     training_command: str = typer.Option(
         None, help="The command that trained SOURCE, recorded verbatim in provenance.json."
     ),
+    note: str = typer.Option(
+        None, help="One line recorded first in provenance.json and the README (e.g. provisional)."
+    ),
 ) -> None:
     """Package a distilled bank's P* and source factors with their provenance (atomically)."""
     from clinprompt.eval.provenance import command_line
@@ -263,7 +267,12 @@ def package(
         raise _fail("give exactly one of --builtin and --out DIR", 2)
     try:
         done = package_bank(
-            source, out, builtin, command=command_line(), training_command=training_command
+            source,
+            out,
+            builtin,
+            command=command_line(),
+            training_command=training_command,
+            note=note,
         )
     except (BankError, ValueError) as err:
         raise _fail(str(err)) from err

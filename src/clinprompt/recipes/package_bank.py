@@ -55,6 +55,7 @@ def package_bank(
     command: str | None = None,
     training_command: str | None = None,
     backbone: Backbone | None = None,
+    note: str | None = None,
 ) -> PackageResult:
     """Copy ``source``'s P* and source factors into a packaged bank folder, with provenance.
 
@@ -68,6 +69,8 @@ def package_bank(
             resolved ``config.json`` beside it says everything the run used).
         backbone: the built-in backbone, already loaded (``builtin`` checks the fingerprint
             against it; default: loaded here).
+        note: one line recorded first in provenance.json and the README (e.g. that the bank is
+            provisional).
 
     Raises:
         BankError: not a bank, or (``builtin``) a bank of another backbone.
@@ -86,6 +89,8 @@ def package_bank(
     dest = builtin_bank_dir() if builtin else Path(out).expanduser()  # type: ignore[arg-type]
     args = _run_config(bank)
     provenance = _provenance(bank, sources, args, command, training_command)
+    if note:
+        provenance = {"note": note, **provenance}
     model_config = _model_config(backbone, bank)
     with atomic_dir(dest) as tmp:
         packaged = PromptBank.create(
@@ -241,6 +246,7 @@ def _readme(provenance: dict[str, Any], builtin: bool) -> str:
         f"# {'The built-in bank' if builtin else 'A packaged bank'}: P* and "
         f"{b['sources']} source factors for {fp['name']}",
         "",
+        *([f"**{provenance['note']}**", ""] if provenance.get("note") else []),
         f"Written by `clinprompt bank package` on {provenance['built']} (clinprompt "
         f"{code['version']}, commit {code['commit']}"
         + (", with uncommitted changes" if code["uncommitted_changes"] else "")
