@@ -165,7 +165,12 @@ def record_step(
     fields: dict[str, Any] = {
         "target": run.spec.name,
         "backbone": backbone_description(backbone),
-        "budgets": budgets(run.args),
+        # this run trains no teachers and distils nothing: those budgets are the bank's
+        "budgets": {
+            k: v
+            for k, v in budgets(run.args).items()
+            if not k.startswith(("teachers_", "distill_"))
+        },
         "hardware": hardware(),
         "stages": {stage: {"seconds": round(seconds, 1), "status": "ran"}},
     }
