@@ -93,3 +93,18 @@ def test_serve_args_map_onto_the_engine():
     assert args.engine_args() == EngineArgs(
         max_batch=8, wait_ms=5.0, prefill_group=4, max_defer_steps=4, watch_interval_s=0.5
     )
+
+
+def test_serve_bank_builtin_is_the_shipped_bank():
+    """``--bank builtin`` resolves to the package's bank: on the tiny backbone its fingerprint
+    error names that folder."""
+    from pathlib import Path
+
+    from clinprompt.prompts.bank import BankError
+    from clinprompt.prompts.bank_location import builtin_bank_dir
+
+    with pytest.raises(BankError) as err:
+        build_server(ServeArgs(bank=Path("builtin"), backbone="tiny-llama", watch=0))
+    message = str(err.value)
+    assert f"the bank {builtin_bank_dir()} was trained on backbone smollm2-135m" in message
+    assert "but the loaded backbone is tiny-llama" in message
