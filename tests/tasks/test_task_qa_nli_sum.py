@@ -163,3 +163,29 @@ def test_sum_round_trip_and_scores():
     assert scores["rougeL"] == pytest.approx(0.5) and scores["rouge1"] == pytest.approx(0.5)
     assert scores["unparseable"] == 1 and SUM.primary_metric(SUM_SPEC) == "rougeL"
     assert SUM.candidates(rec, SUM_SPEC) is None
+
+
+def test_an_over_long_vignette_keeps_its_question_and_options(tokenizer):
+    """A multiple-choice question without a passage loses its opening lines, not its options;
+    one with a passage loses the end of the passage (the question and options come first)."""
+    from clinprompt.data.collate import encode_prompt
+    from clinprompt.tasks import format_example
+    from clinprompt.tasks.spec import TaskSpec
+
+    spec = TaskSpec("mc", "qa")
+    vignette = {
+        "id": "q",
+        "question": "A 45-year-old man presents. " * 60 + "Which drug is first-line?",
+        "options": {"A": "Metformin", "B": "Insulin"},
+        "answer": "A",
+    }
+    ex = format_example(vignette, spec)
+    assert ex.keep == "end"
+    text = tokenizer.decode(encode_prompt(tokenizer, ex, max_input_tokens=40))
+    assert "Which drug is first-line?" in text and "B. Insulin" in text
+    assert text.count("45-year-old") < 60
+    with_context = {**vignette, "question": "Which drug?", "context": "Long passage. " * 80}
+    ex = format_example(with_context, spec)
+    assert ex.keep == "start"
+    text = tokenizer.decode(encode_prompt(tokenizer, ex, max_input_tokens=40))
+    assert "Which drug?" in text and "B. Insulin" in text

@@ -41,7 +41,8 @@ def encode_prompt(
     """Token ids of the prompt (instruction, input truncated to ``max_input_tokens``, cue)."""
     body = _ids(tokenizer, example.input)
     if max_input_tokens is not None and len(body) > max_input_tokens:
-        body = body[:max_input_tokens]
+        # the part the task type keeps (Example.keep): the start, or the end
+        body = body[-max_input_tokens:] if example.keep == "end" else body[:max_input_tokens]
     return _ids(tokenizer, example.prompt_head) + body + _ids(tokenizer, ANSWER_CUE)
 
 

@@ -114,7 +114,12 @@ class TaskRuntime:
             raise InputError(
                 f"inputs[{index}] cannot be formatted as a {self.entry.task_type} input: {err!r}"
             ) from err
-        return Example(f"{self.task_type.instruction(self.spec)}\n\n", body, "")
+        return Example(
+            f"{self.task_type.instruction(self.spec)}\n\n",
+            body,
+            "",
+            self.task_type.truncation(record, self.spec),
+        )
 
     def candidates(self, record: dict[str, Any]) -> list[str] | None:
         """Option strings to score, or None when the record is free generation."""

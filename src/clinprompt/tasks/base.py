@@ -63,11 +63,17 @@ class Problem:
 
 @dataclass(frozen=True)
 class Example:
-    """A record as text. ``prompt_head`` is instruction + blank line, ``input`` the record's input."""
+    """A record as text. ``prompt_head`` is instruction + blank line, ``input`` the record's input.
+
+    ``keep`` says which part of an input longer than the token budget is kept: ``start`` (the
+    end is cut) or ``end`` (the start is cut: e.g. a long vignette whose question and options
+    come last).
+    """
 
     prompt_head: str
     input: str
     target: str
+    keep: str = "start"
 
     @property
     def prompt(self) -> str:
@@ -207,12 +213,17 @@ class TaskType(ABC):
     def instruction(self, spec: TaskSpec) -> str:
         return spec.instruction or self.default_instruction
 
+    def truncation(self, record: dict[str, Any], spec: TaskSpec) -> str:
+        """Which part of an over-long input to keep: ``start`` (default) or ``end``."""
+        return "start"
+
     def example(self, record: dict[str, Any], spec: TaskSpec) -> Example:
         """The record as (prompt head, input, target) text."""
         return Example(
             f"{self.instruction(spec)}\n\n",
             self.format_input(record, spec),
             self.format_target(record, spec),
+            self.truncation(record, spec),
         )
 
 

@@ -149,6 +149,11 @@ class QATask(TaskType):
             parts.append(f"Context: {record['context']}")
         return "\n".join(parts)
 
+    def truncation(self, record: dict[str, Any], spec: TaskSpec) -> str:
+        # A multiple-choice question without a passage (a clinical vignette) asks its question
+        # and lists its options last: an over-long one loses its opening lines, not its options.
+        return "end" if record.get("options") and not record.get("context") else "start"
+
     def format_target(self, record: dict[str, Any], spec: TaskSpec) -> str:
         if record.get("options"):
             return record["answer"]
