@@ -17,7 +17,7 @@ import torch
 
 from clinprompt.precision import DtypeChoice
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 KEYS = {
     "bench",
     "command",

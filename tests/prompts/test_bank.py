@@ -144,7 +144,7 @@ def test_not_a_bank(tmp_path, cmd):
 
 
 # ------------------------------------------------------------------ task specs, format versions
-V1_BANK = Path(__file__).parent / "assets" / "bank_v1" / "bank.json"
+V1_BANK = Path(__file__).parents[1] / "assets" / "bank_v1" / "bank.json"
 
 
 def test_entry_stores_its_spec_whole(tmp_path, tiny):
