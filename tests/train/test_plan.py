@@ -136,3 +136,21 @@ def test_kshot_needs_k_examples(tiny):
 def test_seeded_names():
     assert seeded("k16", 0) == "k16" and seeded("k16", 3) == "k16.s3"
     assert task_name("t", "full", 1) == "t.s1" and task_name("t", "k16", 2) == "t.k16.s2"
+
+
+def test_kshot_seeds_apply_to_the_kshot_settings_only():
+    from clinprompt.config import AdaptArgs
+    from clinprompt.train.plan import _seeds
+
+    a = AdaptArgs(seeds=[0, 1, 2], kshot_seeds=[0])
+    assert _seeds(a, None) == [0, 1, 2] and _seeds(a, 16) == [0] and _seeds(a, 0) == [0]
+    assert _seeds(AdaptArgs(seeds=[0, 1]), 16) == [0, 1]
+
+
+def test_kshot_seeds_are_validated():
+    import pytest
+
+    from clinprompt.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="adapt.kshot_seeds"):
+        load_config("smoke", ["adapt.kshot_seeds=[1,1]"])

@@ -279,6 +279,10 @@ class AdaptArgs:
         [0],
         "Training seeds of MPT adaptation and both baselines: each target and setting is trained once per seed (data order, prompt/LoRA init, k-shot draw); zero-shot (k0) runs once, seed 0.",
     )
+    kshot_seeds: list[int] | None = arg(
+        None,
+        "Training seeds of the k-shot settings (None: adapt.seeds); a CPU budget may afford several seeds for the full-data rows only.",
+    )
     kshot_epochs: int | None = arg(
         10,
         "Epochs over the k examples of a k-shot run: ceil(k * epochs / batch_size) steps, replacing adapt.kshot_train's steps (None: kshot_train's steps).",

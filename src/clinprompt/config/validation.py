@@ -173,6 +173,13 @@ def validate(args: ExperimentArgs) -> list[str]:
         args.adapt.seeds,
         "use distinct non-negative seeds, e.g. [0, 1, 2]",
     )
+    ks = args.adapt.kshot_seeds
+    need(
+        ks is None or (bool(ks) and all(s >= 0 for s in ks) and len(set(ks)) == len(ks)),
+        "adapt.kshot_seeds",
+        ks,
+        "use distinct non-negative seeds, e.g. [0], or null for adapt.seeds",
+    )
     need(
         args.adapt.kshot_epochs is None or args.adapt.kshot_epochs >= 1,
         "adapt.kshot_epochs",

@@ -107,6 +107,16 @@ def task_name(target: str, setting: str, seed: int = 0) -> str:
     return seeded(target if setting == FULL else f"{target}.{setting}", seed)
 
 
+def _seeds(adapt: AdaptArgs, k: int | None) -> list[int]:
+    """The seeds a setting is trained under: zero-shot once (seed 0), k-shot
+    ``adapt.kshot_seeds`` (default ``adapt.seeds``), full data ``adapt.seeds``."""
+    if k == 0:
+        return [0]
+    if k is not None and adapt.kshot_seeds is not None:
+        return list(adapt.kshot_seeds)
+    return list(adapt.seeds)
+
+
 def kshot_steps(k: int, epochs: int, batch_size: int) -> int:
     """Optimizer steps that show k examples ``epochs`` times: ``ceil(k × epochs / batch_size)``."""
     return math.ceil(k * epochs / batch_size)
@@ -260,7 +270,7 @@ def plan_target(
     plans = [
         _setting_plan(args, task, setting, k, seed)
         for setting, k in adapt_settings(a)
-        for seed in ([0] if k == 0 else a.seeds)
+        for seed in _seeds(a, k)
     ]
     search = _setting_plan(args, task, FULL, None, 0)
     if a.lr_search_steps is not None:
