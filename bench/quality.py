@@ -23,7 +23,6 @@ import time
 from rich.console import Console
 
 from clinprompt.config import load_config
-from clinprompt.decoding import DEFAULT_MAX_NEW_TOKENS
 from clinprompt.eval.provenance import (
     backbone_description,
     budgets,
@@ -36,6 +35,7 @@ from clinprompt.eval.provenance import (
 from clinprompt.eval.report import build_report
 from clinprompt.recipes.demo import StageClock, evaluate_all, train_stages
 from clinprompt.recipes.report import write_report
+from clinprompt.tasks import TASK_TYPES, get_task_type
 from clinprompt.train.workspace import load_run_backbone
 
 
@@ -88,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             overrides.append(f"{key}=[{value}]")
     cfg = load_config(args.profile, [*overrides, *args.overrides])
     spent = budgets(cfg, eval_limit=args.limit)
+    type_budgets = {t: get_task_type(t).max_new_tokens for t in TASK_TYPES}
     spent["max_new_tokens"] = (
-        f"1.5 x the longest training target + 4, at most {cfg.data.max_target_tokens + 1} (defaults {DEFAULT_MAX_NEW_TOKENS})"
+        f"1.5 x the longest training target + 4, at most {cfg.data.max_target_tokens + 1} "
+        f"(each task type's own budget otherwise: {type_budgets})"
     )
     machine = hardware()
     console.rule("[bold]Quality benchmark[/bold]")

@@ -14,14 +14,13 @@ This layer imports only ``prompts`` (injection) and below.
 """
 
 from clinprompt.decoding.decode_batch import DecodeBatch
-from clinprompt.decoding.generate import DEFAULT_MAX_NEW_TOKENS, greedy_generate
+from clinprompt.decoding.generate import greedy_generate
 from clinprompt.decoding.prefill import prefill
 from clinprompt.decoding.prompt_cache import LayerKV, PromptKVCache
 from clinprompt.decoding.reserved_cache import ReservedLayer, reserved_cache
 from clinprompt.decoding.scoring import encode_options, option_logprobs
 
 __all__ = [
-    "DEFAULT_MAX_NEW_TOKENS",
     "DecodeBatch",
     "LayerKV",
     "PromptKVCache",

@@ -9,10 +9,7 @@ from clinprompt.decoding.decode_batch import DecodeBatch
 from clinprompt.decoding.prefill import check_batch
 from clinprompt.decoding.prompt_cache import PromptKVCache
 
-__all__ = ["DEFAULT_MAX_NEW_TOKENS", "greedy_generate"]
-
-# Generation budget per task type where a caller does not say (evaluation and serving).
-DEFAULT_MAX_NEW_TOKENS = {"nli": 8, "qa": 48, "ner": 96, "re": 96, "sum": 96}
+__all__ = ["greedy_generate"]
 
 
 @torch.no_grad()
