@@ -165,7 +165,7 @@ def test_backbone_compile_is_a_runtime_key_off_by_default():
     tens of steps; on, the decoder is compiled lazily (nothing compiles at load)."""
     from clinprompt.backbone import load_backbone
     from clinprompt.config import BackboneArgs, load_config
-    from clinprompt.recipes.run import RUNTIME_KEYS
+    from clinprompt.train.workspace import RUNTIME_KEYS
 
     assert BackboneArgs().compile is False
     assert load_config("smoke", ["backbone.compile=true"]).backbone.compile is True

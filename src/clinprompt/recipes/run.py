@@ -16,23 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clinprompt.artifacts import read_json, write_json
+from clinprompt.artifacts import write_json
 from clinprompt.backbone import Backbone
-from clinprompt.config import ConfigError, ExperimentArgs, save_config, to_dict
-from clinprompt.train.workspace import ArtifactRef, RunLayout, is_main, load_run_backbone, wait
-
-__all__ = ["RUNTIME_KEYS", "RunResult", "run_experiment"]
-
-# Keys that may change between a run and its resumption.
-RUNTIME_KEYS = (
-    "stages",
-    "backbone.device",
-    "backbone.dtype",  # like the device, a property of the machine; each artifact records its own
-    "backbone.compile",
-    "train.progress",
-    "train.log_every",
-    "data.data_root",
+from clinprompt.config import ExperimentArgs, save_config
+from clinprompt.train.workspace import (
+    ArtifactRef,
+    RunLayout,
+    is_main,
+    load_run_backbone,
+    wait,
 )
+
+__all__ = ["RunResult", "run_experiment"]
 
 
 @dataclass
@@ -88,7 +83,7 @@ def run_experiment(args: ExperimentArgs, backbone: Backbone | None = None) -> Ru
     t0 = time.perf_counter()
     suite_tasks(args.data)  # the suite and its dataset configs resolve, or fail, before any compute
     layout = RunLayout(args.run_dir)
-    _check_same_config(layout, args)
+    layout.check_config(args)
     if is_main():
         save_config(args, layout.config)
     wait()
@@ -125,28 +120,3 @@ def run_experiment(args: ExperimentArgs, backbone: Backbone | None = None) -> Ru
     if is_main():
         write_json(layout.root / "run.json", result.to_dict())
     return result
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def _check_same_config(layout: RunLayout, args: ExperimentArgs) -> None:
-    if not layout.config.exists():
-        return
-    old, new = _flatten(read_json(layout.config)), _flatten(to_dict(args))
-    changed = sorted(
-        k for k in set(old) | set(new) if k not in RUNTIME_KEYS and old.get(k) != new.get(k)
-    )
-    if changed:
-        lines = [f"{k}: {old.get(k)!r} in the run, {new.get(k)!r} now" for k in changed]
-        raise ConfigError(
-            lines + [f"use a new output_dir, or the config saved in {layout.config}"],
-            f"the run directory {layout.root}",
-        )

@@ -46,7 +46,6 @@ from clinprompt.prompts.bank import PromptBank, TaskEntry
 from clinprompt.prompts.bank_location import refuse_builtin, resolve_bank
 from clinprompt.recipes.adapt import AdaptError, adapt_target, source_tasks
 from clinprompt.recipes.baseline import BaselineResult, baseline_target, open_pt_bank
-from clinprompt.recipes.run import _check_same_config
 from clinprompt.train.data import suite_tasks
 from clinprompt.train.plan import TargetPlan, plan_target
 from clinprompt.train.workspace import ArtifactRef, RunLayout, is_main, load_run_backbone, wait
@@ -103,7 +102,7 @@ def target_run(
         data=dataclasses.replace(args.data, targets=[target]),
     )
     suite_tasks(args.data)  # the target must be one the run's later commands can read back
-    _check_same_config(RunLayout(args.run_dir), args)
+    RunLayout(args.run_dir).check_config(args)
     return TargetRun(spec, args, target)
 
 

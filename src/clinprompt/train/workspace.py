@@ -36,10 +36,11 @@ from accelerate import PartialState
 
 from clinprompt.artifacts import read_json, write_json
 from clinprompt.backbone import Backbone, load_backbone
-from clinprompt.config import BackboneArgs
+from clinprompt.config import BackboneArgs, ConfigError, ExperimentArgs, to_dict
 from clinprompt.train.plan import seeded
 
 __all__ = [
+    "RUNTIME_KEYS",
     "ArtifactRef",
     "RunLayout",
     "is_main",
@@ -47,6 +48,17 @@ __all__ = [
     "process_state",
     "wait",
 ]
+
+# Keys that may change between a run and its resumption.
+RUNTIME_KEYS = (
+    "stages",
+    "backbone.device",
+    "backbone.dtype",  # like the device, a property of the machine; each artifact records its own
+    "backbone.compile",
+    "train.progress",
+    "train.log_every",
+    "data.data_root",
+)
 
 
 def process_state() -> PartialState:
@@ -158,6 +170,22 @@ class RunLayout:
     def stage_dir(self, stage: str) -> Path:
         return self.root / ("baselines" if stage == "baseline" else stage)
 
+    def check_config(self, args: ExperimentArgs) -> None:
+        """Refuse to resume this run directory with another config (listing every key that
+        differs; :data:`RUNTIME_KEYS` may change between a run and its resumption)."""
+        if not self.config.exists():
+            return
+        old, new = _flatten(read_json(self.config)), _flatten(to_dict(args))
+        changed = sorted(
+            k for k in set(old) | set(new) if k not in RUNTIME_KEYS and old.get(k) != new.get(k)
+        )
+        if changed:
+            lines = [f"{k}: {old.get(k)!r} in the run, {new.get(k)!r} now" for k in changed]
+            raise ConfigError(
+                lines + [f"use a new output_dir, or the config saved in {self.config}"],
+                f"the run directory {self.root}",
+            )
+
     def done(self, stage: str) -> dict[str, Any] | None:
         """The stage's DONE.json summary, or None when it has not finished."""
         path = self.stage_dir(stage) / "DONE.json"
@@ -167,3 +195,13 @@ class RunLayout:
         """Record that ``stage`` finished (main process only)."""
         if is_main():
             write_json(self.stage_dir(stage) / "DONE.json", summary)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
