@@ -25,7 +25,10 @@ API_KEY_ENV = "CLINPROMPT_API_KEY"
 class ServeArgs:
     """One server: the bank and backbone, the address, the engine, batching and admission limits."""
 
-    bank: Path = arg(MISSING, "The prompt bank directory to serve.")
+    bank: Path = arg(
+        MISSING,
+        "The prompt bank directory to serve, or builtin (the bank shipped with clinprompt).",
+    )
     backbone: str | None = arg(
         None, "Backbone name, HF directory or hub id (default: the bank's backbone name)."
     )
