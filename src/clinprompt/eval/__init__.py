@@ -1,25 +1,2 @@
-"""Evaluation: metrics (pure functions), generation/scoring, reports and plots."""
-
-from clinprompt.tasks.metrics import (
-    accuracy,
-    entity_f1,
-    exact_match,
-    macro_f1,
-    normalize_answer,
-    prf,
-    relation_f1,
-    rouge,
-    token_f1,
-)
-
-__all__ = [
-    "accuracy",
-    "entity_f1",
-    "exact_match",
-    "macro_f1",
-    "normalize_answer",
-    "prf",
-    "relation_f1",
-    "rouge",
-    "token_f1",
-]
+"""Evaluation: artifact resolution, prediction, run indexes, the report model, its tables and
+plots, the paired bootstrap and provenance. Metrics are the task types' (:mod:`clinprompt.tasks.metrics`)."""
