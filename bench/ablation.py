@@ -11,6 +11,8 @@ training data, seed 0, with the profile's budgets):
     lm-kl              [lm, logits]
     lm-hidden          [lm, hidden]
     lm-kl-hidden       [lm, logits, hidden]            (one rate: each stage's train.lr)
+    lm-kl-hidden-input [lm, logits, hidden], the hidden term at every input position
+    lm-kl-hidden-mid   [lm, logits, hidden], the hidden term at layer 15 and the last
     lm-kl-hidden-2lr   [lm, logits, hidden], two rates in distillation and adaptation:
                        P* at a x the stage's train.lr, the factors u, v at b x it
                        (--two-rates a,b; default 0.1,1.0: an Adam step moves an entry by about
@@ -50,13 +52,17 @@ from clinprompt.recipes.run import run_experiment
 from clinprompt.train.data import suite_tasks
 from clinprompt.train.workspace import RunLayout, load_run_backbone
 
-# name → (distill.terms, two rates)
-VARIANTS: dict[str, tuple[list[str], bool]] = {
-    "lm": (["lm"], False),
-    "lm-kl": (["lm", "logits"], False),
-    "lm-hidden": (["lm", "hidden"], False),
-    "lm-kl-hidden": (["lm", "logits", "hidden"], False),
-    "lm-kl-hidden-2lr": (["lm", "logits", "hidden"], True),
+# name → (distill.terms, two rates, more overrides of the hidden-state term)
+VARIANTS: dict[str, tuple[list[str], bool, list[str]]] = {
+    "lm": (["lm"], False, []),
+    "lm-kl": (["lm", "logits"], False, []),
+    "lm-hidden": (["lm", "hidden"], False, []),
+    "lm-kl-hidden": (["lm", "logits", "hidden"], False, []),
+    "lm-kl-hidden-2lr": (["lm", "logits", "hidden"], True, []),
+    # where the hidden term looks: every input position (not only the answer's), or a middle
+    # layer as well as the last
+    "lm-kl-hidden-input": (["lm", "logits", "hidden"], False, ["distill.hidden_positions=input"]),
+    "lm-kl-hidden-mid": (["lm", "logits", "hidden"], False, ["distill.hidden_layers=[15, -1]"]),
 }
 
 
@@ -95,8 +101,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def variant_overrides(name: str, base: ExperimentArgs, two_rates: tuple[float, float]) -> list[str]:
     """The overrides that make ``base`` into variant ``name``."""
-    terms, two = VARIANTS[name]
-    out = [f"distill.terms=[{', '.join(terms)}]"]
+    terms, two, more = VARIANTS[name]
+    out = [f"distill.terms=[{', '.join(terms)}]", *more]
     for stage, train in (("distill", base.distill.train), ("adapt", base.adapt.train)):
         lr = base.stage_train(train).lr
         if two:
@@ -222,7 +228,10 @@ def main(argv: list[str] | None = None) -> int:
         "profile": args.profile,
         "two_rates": [a, b],
         "targets": targets,
-        "variants": {n: {"terms": VARIANTS[n][0], **r} for n, r in results.items()},
+        "variants": {
+            n: {"terms": VARIANTS[n][0], "overrides": VARIANTS[n][2], **r}
+            for n, r in results.items()
+        },
         "wall_s": round(time.perf_counter() - t0, 1),
     }
     write_json(out / "ablation.json", report)
