@@ -270,7 +270,8 @@ def _readme(provenance: dict[str, Any], builtin: bool) -> str:
         f"{trained} To rebuild it exactly, with a data root holding the suite's sources "
         f"(RUN is the config's output_dir, {provenance['run_dir']}):",
         "",
-        f"    clinprompt run {folder}/config.json data.data_root=DATA_ROOT",
+        # the saved config's stages are whatever the run last ran: a bank needs both of these
+        f"    clinprompt run {folder}/config.json 'stages=[teachers,distill]' data.data_root=DATA_ROOT",
         f"    clinprompt bank package RUN/distill/bank {'--builtin' if builtin else '--out DIR'}",
         "",
     ]
