@@ -354,14 +354,32 @@ def cases(port: int, huge_mb: int) -> list[Case]:
             lambda: [post({**valid_qa, "inputs": [qa_input(80, 1000)]})],
         ),
         Case(
-            "3 inputs x 60 options x 1,000 tokens",
+            "32 inputs x 60 options x 400 tokens",
             {413},
-            lambda: [post({**valid_qa, "inputs": [qa_input(60, 400)] * 3})],
+            lambda: [post({**valid_qa, "inputs": [qa_input(60, 400)] * 32})],
         ),
         Case(
-            "1 input x 60 options x 1,000 tokens (in budget)",
+            "1 input x 60 options x 400 tokens (in budget)",
             {200},
             lambda: [post({**valid_qa, "inputs": [qa_input(60, 400)]})],
+        ),
+        Case(
+            "12 inputs x 60 options x 400 tokens (in budget)",
+            {200},
+            lambda: [post({**valid_qa, "inputs": [qa_input(60, 400)] * 12})],
+        ),
+        Case(
+            "8 inputs x 1,000 tokens, generate 64",
+            {200},
+            lambda: [
+                post(
+                    {
+                        "task": "ner_0",
+                        "inputs": [{"text": long_text(1000)}] * 8,
+                        "max_new_tokens": 64,
+                    }
+                )
+            ],
         ),
         Case("lone surrogates, then a valid request", {422, 200}, surrogate_then_valid),
         Case(

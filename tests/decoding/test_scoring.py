@@ -78,3 +78,38 @@ def test_option_logprobs_with_uneven_candidates_equal_scoring_each_row_alone(liv
             ].log_softmax(-1)
             alone = sum(float(logp[p + k - 1, seq[k]]) for k in range(len(ids[i]), len(seq)))
             assert together[i][j] == pytest.approx(alone, abs=1e-4)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_prefill_in_passes_gives_the_scores_of_one_pass(lively, batch, cached):
+    """A prefill cut into spans of a few positions (a server's long input) scores the same."""
+    from clinprompt.decoding import option_logprob_passes, run_passes
+    from clinprompt.decoding.prefill import _spans
+
+    ids, prompts, keys = batch
+    tok = lively.tokenizer
+    options = [encode_options(tok, ["yes", "no", "not stated"])] * len(ids)
+    kw = {"pad_token_id": tok.pad_token_id}
+    if cached:
+        kw |= {"prompt_cache": PromptKVCache(lively.model), "task_keys": keys}
+    whole = option_logprobs(lively.model, prompts, ids, options, **kw)
+    passes = option_logprob_passes(lively.model, prompts, ids, options, max_prefill_tokens=6, **kw)
+    steps = 0
+
+    def counted():
+        nonlocal steps
+        while True:
+            try:
+                next(passes)
+                steps += 1
+            except StopIteration as done:
+                return done.value
+
+    cut = counted()
+    torch.testing.assert_close(torch.tensor(cut), torch.tensor(whole), atol=1e-4, rtol=1e-5)
+    width = max(map(len, ids)) + (0 if cached else prompts.shape[1])
+    assert steps > 3 and steps >= width * len(ids) // 6  # many short prefill passes
+    assert run_passes(option_logprob_passes(lively.model, prompts, ids, options, **kw)) == whole
+    # spans cover every column once; the last gives the logits
+    assert _spans(10, 2, 3, 6) == [(0, 3), (3, 6), (6, 7), (7, 10)]
+    assert _spans(10, 2, 1, None) == [(0, 10)] and _spans(10, 2, 1, 20) == [(0, 10)]

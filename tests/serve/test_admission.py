@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from clinprompt.prompts.bank import TaskEntry
-from clinprompt.serve.admission import Admission, Limits, ServeError
+from clinprompt.serve.admission import Admission, Limits, ServeError, WorkRates
 from clinprompt.serve.runtime import load_task_table
 
 
@@ -95,7 +95,8 @@ def test_queue_backpressure_take_and_drain(lively, bank):
     last = admission.submit(admission.prepare(table, "notes", [{"text": "e"}]))
     first[0].cancel()  # its request timed out: the worker never runs it
     taken = admission.take(8, wait=False, wait_ms=0)
-    assert [it.record["text"] for it in taken] == ["b", "e"] and admission.depth() == 0
+    # one input per request in turn: a, cancelled, is dropped; then e, then b
+    assert [it.record["text"] for it in taken] == ["e", "b"] and admission.depth() == 0
     assert all(it.future.running() for it in taken)
     assert admission.take(8, wait=True, wait_ms=1) == []  # an idle wait ends empty
     queued = admission.submit(admission.prepare(table, "notes", [{"text": "f"}]))
@@ -103,3 +104,66 @@ def test_queue_backpressure_take_and_drain(lively, bank):
     assert admission.depth() == 0 and admission.waiting() == 0
     assert queued[0].exception(0).code == "shutting_down"
     assert not last[0].done()  # taken items are the scheduler's to answer
+
+
+def test_work_past_the_timeout_at_the_measured_speed_is_refused_with_retry_after(lively, bank):
+    table = _table(bank, lively)
+    admission = Admission(lively.tokenizer, Limits(request_timeout_s=10.0))
+    (item,) = admission.prepare(table, "notes", [{"text": "a"}], max_new_tokens=50)
+    fed, new = item.work()
+    assert (fed, new) == (item.task.prompt.shape[0] + len(item.input_ids), 50)
+    (scored,) = admission.prepare(table, "triage", [{"text": "a"}])
+    assert scored.work() == (
+        scored.task.prompt.shape[0] + len(scored.input_ids) + sum(map(len, scored.option_ids)),
+        0,
+    )
+    # 0.05 s a decode step of 4 rows: a 50-token generation is 0.625 s of work, prefill aside
+    admission.set_rates(WorkRates(prefill_s=0.0, step_s=0.05, rows=4))
+    twelve = [{"text": t} for t in "abcdefghijkl"]  # 7.5 s of work
+
+    def request(inputs):
+        return admission.submit(admission.prepare(table, "notes", inputs, max_new_tokens=50))
+
+    big = request(twelve)  # alone: admitted whatever its estimate
+    assert admission.open_work_s() == pytest.approx(7.5)
+    # shared with the big one, a short request is answered after 0.625 + 0.625 s: admitted
+    short = request([{"text": "m"}])
+    with pytest.raises(ServeError) as info:  # another big one: 7.5 + 7.5 + 0.625 s > 0.8 x 10 s
+        request(twelve)
+    err = info.value
+    assert (err.status, err.code, err.extra["limit"]) == (429, "queue_full", "request_timeout_s")
+    assert err.headers()["Retry-After"] == "8" and "measured speed" in err.message
+    assert admission.depth() == 13  # nothing of the refused request was queued
+    for f in big[:10] + short:  # most of the work answered: 7.5 + 1.25 s > 8 s still
+        f.set_result({})
+    assert admission.open_work_s() == pytest.approx(1.25)
+    with pytest.raises(ServeError):
+        request(twelve)
+    big[10].set_result({})  # 7.5 + 0.625 = 8.1 s > 8 s; one more answered and it fits
+    with pytest.raises(ServeError):
+        request(twelve)
+    big[11].set_result({})
+    request(twelve)
+    assert admission.open_work_s() == pytest.approx(7.5)
+
+
+def test_requests_take_turns_and_a_take_stays_within_its_token_budget(lively, bank):
+    table = _table(bank, lively)
+    admission = Admission(lively.tokenizer, Limits())
+    big = admission.submit(
+        admission.prepare(table, "notes", [{"text": f"big {k}"} for k in range(6)])
+    )
+    small = admission.submit(admission.prepare(table, "notes", [{"text": "small"}]))
+    taken = admission.take(2, wait=False, wait_ms=0)
+    assert [it.future for it in taken] == [big[0], small[0]]  # not behind the other 5
+    one = len(taken[0].input_ids)
+    taken = admission.take(8, wait=False, wait_ms=0, max_tokens=2 * one)
+    assert [it.future for it in taken] == big[1:3]  # two inputs' tokens, no more
+    taken = admission.take(8, wait=False, wait_ms=0, max_tokens=1)
+    assert [it.future for it in taken] == big[3:4]  # at least one input, whatever its size
+    late = admission.prepare(table, "notes", [{"text": "late"}])
+    rest = admission.submit(late)
+    Admission.give_up(late)  # its request timed out while it waited
+    taken = admission.take(8, wait=False, wait_ms=0)
+    assert [it.future for it in taken] == big[4:6]  # the given-up input is dropped, answered 503
+    assert rest[0].exception(0).code == "timeout" and admission.depth() == 0

@@ -69,9 +69,10 @@ def test_reloads_are_logged_whether_they_succeed_or_fail(client, bank, caplog):
 
 def test_a_failing_batch_is_logged_with_its_tasks(engine, client, monkeypatch, caplog):
     def boom(*_, **__):
+        yield
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(engine.scheduler, "score", boom)
+    monkeypatch.setattr(engine.scheduler, "_score_passes", boom)
     with caplog.at_level(logging.INFO, logger=LOGGER):
         r = client.post("/v1/predict", json={"task": "triage", "inputs": [{"text": "Fever."}]})
     assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error"

@@ -1,6 +1,6 @@
 """Option scoring is bounded: per request by counts and a token budget (413/422 naming the
 limit), per pass by a memory budget — candidates are scored in chunks whose scores equal the
-scores of one pass."""
+scores of one pass (to float rounding)."""
 
 from __future__ import annotations
 
@@ -34,17 +34,28 @@ def _rows(lively):
     return ids, prompts, [encode_options(tok, c) for c in CANDIDATES]
 
 
-def test_option_chunks_fit_the_budget_and_keep_every_row_once():
+def test_option_chunks_fit_the_budget_and_keep_every_candidate_once():
+    owners = [0, 0, 0, 1, 1, 2, 2]
     rests = [0, 3, 1, 5, 2, 2, 9]
-    row, token, budget = 10, 2, 40
-    groups = option_chunks(rests, row, token, budget)
+    positions, row, token, pair, budget = 4, 10, 2, 1, 80
+
+    def cost(group):
+        fed: dict[int, int] = {}
+        for n in group:
+            fed[owners[n]] = fed.get(owners[n], 0) + rests[n]
+        t = max(fed.values())
+        return len(fed) * (row + t * token + t * (positions + t) * pair)
+
+    groups = option_chunks(owners, rests, positions, row, token, pair, budget)
     assert [n for g in groups for n in g] == list(range(len(rests)))  # consecutive, each once
+    assert len(groups) > 1
     for g in groups:
-        cost = len(g) * (row + max(rests[n] for n in g) * token)
-        assert cost <= budget or len(g) == 1  # a row over the budget alone runs alone
-    assert groups[-1] == [6]  # 10 + 9 * 2 = 28 fits alone, not with its neighbour
-    assert option_chunks(rests, row, token, None) == [list(range(len(rests)))]
-    assert option_chunks(rests, row, token, 1) == [[n] for n in range(len(rests))]
+        assert cost(g) <= budget or len(g) == 1  # a candidate over the budget runs alone
+    assert groups[-1] == [6]  # 9 tokens packed: 10 + 18 + 117 = 145 > 80, so alone
+    # packing: one input's candidates share a row, so two short ones cost less than two rows
+    assert cost([1, 2]) < cost([2, 3])
+    assert option_chunks(owners, rests, positions, row, token, pair, None) == [list(range(7))]
+    assert option_chunks(owners, rests, positions, row, token, pair, 1) == [[n] for n in range(7)]
 
 
 @pytest.mark.parametrize("cached", [False, True])
@@ -55,13 +66,14 @@ def test_chunked_scores_equal_one_pass_and_each_pass_fits_the_budget(lively, cac
     if cached:
         kw |= {"prompt_cache": PromptKVCache(lively.model), "task_keys": ["a", "b", "a"]}
     one_pass = option_logprobs(lively.model, prompts, ids, options, **kw)
-    passes: list[int] = []  # rows of each candidate pass (the prefill keeps 1 logit)
+    passes: list[tuple[int, int]] = []  # (rows, tokens fed per row) of each candidate pass
 
     def record(_, args, kwargs):
-        if "logits_to_keep" not in kwargs:
-            passes.append(kwargs["input_ids"].shape[0])
+        if "logits_to_keep" not in kwargs:  # the prefill keeps 1 logit; candidate passes all
+            passes.append(tuple(kwargs["input_ids"].shape))
 
     hook = lively.model.register_forward_pre_hook(record, with_kwargs=True)
+    vocab = lively.model.config.vocab_size
     try:
         sizes = {}
         for budget in (None, 1, 5_000_000):
@@ -69,16 +81,22 @@ def test_chunked_scores_equal_one_pass_and_each_pass_fits_the_budget(lively, cac
             chunked = option_logprobs(
                 lively.model, prompts, ids, options, max_chunk_bytes=budget, **kw
             )
-            assert chunked == one_pass  # identical, not merely close
-            assert sum(passes) == sum(len(o) for o in options)  # every candidate, once
+            assert [len(s) for s in chunked] == [len(s) for s in one_pass]
+            torch.testing.assert_close(
+                torch.tensor(sum(chunked, [])), torch.tensor(sum(one_pass, [])), atol=1e-5, rtol=0
+            )
             sizes[budget] = list(passes)
-        assert sizes[None] == [11] and sizes[1] == [1] * 11  # all at once; one by one
+        # all at once: one packed row per input; a budget of 1 byte: each candidate alone
+        assert [m for m, _ in sizes[None]] == [3]
+        assert len(sizes[1]) == 11 and all(m == 1 for m, _ in sizes[1])
         assert 1 < len(sizes[5_000_000]) < 11  # chunks of several candidates
-        # more candidates make more passes of the same size, not larger passes
+        # more candidates make more passes, each within the budget (its logits alone: 8 B/value)
         many = [encode_options(tok, [f"option {k}" for k in range(40)])] * 3
         passes.clear()
         option_logprobs(lively.model, prompts, ids, many, max_chunk_bytes=5_000_000, **kw)
-        assert len(passes) > len(sizes[5_000_000]) and max(passes) <= max(sizes[5_000_000])
+        assert len(passes) > len(sizes[5_000_000])
+        assert max(m * t * vocab * 8 for m, t in passes) <= 5_000_000
+        assert sum(m * t for m, t in passes) >= 120  # every candidate fed (at least a token)
     finally:
         hook.remove()
 

@@ -8,7 +8,8 @@
   decode step writes its token in place;
 - :mod:`~clinprompt.decoding.decode_batch`: continuous batching, rows join and leave at any step;
 - :mod:`~clinprompt.decoding.generate`: greedy generation of a whole batch;
-- :mod:`~clinprompt.decoding.scoring`: candidate answers ranked by log-likelihood.
+- :mod:`~clinprompt.decoding.scoring`: candidate answers ranked by log-likelihood (all at once,
+  or one forward pass at a time for a server to interleave).
 
 This layer imports only ``prompts`` (injection) and below.
 """
@@ -18,7 +19,12 @@ from clinprompt.decoding.generate import greedy_generate
 from clinprompt.decoding.prefill import prefill
 from clinprompt.decoding.prompt_cache import LayerKV, PromptKVCache
 from clinprompt.decoding.reserved_cache import ReservedLayer, reserved_cache
-from clinprompt.decoding.scoring import encode_options, option_logprobs
+from clinprompt.decoding.scoring import (
+    encode_options,
+    option_logprob_passes,
+    option_logprobs,
+    run_passes,
+)
 
 __all__ = [
     "DecodeBatch",
@@ -27,7 +33,9 @@ __all__ = [
     "ReservedLayer",
     "encode_options",
     "greedy_generate",
+    "option_logprob_passes",
     "option_logprobs",
     "prefill",
     "reserved_cache",
+    "run_passes",
 ]

@@ -9,13 +9,14 @@ prefills only what differs between requests.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, PreTrainedModel
 
-from clinprompt.decoding.prefill import check_batch, prefill
+from clinprompt.decoding.prefill import check_batch, prefill, prefill_passes
 from clinprompt.decoding.prompt_cache import PromptKVCache
 from clinprompt.decoding.reserved_cache import reserved_cache
 
@@ -98,6 +99,33 @@ class DecodeBatch:
         logits, cache, mask, _ = prefill(
             self.model, prompts, input_ids, self.pad, self.prompt_cache, task_keys, 1
         )
+        return self.join(logits, cache, mask, max_new_tokens, tags)
+
+    def prefill_passes(
+        self,
+        prompts: torch.Tensor | None,
+        input_ids: list[list[int]],
+        task_keys: list[str] | None = None,
+        max_tokens: int | None = None,
+    ) -> Generator[None, None, tuple[torch.Tensor, DynamicCache, torch.Tensor, torch.Tensor]]:
+        """The prefill of :meth:`add` in passes of at most ``max_tokens`` positions (see
+        :func:`~clinprompt.decoding.prefill.prefill_passes`); hand its result to :meth:`join`."""
+        check_batch(prompts, input_ids, task_keys)
+        return prefill_passes(
+            self.model, prompts, input_ids, self.pad, self.prompt_cache, task_keys, 1, max_tokens
+        )
+
+    @torch.no_grad()
+    def join(
+        self,
+        logits: torch.Tensor,
+        cache: DynamicCache,
+        mask: torch.Tensor,
+        max_new_tokens: list[int],
+        tags: list[Any],
+    ) -> list[tuple[Any, list[int]]]:
+        """Add prefilled rows (the logits, cache and mask of a prefill) and take their first
+        token; returns the rows already finished."""
         positions = mask.sum(-1, keepdim=True) - 1  # of each row's last token
         tokens = logits[:, -1].argmax(-1)
         n, width = mask.shape
@@ -148,6 +176,22 @@ class DecodeBatch:
         )
         self.cache, self.tokens = out.cache, out.logits[:, -1].argmax(-1)
         return self._accept(torch.tensor(self.alive, dtype=torch.bool))
+
+    def drop(self, tags: set[int]) -> list[Any]:
+        """Free the live rows whose tag's ``id()`` is in ``tags`` (their requests gave up);
+        returns their tags. Their slots are reused like those of finished rows."""
+        dropped = []
+        for i, tag in enumerate(self.tags):
+            if self.alive[i] and id(tag) in tags:
+                dropped.append(tag)
+                self.alive[i], self.tags[i], self.outputs[i] = False, None, []
+                self.tokens[i] = self.pad
+        if dropped:
+            if not any(self.alive):
+                self._reset()
+            else:
+                self._trim()
+        return dropped
 
     def _accept(self, fresh: torch.Tensor) -> list[tuple[Any, list[int]]]:
         """Append each fresh row's new token; free and return the rows that finished."""

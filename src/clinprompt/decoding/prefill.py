@@ -10,7 +10,7 @@ starts from its task's cached prompt (and declared prefix) and only the rest of 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
@@ -18,7 +18,7 @@ from transformers import DynamicCache, PreTrainedModel
 from clinprompt.decoding.prompt_cache import PromptKVCache
 from clinprompt.prompts.injection import inject_prompt
 
-__all__ = ["check_batch", "prefill"]
+__all__ = ["check_batch", "prefill", "prefill_passes"]
 
 
 def _left_pad(
@@ -70,6 +70,34 @@ def prefill(
         (logits (B, keep, V), the KV cache, the attention mask over all its positions (B, L),
         the token ids fed (B, T), left-padded).
     """
+    passes = prefill_passes(
+        model, prompts, rows, pad_token_id, prompt_cache, task_keys, logits_to_keep
+    )
+    while True:
+        try:
+            next(passes)
+        except StopIteration as done:
+            return done.value
+
+
+def prefill_passes(
+    model: PreTrainedModel,
+    prompts: torch.Tensor | None,
+    rows: Sequence[Sequence[int]],
+    pad_token_id: int,
+    prompt_cache: PromptKVCache | None,
+    task_keys: Sequence[str] | None,
+    logits_to_keep: int,
+    max_tokens: int | None = None,
+) -> Generator[None, None, tuple[torch.Tensor, DynamicCache, torch.Tensor, torch.Tensor]]:
+    """:func:`prefill` in passes of at most ``max_tokens`` fed positions (padding included),
+    a generator that yields between passes and returns what :func:`prefill` returns.
+
+    The padded batch is cut into consecutive column spans, each fed over the cache of the ones
+    before it with the same mask and positions, so the cache and logits equal one pass's (to
+    float rounding). A server prefills a long input this way between decode steps. ``None``:
+    one pass.
+    """
     device = model.get_input_embeddings().weight.device
     if (
         prompts is not None
@@ -84,23 +112,37 @@ def prefill(
         full_mask = torch.cat([cache_mask.to(device), mask], dim=1)  # (B, L_max + T)
         cached = cache_mask.sum(-1, keepdim=True).to(device)  # (B, 1) cached positions per row
         position_ids = (cached + mask.cumsum(-1) - 1).clamp(min=0)  # continue after the cache
+        feed, before = {"input_ids": ids}, cache_mask.shape[1]
+    else:
+        ids, mask = _left_pad(rows, pad_token_id, device)
+        x = inject_prompt(model, prompts, ids, mask)
+        cache = DynamicCache(config=model.config)
+        full_mask, position_ids = x.attention_mask, x.position_ids
+        feed, before = {"inputs_embeds": x.inputs_embeds}, 0
+    width = full_mask.shape[1] - before
+    spans = _spans(width, len(rows), logits_to_keep, max_tokens)
+    for n, (a, b) in enumerate(spans):
         out = model(
-            input_ids=ids,
-            attention_mask=full_mask,
-            position_ids=position_ids,
+            **{k: v[:, a:b] for k, v in feed.items()},
+            attention_mask=full_mask[:, : before + b],
+            position_ids=position_ids[:, a:b],
             cache=cache,
             use_cache=True,
-            logits_to_keep=logits_to_keep,
+            logits_to_keep=logits_to_keep if n == len(spans) - 1 else 1,
         )
-        return out.logits, out.cache, full_mask, ids
-    ids, mask = _left_pad(rows, pad_token_id, device)
-    x = inject_prompt(model, prompts, ids, mask)
-    out = model(
-        inputs_embeds=x.inputs_embeds,
-        attention_mask=x.attention_mask,
-        position_ids=x.position_ids,
-        cache=DynamicCache(config=model.config),
-        use_cache=True,
-        logits_to_keep=logits_to_keep,
-    )
-    return out.logits, out.cache, x.attention_mask, ids
+        cache = out.cache
+        if n < len(spans) - 1:
+            yield
+    return out.logits, out.cache, full_mask, ids
+
+
+def _spans(width: int, rows: int, keep: int, max_tokens: int | None) -> list[tuple[int, int]]:
+    """Column spans of at most ``max_tokens // rows`` columns (at least one), the last one at
+    least ``keep`` wide (it gives the logits)."""
+    if max_tokens is None or width * rows <= max_tokens:
+        return [(0, width)]
+    cols = max(1, max_tokens // rows)
+    cuts = list(range(0, width, cols))
+    cuts[-1] = min(cuts[-1], max(0, width - keep))
+    cuts = sorted(set(cuts))
+    return list(zip(cuts, [*cuts[1:], width], strict=True))

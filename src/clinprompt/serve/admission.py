@@ -2,7 +2,10 @@
 
 A request is checked against the :class:`Limits` and the task table it was admitted with, and
 split into one :class:`WorkItem` per input; the queue refuses items beyond ``max_queue``
-(backpressure, 429) and every item once the server drains (503). The cheap checks come first:
+(backpressure, 429), a request that would not be answered within ``request_timeout_s`` at the
+worker's measured speed shared with the requests in flight (429, with the estimated excess as
+``Retry-After``), and every item once the server drains (503). Waiting requests are served in
+turn, one input each. The cheap checks come first:
 counts, types and characters before any tokenization, so an oversized input costs a length, not
 a tokenizer pass; then tokens, then the option-scoring budget. The scheduler takes items from the
 same queue. Each error carries the HTTP status the app answers with.
@@ -11,9 +14,10 @@ same queue. Each error carries the HTTP status the app answers with.
 from __future__ import annotations
 
 import json
-import queue
+import math
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +26,17 @@ from clinprompt.data.collate import encode_prompt
 from clinprompt.decoding import encode_options
 from clinprompt.serve.runtime import InputError, TaskRuntime, TaskTable, cue_length
 
-__all__ = ["MODES", "Admission", "Limits", "ServeError", "WorkItem", "shutting_down", "text_size"]
+__all__ = [
+    "MODES",
+    "Admission",
+    "Limits",
+    "ServeError",
+    "WorkItem",
+    "WorkRates",
+    "gave_up",
+    "shutting_down",
+    "text_size",
+]
 
 MODES = ("auto", "generate", "score")
 
@@ -44,8 +58,9 @@ class Limits:
     max_input_chars: int = 32768
     max_options: int = 64  # candidate answers of one input → 422
     max_option_tokens: int = 128  # tokens of one candidate answer (EOS included) → 413
-    # option scoring of one request: Σ candidates × (prompt + input + candidate tokens) → 413
-    max_scoring_tokens: int = 65_536
+    # option scoring of one request: the tokens its passes feed, Σ per input of its prompt and
+    # input tokens once plus every candidate's tokens (per unit when answered unit by unit) → 413
+    max_scoring_tokens: int = 16_384
     max_body_bytes: int = 1_048_576  # request body, refused before it is read past it → 413
     max_json_depth: int = 32  # nesting of the request body, checked before parsing → 422
 
@@ -95,6 +110,35 @@ class WorkItem:
     max_new_tokens: int
     future: Future = field(default_factory=Future)
     option_ids: list[list[int]] | None = None  # the candidates' token ids (encode_options)
+    request: int = 0  # the request it belongs to (numbered at submit)
+    given_up: bool = False  # its request was answered without it (timeout): drop its work
+    long: bool = False  # the worker took it as part of a long job
+
+    def work(self) -> tuple[int, int]:
+        """(tokens to prefill, at most; tokens to generate, at most) of this input."""
+        fed = self.task.prompt.shape[0] + len(self.input_ids)
+        if self.candidates is None:
+            return fed, self.max_new_tokens
+        return fed + sum(len(o) for o in self.option_ids or ()), 0
+
+
+@dataclass(frozen=True)
+class WorkRates:
+    """How fast the worker runs, measured: what admission estimates a request's wait from.
+
+    Args:
+        prefill_s: seconds per prefilled (or scored) token.
+        step_s: seconds per decode step of a full batch.
+        rows: the rows one decode step advances (the batch size).
+    """
+
+    prefill_s: float
+    step_s: float
+    rows: int
+
+    def seconds(self, prefill_tokens: float, new_tokens: float) -> float:
+        """The estimated seconds of that much work, decode steps shared by ``rows`` rows."""
+        return prefill_tokens * self.prefill_s + new_tokens * self.step_s / self.rows
 
 
 def _step(path: str, key: Any) -> str:
@@ -160,9 +204,16 @@ class Admission:
         self.limits = limits
         self.scoring = scoring
         self._cue = cue_length(tokenizer)
-        self._queue: queue.Queue[WorkItem] = queue.Queue()
+        # waiting items per request, served round-robin: a small request is not queued behind
+        # every input of a large one
+        self._waiting: dict[int, deque[WorkItem]] = {}
+        self._ready = threading.Condition(threading.Lock())
         self._pending = 0  # items admitted and not yet taken by the worker
         self._open = 0  # items admitted and not yet answered (queued, decoding or scoring)
+        # per open request: [inputs, tokens to prefill, tokens to generate] not yet answered
+        self._open_work: dict[int, list[int]] = {}
+        self.rates: WorkRates | None = None  # the worker's measured speed (None: not yet)
+        self.busy_share = 0.8  # refuse work estimated to wait past this share of the timeout
         self._lock = threading.Lock()
         self.closed = False  # draining: every new request is refused
         self.requests = 0  # requests queued
@@ -308,9 +359,9 @@ class Admission:
         return ServeError(
             413,
             "scoring_too_large",
-            f"scoring the candidate answers of this request takes {scoring_tokens} tokens or more "
-            f"(candidates × prompt, input and candidate tokens, per entity pair where the task "
-            f"is answered pair by pair); the limit max_scoring_tokens "
+            f"scoring the candidate answers of this request feeds {scoring_tokens} tokens or more "
+            f"(each input's prompt and input tokens once plus its candidates' tokens, per entity "
+            f"pair where the task is answered pair by pair); the limit max_scoring_tokens "
             f"is {budget}: send fewer inputs or options per request",
             limit="max_scoring_tokens",
             value=budget,
@@ -342,15 +393,15 @@ class Admission:
         max_new_tokens: int | None,
     ) -> int:
         """A lower bound of the tokens the worker runs for a record answered through ``units``:
-        per unit, the prompt and the record's tokens once per candidate (or plus its generation
-        budget when it generates)."""
+        per unit, the prompt and the record's tokens, plus its candidates' tokens (or its
+        generation budget when it generates)."""
         if not units:
             return 0
         cands = rt.candidates(units[0]) if mode != "generate" and self.scoring else None
         row = rt.prompt.shape[0] + len(ids)
         if cands:
             self._check_candidates(i, cands)
-            per_unit = sum(row + len(opt) for opt in encode_options(self.tokenizer, cands))
+            per_unit = row + sum(len(opt) for opt in encode_options(self.tokenizer, cands))
         else:
             per_unit = row + (max_new_tokens or rt.max_new_tokens())
         return len(units) * per_unit
@@ -358,7 +409,7 @@ class Admission:
     def _scoring_cost(
         self, i: int, rt: TaskRuntime, ids: list[int], cands: list[str], option_ids: list[list[int]]
     ) -> int:
-        """Σ over the candidates of their row's tokens: prompt, input and candidate."""
+        """The tokens scoring one input feeds: its prompt and input once, then every candidate."""
         lim = self.limits
         for cand, opt in zip(cands, option_ids, strict=True):
             if len(opt) > lim.max_option_tokens:
@@ -371,11 +422,13 @@ class Admission:
                     value=lim.max_option_tokens,
                     index=i,
                 )
-        row = rt.prompt.shape[0] + len(ids)
-        return sum(row + len(opt) for opt in option_ids)
+        return rt.prompt.shape[0] + len(ids) + sum(len(opt) for opt in option_ids)
 
     def submit(self, items: list[WorkItem]) -> list[Future]:
-        """Queue admitted items; 429 when the queue would exceed ``max_queue``, 503 when draining."""
+        """Queue admitted items; 429 when the queue would exceed ``max_queue`` or its work would
+        outlast the request timeout at the measured speed, 503 when draining."""
+        work = [it.work() for it in items]
+        fed, new = sum(w[0] for w in work), sum(w[1] for w in work)
         with self._lock:
             if self.closed:
                 raise shutting_down()
@@ -387,18 +440,71 @@ class Admission:
                     limit="max_queue",
                     value=self.limits.max_queue,
                 )
+            wait = self._wait_s(fed, new)
+            allowed = self.busy_share * self.limits.request_timeout_s
+            if wait is not None and wait > allowed:
+                raise ServeError(
+                    429,
+                    "queue_full",
+                    f"this request would be answered in about {wait:.0f} s at this server's "
+                    f"measured speed, sharing it with the requests in flight; more than the "
+                    f"request timeout allows (request_timeout_s="
+                    f"{self.limits.request_timeout_s:g}); retry later",
+                    retry_after=max(1, math.ceil(wait - allowed)),
+                    limit="request_timeout_s",
+                    value=self.limits.request_timeout_s,
+                )
             self._pending += len(items)
             self._open += len(items)
             self.requests += 1
             self.items += len(items)
-        for item in items:
-            item.future.add_done_callback(self._answered)
-            self._queue.put(item)
+            request = self.requests
+            self._open_work[request] = [len(items), fed, new]
+        for item, (f, n) in zip(items, work, strict=True):
+            item.request = request
+            item.future.add_done_callback(lambda _, r=request, f=f, n=n: self._answered(r, f, n))
+        with self._ready:
+            self._waiting[request] = deque(items)
+            self._ready.notify()
         return [it.future for it in items]
 
-    def _answered(self, _: Future) -> None:
+    @staticmethod
+    def give_up(items: list[WorkItem]) -> None:
+        """Mark ``items`` as no longer wanted (their request timed out): the worker drops them
+        wherever they are (queued, joining, decoding or being scored) instead of finishing them."""
+        for it in items:
+            it.given_up = True
+
+    def _answered(self, request: int, fed: int, new: int) -> None:
         with self._lock:
             self._open -= 1
+            left = self._open_work[request]
+            left[0], left[1], left[2] = left[0] - 1, left[1] - fed, left[2] - new
+            if not left[0]:
+                del self._open_work[request]
+
+    def _wait_s(self, fed: int, new: int) -> float | None:
+        """When a request of this work would be answered, in seconds, if the worker shared its
+        measured speed equally among the requests in flight (processor sharing, as the
+        round-robin queue and the short-first jobs approximate): until then, each request in
+        flight does at most as much work as the new one. None: no measured speed, or nothing
+        in flight (a request alone is always admitted; its limits bound it)."""
+        if self.rates is None or not self._open_work:
+            return None
+        own = self.rates.seconds(fed, new)
+        others = (self.rates.seconds(f, n) for _, f, n in self._open_work.values())
+        return own + sum(min(o, own) for o in others)
+
+    def set_rates(self, rates: WorkRates) -> None:
+        """The worker's measured speed (the scheduler calls it as it measures)."""
+        self.rates = rates
+
+    def open_work_s(self) -> float | None:
+        """The estimated seconds of the work admitted and not yet answered (None: no rates)."""
+        with self._lock:
+            if self.rates is None:
+                return None
+            return sum(self.rates.seconds(f, n) for _, f, n in self._open_work.values())
 
     def open(self) -> None:
         """Admit requests (again)."""
@@ -420,40 +526,66 @@ class Admission:
 
     def waiting(self) -> int:
         """Items in the queue right now (what the scheduler could take)."""
-        return self._queue.qsize()
+        with self._ready:
+            return sum(len(q) for q in self._waiting.values())
 
-    def take(self, limit: int, wait: bool, wait_ms: float) -> list[WorkItem]:
-        """Up to ``limit`` queued items; with ``wait``, block for one, then up to ``wait_ms`` for more.
+    def take(
+        self, limit: int, wait: bool, wait_ms: float, max_tokens: int | None = None
+    ) -> list[WorkItem]:
+        """Up to ``limit`` queued items, one request at a time in turn (round-robin), and at
+        most ``max_tokens`` input tokens (at least one item); with ``wait``, block for one, then
+        up to ``wait_ms`` for more.
 
-        Items whose request gave up (cancelled futures) are dropped; the others are marked running.
+        Items whose request gave up (cancelled futures, or marked by :meth:`give_up`) are
+        dropped; the others are marked running.
         """
         batch: list[WorkItem] = []
+        tokens = 0
         deadline = time.monotonic() + wait_ms / 1000
-        if wait:
-            try:
-                batch.append(self._queue.get(timeout=0.1))
-            except queue.Empty:
-                return []
-        while len(batch) < limit:
-            left = deadline - time.monotonic() if wait else 0
-            try:
-                batch.append(
-                    self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
-                )
-            except queue.Empty:
-                break
+        with self._ready:
+            if wait and not self._waiting:
+                self._ready.wait(timeout=0.1)
+                if not self._waiting:
+                    return []
+            while len(batch) < limit:
+                if not self._waiting:
+                    left = deadline - time.monotonic() if wait and batch else 0
+                    if left <= 0 or not self._ready.wait(timeout=left) or not self._waiting:
+                        break
+                request = next(iter(self._waiting))
+                items = self._waiting.pop(request)
+                item = items[0]
+                if batch and max_tokens is not None and tokens + len(item.input_ids) > max_tokens:
+                    self._waiting = {request: items, **self._waiting}  # it leads next time
+                    break
+                items.popleft()
+                batch.append(item)
+                tokens += len(item.input_ids)
+                if items:
+                    self._waiting[request] = items  # to the back of the turn
         with self._lock:
             self._pending -= len(batch)
-        return [it for it in batch if it.future.set_running_or_notify_cancel()]
+        taken = []
+        for it in batch:
+            if it.given_up:
+                if it.future.set_running_or_notify_cancel():
+                    it.future.set_exception(gave_up())
+            elif it.future.set_running_or_notify_cancel():
+                taken.append(it)
+        return taken
 
     def drain(self, err: ServeError) -> None:
         """Fail every queued item with ``err`` and empty the queue (at shutdown)."""
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            with self._lock:
-                self._pending -= 1
+        with self._ready:
+            items = [it for q in self._waiting.values() for it in q]
+            self._waiting = {}
+        with self._lock:
+            self._pending -= len(items)
+        for item in items:
             if item.future.set_running_or_notify_cancel():
                 item.future.set_exception(err)
+
+
+def gave_up() -> ServeError:
+    """The answer of work dropped because its request was already answered (timeout)."""
+    return ServeError(503, "timeout", "the request timed out before this input was answered")

@@ -175,6 +175,7 @@ def create_app(
         except TimeoutError:
             for f in futures:
                 f.cancel()
+            engine.admission.give_up(items)  # the worker stops spending time on them
             raise ServeError(
                 503,
                 "timeout",

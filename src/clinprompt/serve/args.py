@@ -63,6 +63,12 @@ class ServeArgs:
         "While decoding, prefill waiting inputs once this many are queued (or the batch would fill).",
     )
     max_defer_steps: int = arg(4, "...or after at most this many decode steps.")
+    prefill_tokens: int = arg(
+        256, "Most input tokens a cycle takes and a forward pass prefills (at least one input)."
+    )
+    long_pass_every: int = arg(
+        16, "While rows decode, a longer job (long input, many options) runs a pass per N steps."
+    )
     # ---- admission (Limits), each with the HTTP status it answers beyond
     max_input_tokens: int = arg(1024, "Longest input (tokens, instruction excluded) → 413 beyond.")
     max_inputs: int = arg(32, "Most inputs per request → 422 beyond.")
@@ -79,8 +85,8 @@ class ServeArgs:
     max_options: int = arg(64, "Most candidate answers of one input (option scoring) → 422.")
     max_option_tokens: int = arg(128, "Longest candidate answer in tokens → 413.")
     max_scoring_tokens: int = arg(
-        65_536,
-        "Option scoring of one request: candidates × (prompt + input + candidate tokens) → 413.",
+        16_384,
+        "Option scoring of one request: tokens fed, each input once plus its candidates → 413.",
     )
     scoring_batch_mb: float = arg(
         256.0,
@@ -128,4 +134,6 @@ class ServeArgs:
             max_defer_steps=self.max_defer_steps,
             watch_interval_s=self.watch,
             scoring_batch_mb=self.scoring_batch_mb,
+            prefill_tokens=self.prefill_tokens,
+            long_pass_every=self.long_pass_every,
         )

@@ -46,7 +46,10 @@ class EngineArgs:
     fewer when that fills the batch), or after at most ``max_defer_steps`` decode steps: joining
     rows are prefilled together, and one prefill of 8 rows costs about as much as 4 of 1 row on a
     CPU, so gathering a few before interrupting the decode raises throughput at the cost of a
-    few decode steps of latency.
+    few decode steps of latency. A cycle takes at most ``prefill_tokens`` input tokens, and one
+    forward pass prefills at most that many; a longer job (a long input, many options) runs a
+    pass at a time, and while rows decode one pass every ``long_pass_every`` steps, so it never
+    holds a short request for more than a pass.
     """
 
     max_batch: int = 16
@@ -57,6 +60,8 @@ class EngineArgs:
     watch_interval_s: float = 0.0  # > 0: poll bank.json and reload when it changes
     # option scoring runs in chunks of candidates whose cache copies and logits fit this (MiB)
     scoring_batch_mb: float = 256.0
+    prefill_tokens: int = 256
+    long_pass_every: int = 16
 
     def scheduling(self) -> dict[str, Any]:
         """The options :class:`~clinprompt.serve.scheduler.Scheduler` takes."""
@@ -67,6 +72,8 @@ class EngineArgs:
             "max_defer_steps": self.max_defer_steps,
             "length_normalize": self.length_normalize,
             "scoring_batch_bytes": int(self.scoring_batch_mb * 2**20),
+            "prefill_tokens": self.prefill_tokens,
+            "long_pass_every": self.long_pass_every,
         }
 
 

@@ -1,11 +1,21 @@
 """The worker loop: continuous batching of admitted items across tasks, and their answers.
 
 A worker thread runs a :class:`~clinprompt.decoding.DecodeBatch`: before every decode step it
-takes queued items (waiting up to ``wait_ms`` to gather them when idle) up to ``max_batch`` rows,
-prefilling them together from the per-task prompt KV caches, whatever their tasks; a row that
-finishes leaves at once and its future resolves. Classification items (records with candidates)
-are scored on arrival by :func:`~clinprompt.decoding.option_logprobs`, in chunks of candidates
-whose memory fits ``scoring_batch_bytes``. An item whose task answers it through several units
+takes queued items (waiting up to ``wait_ms`` to gather them when idle), one request at a time in
+turn and at most ``prefill_tokens`` input tokens a cycle (at least one input), so a short request
+is taken within a cycle of arriving. What it takes becomes a *job*: generation inputs are
+prefilled from the per-task prompt KV caches, whatever their tasks, and join the running batch;
+classification items (records with candidates) are scored by
+:func:`~clinprompt.decoding.option_logprob_passes` (the inputs' prefill, then chunks of
+candidates whose memory fits ``scoring_batch_bytes``). Every job runs as forward passes of at
+most ``prefill_tokens`` positions. A short job (at most ``prefill_tokens`` tokens: a new request
+of ordinary size) runs at once; a long one advances one pass per cycle while nothing decodes,
+and only one pass every ``long_pass_every`` decode steps while rows of short jobs decode — so a
+long request (a 1,000-token input, 60 options) never holds a short one for more than a pass, and
+still progresses under a steady stream of generation (its own rows never hold it back). A row that finishes leaves at once and its
+future resolves. Items taken and not yet answered stay within ``max_batch``; the rest wait in
+the admission queue. Work for a request that timed out is dropped wherever it is.
+An item whose task answers it through several units
 (pair-given RE: one question per ordered entity pair) is answered on arrival too: its units are
 scored (or generated) together, ``max_batch`` rows at a time, and merged into one answer.
 """
@@ -14,7 +24,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,12 +38,25 @@ from clinprompt.decoding import (
     PromptKVCache,
     encode_options,
     greedy_generate,
-    option_logprobs,
+    option_logprob_passes,
+    run_passes,
 )
-from clinprompt.serve.admission import Admission, ServeError, WorkItem
+from clinprompt.serve.admission import Admission, ServeError, WorkItem, WorkRates, gave_up
 from clinprompt.serve.logs import log_event
 
 __all__ = ["Scheduler"]
+
+
+@dataclass
+class _Job:
+    """Items taken together and the forward passes left to answer them."""
+
+    items: list[WorkItem]
+    passes: Generator[None, None, Any]  # returns the scores, or the prefill to join
+    scoring: bool
+    fed: int  # tokens it feeds (prompt, inputs, candidates)
+    long: bool  # more input and candidate tokens than a cycle takes: runs a pass at a time
+    seconds: float = 0.0  # spent so far
 
 
 class Scheduler:
@@ -48,6 +73,8 @@ class Scheduler:
         max_defer_steps: ... or after this many decode steps.
         length_normalize: option scoring ranks by the mean instead of the summed log-probability.
         scoring_batch_bytes: the memory budget of one option-scoring pass (None: unbounded).
+        prefill_tokens: the most input tokens one cycle takes, and one forward pass prefills.
+        long_pass_every: while rows decode, a long job advances one pass per this many steps.
     """
 
     def __init__(
@@ -62,6 +89,8 @@ class Scheduler:
         max_defer_steps: int,
         length_normalize: bool,
         scoring_batch_bytes: int | None = None,
+        prefill_tokens: int = 256,
+        long_pass_every: int = 16,
     ) -> None:
         self.backbone = backbone
         self.tokenizer = backbone.tokenizer
@@ -71,6 +100,13 @@ class Scheduler:
         self.prefill_group, self.max_defer_steps = prefill_group, max_defer_steps
         self.length_normalize = length_normalize
         self.scoring_batch_bytes = scoring_batch_bytes
+        self.prefill_tokens = max(1, prefill_tokens)
+        self.long_pass_every = max(1, long_pass_every)
+        self.jobs: list[_Job] = []  # long jobs, oldest first (worker thread only)
+        self._steps_since_long = 0
+        # measured speed, moving averages: seconds per prefilled token and per full decode step
+        self.prefill_s: float | None = None
+        self.step_s: float | None = None
         self._cut: ServeError | None = None  # set by another thread: fail every row (draining)
         self._cut_lock = threading.Lock()
         self.batches = 0  # admissions of taken items (each a prefill and/or a scoring pass)
@@ -78,7 +114,13 @@ class Scheduler:
         self._deferred = 0  # decode steps run while inputs were waiting to join
 
     def run(self, stop: threading.Event) -> None:
-        """Cycle until ``stop`` is set (the worker thread); a failing cycle fails only its rows."""
+        """Calibrate, then cycle until ``stop`` is set (the worker thread); a failing cycle fails
+        only its rows."""
+        try:
+            with torch.inference_mode():
+                self.calibrate()
+        except Exception as err:  # no estimate: admission falls back to max_queue alone
+            log_event(logging.WARNING, "calibration_failed", f"calibration failed: {err!r}")
         while not stop.is_set():
             with self._cut_lock:
                 cut, self._cut = self._cut, None
@@ -89,7 +131,7 @@ class Scheduler:
                 with torch.inference_mode():
                     self.cycle(taken)
             except Exception as err:  # these rows fail, the server keeps serving
-                failed = list(taken) + self.decoding.live_tags
+                failed = list(taken) + self.held
                 log_event(
                     logging.ERROR,
                     "batch_failed",
@@ -105,16 +147,50 @@ class Scheduler:
         with self._cut_lock:
             self._cut = err
 
+    def calibrate(self, tokens: int = 32, steps: int = 3) -> WorkRates | None:
+        """Measure the speed admission estimates waits from: one prefill of ``max_batch`` rows
+        of ``tokens`` tokens and ``steps`` decode steps of them (no soft prompt). Real traffic
+        refines both figures afterwards."""
+        batch = DecodeBatch(self.backbone.model, -1, self.tokenizer.pad_token_id)  # never ends
+        rows = [[self.tokenizer.pad_token_id or 0] * tokens] * self.max_batch
+        start = time.perf_counter()
+        batch.add(None, rows, [steps + 1] * self.max_batch, tags=list(range(self.max_batch)))
+        self.prefill_s = (time.perf_counter() - start) / (tokens * self.max_batch)
+        start = time.perf_counter()
+        for _ in range(steps):
+            batch.step()
+        self.step_s = (time.perf_counter() - start) / steps
+        return self._publish_rates()
+
+    def _publish_rates(self) -> WorkRates:
+        rates = WorkRates(self.prefill_s, self.step_s, self.max_batch)
+        self.admission.set_rates(rates)
+        return rates
+
+    def _measured(self, name: str, value: float, weight: float = 0.1) -> None:
+        """Fold a measurement into the moving average ``name`` and tell admission."""
+        old = getattr(self, name)
+        setattr(self, name, value if old is None else (1 - weight) * old + weight * value)
+        if self.prefill_s is not None and self.step_s is not None:
+            self._publish_rates()
+
+    @property
+    def held(self) -> list[WorkItem]:
+        """The items taken and not yet answered: decoding or being scored."""
+        return self.decoding.live_tags + [it for job in self.jobs for it in job.items]
+
     def cycle(self, taken: list[WorkItem]) -> None:
-        """Continuous batching: admit queued inputs into the running batch, then decode one step.
+        """Continuous batching: take queued inputs, run their jobs, decode one step, advance a
+        long job.
 
         New generation rows are prefilled (from the prompt KV caches) and join the rows already
         decoding; a finished row leaves at once and its request is answered, so the batch stays
-        full while requests keep coming. Classification inputs are scored in one pass on arrival.
-        ``taken`` collects the items taken, so that a failure can answer them.
+        full while requests keep coming. ``taken`` collects the items taken, so that a failure
+        can answer them.
         """
+        self._drop_given_up()
         running = self.decoding
-        free = self.max_batch - len(running)
+        free = self.max_batch - len(self.held)
         if (
             running
             and free > 0
@@ -124,39 +200,109 @@ class Scheduler:
             self._deferred += 1  # let a few more arrive and prefill them together
         elif free > 0:
             self._deferred = 0
-            taken += self.admission.take(free, wait=not running, wait_ms=self.wait_ms)
+            idle = not running and not self.jobs
+            taken += self.admission.take(
+                free, wait=idle, wait_ms=self.wait_ms, max_tokens=self.prefill_tokens
+            )
         if taken:
             self.batches += 1
             for (scoring, _), items in self._groups(self._answer_units(taken)).items():
-                if scoring:
-                    self._answer_scores(items)
-                else:
-                    prompts = torch.stack([it.task.prompt for it in items])  # (B, P, D)
-                    self._answer_generations(
-                        running.add(
-                            prompts,
-                            [it.input_ids for it in items],
-                            [it.max_new_tokens for it in items],
-                            tags=items,
-                            task_keys=[it.task.key for it in items],
-                        )
-                    )
+                job = self._job(items, scoring)
+                if job.long:
+                    self.jobs.append(job)
+                else:  # one cycle's worth: at once
+                    while not self._advance(job):
+                        pass
             taken.clear()
         if running:
+            rows, start = len(running), time.perf_counter()
             self._answer_generations(running.step())
+            self._steps_since_long += 1
+            if rows >= max(1, self.max_batch // 2):  # a step of a batch near full
+                self._measured("step_s", time.perf_counter() - start)
+        # long passes wait only for rows of short jobs (a long request's own rows do not hold it)
+        held_back = any(not it.long for it in running.live_tags)
+        if self.jobs and (not held_back or self._steps_since_long >= self.long_pass_every):
+            self._steps_since_long = 0
+            if self._advance(self.jobs[0]):
+                self.jobs.pop(0)
+
+    def _job(self, items: list[WorkItem], scoring: bool) -> _Job:
+        fed = sum(it.work()[0] for it in items)
+        prompt = items[0].task.prompt.shape[0]  # cached per task: not fed again
+        long = fed - prompt * len(items) > self.prefill_tokens
+        if scoring:
+            passes = self._score_passes(items)
+        else:
+            passes = self.decoding.prefill_passes(
+                torch.stack([it.task.prompt for it in items]),  # (B, P, D)
+                [it.input_ids for it in items],
+                [it.task.key for it in items],
+                max_tokens=self.prefill_tokens,
+            )
+        for it in items:
+            it.long = long
+        return _Job(items, passes, scoring, fed, long)
+
+    def _advance(self, job: _Job) -> bool:
+        """Run ``job``'s next pass; when it has none left, answer (or join) its items. Returns
+        whether the job is done. A failing job fails only its own items."""
+        start = time.perf_counter()
+        try:
+            next(job.passes)
+            job.seconds += time.perf_counter() - start
+            return False
+        except StopIteration as done:
+            result = done.value
+        except Exception as err:
+            log_event(
+                logging.ERROR,
+                "batch_failed",
+                f"a batch failed: {err!r}",
+                exc_info=True,
+                inputs=len(job.items),
+                tasks=sorted({it.task.name for it in job.items}),
+            )
+            self._fail(job.items, ServeError(500, "internal_error", f"the batch failed: {err!r}"))
+            return True
+        if job.scoring:
+            self._answer_scores(job.items, result)
+        else:
+            logits, cache, mask, _ = result
+            self._answer_generations(
+                self.decoding.join(
+                    logits, cache, mask, [it.max_new_tokens for it in job.items], job.items
+                )
+            )
+        job.seconds += time.perf_counter() - start
+        self._measured("prefill_s", job.seconds / max(1, job.fed))
+        return True
+
+    def _drop_given_up(self) -> None:
+        """Stop working for requests already answered (timed out): free their rows and the
+        jobs all of whose items gave up."""
+        gone = {id(it) for it in self.held if it.given_up}
+        if not gone:
+            return
+        dropped = self.decoding.drop(gone)
+        for job in [j for j in self.jobs if all(id(it) in gone for it in j.items)]:
+            self.jobs.remove(job)
+            dropped += job.items
+        self._fail(dropped, gave_up())
 
     def run_batch(self, batch: list[WorkItem]) -> None:
         """Run one mixed-task batch to completion (static batching) and resolve every item."""
         for (scoring, _), items in self._groups(self._answer_units(batch)).items():
             if scoring:
-                self._answer_scores(items)
+                self._answer_scores(items, self.score(items))
             else:
                 self._answer_generations(list(zip(items, self.generate(items), strict=True)))
 
     def abandon(self, err: ServeError, taken: Sequence[WorkItem] = ()) -> None:
-        """Fail ``taken`` and every row still decoding with ``err``; start an empty batch."""
-        self._fail(list(taken) + self.decoding.live_tags, err)
+        """Fail ``taken`` and every item held (decoding, in a job) with ``err``; start empty."""
+        self._fail(list(taken) + self.held, err)
         self.decoding = self._new_decoding()
+        self.jobs = []
 
     def generate(self, items: list[WorkItem]) -> list[list[int]]:
         """Greedy token ids of each item (EOS excluded), all rows together."""
@@ -173,9 +319,13 @@ class Scheduler:
         )
 
     def score(self, items: list[WorkItem]) -> list[list[float]]:
-        """The log-likelihood of each item's candidates."""
+        """The log-likelihood of each item's candidates (all passes at once)."""
+        return run_passes(self._score_passes(items))
+
+    def _score_passes(self, items: list[WorkItem]) -> Generator[None, None, list[list[float]]]:
+        """The scoring of ``items``, one forward pass per ``next()``."""
         prompts = torch.stack([it.task.prompt for it in items])  # (B, P, D)
-        return option_logprobs(
+        return option_logprob_passes(
             self.backbone.model,
             prompts,
             [it.input_ids for it in items],
@@ -185,6 +335,7 @@ class Scheduler:
             task_keys=[it.task.key for it in items],
             pad_token_id=self.tokenizer.pad_token_id,
             max_chunk_bytes=self.scoring_batch_bytes,
+            max_prefill_tokens=self.prefill_tokens,
         )
 
     def _new_decoding(self) -> DecodeBatch:
@@ -265,8 +416,8 @@ class Scheduler:
             )
         return rest
 
-    def _answer_scores(self, items: list[WorkItem]) -> None:
-        for it, scores in zip(items, self.score(items), strict=True):
+    def _answer_scores(self, items: list[WorkItem], scored: list[list[float]]) -> None:
+        for it, scores in zip(items, scored, strict=True):
             best = max(range(len(scores)), key=scores.__getitem__)
             self._resolve(
                 it, it.candidates[best], "score", 0, dict(zip(it.candidates, scores, strict=True))

@@ -58,6 +58,10 @@ class VllmScheduler(Scheduler):
         super().__init__(backbone, prompt_cache, admission, **options)
         self.llm = llm  # a vllm.LLM
 
+    def calibrate(self, tokens: int = 32, steps: int = 3) -> None:
+        """No estimate of waits: the HF backbone here is not what generates (max_queue alone)."""
+        return None
+
     def cycle(self, taken: list[WorkItem]) -> None:
         # vLLM batches continuously itself: hand it whole micro-batches.
         taken += self.admission.take(self.max_batch, wait=True, wait_ms=self.wait_ms)
