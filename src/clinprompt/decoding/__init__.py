@@ -16,14 +16,13 @@ This layer imports only ``prompts`` (injection) and below.
 
 from clinprompt.decoding.decode_batch import DecodeBatch
 from clinprompt.decoding.generate import greedy_generate
-from clinprompt.decoding.prefill import prefill
+from clinprompt.decoding.prefill import prefill, run_passes
 from clinprompt.decoding.prompt_cache import LayerKV, PromptKVCache
 from clinprompt.decoding.reserved_cache import ReservedLayer, reserved_cache
 from clinprompt.decoding.scoring import (
     encode_options,
     option_logprob_passes,
     option_logprobs,
-    run_passes,
 )
 
 __all__ = [

@@ -184,14 +184,22 @@ class DecodeBatch:
         for i, tag in enumerate(self.tags):
             if self.alive[i] and id(tag) in tags:
                 dropped.append(tag)
-                self.alive[i], self.tags[i], self.outputs[i] = False, None, []
-                self.tokens[i] = self.pad
+                self._free(i)
         if dropped:
-            if not any(self.alive):
-                self._reset()
-            else:
-                self._trim()
+            self._after_leaving()
         return dropped
+
+    def _free(self, i: int) -> None:
+        """Mark slot ``i`` free (its row left)."""
+        self.alive[i], self.tags[i], self.outputs[i] = False, None, []
+        self.tokens[i] = self.pad
+
+    def _after_leaving(self) -> None:
+        """After rows left: start empty when none is live, else drop the unused leading slots."""
+        if not any(self.alive):
+            self._reset()
+        else:
+            self._trim()
 
     def _accept(self, fresh: torch.Tensor) -> list[tuple[Any, list[int]]]:
         """Append each fresh row's new token; free and return the rows that finished."""
@@ -203,13 +211,9 @@ class DecodeBatch:
                 self.outputs[i].append(tok)
             if tok == self.eos or len(self.outputs[i]) >= self.limits[i]:
                 finished.append((self.tags[i], self.outputs[i]))
-                self.alive[i], self.tags[i], self.outputs[i] = False, None, []
-                self.tokens[i] = self.pad
+                self._free(i)
         if finished:
-            if not any(self.alive):
-                self._reset()
-            else:
-                self._trim()
+            self._after_leaving()
         return finished
 
     def _compact(self) -> None:

@@ -11,6 +11,7 @@ starts from its task's cached prompt (and declared prefix) and only the rest of 
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
+from typing import TypeVar
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
@@ -18,7 +19,9 @@ from transformers import DynamicCache, PreTrainedModel
 from clinprompt.decoding.prompt_cache import PromptKVCache
 from clinprompt.prompts.injection import inject_prompt
 
-__all__ = ["check_batch", "prefill", "prefill_passes"]
+__all__ = ["check_batch", "prefill", "prefill_passes", "run_passes"]
+
+T = TypeVar("T")
 
 
 def _left_pad(
@@ -70,9 +73,14 @@ def prefill(
         (logits (B, keep, V), the KV cache, the attention mask over all its positions (B, L),
         the token ids fed (B, T), left-padded).
     """
-    passes = prefill_passes(
-        model, prompts, rows, pad_token_id, prompt_cache, task_keys, logits_to_keep
+    return run_passes(
+        prefill_passes(model, prompts, rows, pad_token_id, prompt_cache, task_keys, logits_to_keep)
     )
+
+
+def run_passes(passes: Generator[None, None, T]) -> T:
+    """Run every pass left of a pass generator (:func:`prefill_passes`,
+    :func:`~clinprompt.decoding.scoring.option_logprob_passes`) and return its result."""
     while True:
         try:
             next(passes)

@@ -7,7 +7,7 @@ from collections.abc import Generator, Sequence
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
-from clinprompt.decoding.prefill import check_batch, prefill_passes
+from clinprompt.decoding.prefill import check_batch, prefill_passes, run_passes
 from clinprompt.decoding.prompt_cache import PromptKVCache
 
 __all__ = [
@@ -15,7 +15,6 @@ __all__ = [
     "option_chunks",
     "option_logprob_passes",
     "option_logprobs",
-    "run_passes",
 ]
 
 
@@ -128,15 +127,6 @@ def option_logprobs(
         max_chunk_bytes,
     )
     return run_passes(passes)
-
-
-def run_passes(passes: Generator[None, None, list[list[float]]]) -> list[list[float]]:
-    """Run every pass left of :func:`option_logprob_passes` and return its scores."""
-    while True:
-        try:
-            next(passes)
-        except StopIteration as done:
-            return done.value
 
 
 @torch.no_grad()

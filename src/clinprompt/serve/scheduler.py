@@ -131,16 +131,20 @@ class Scheduler:
                 with torch.inference_mode():
                     self.cycle(taken)
             except Exception as err:  # these rows fail, the server keeps serving
-                failed = list(taken) + self.held
-                log_event(
-                    logging.ERROR,
-                    "batch_failed",
-                    f"a batch failed: {err!r}",
-                    exc_info=True,
-                    inputs=len(failed),
-                    tasks=sorted({it.task.name for it in failed}),
-                )
-                self.abandon(ServeError(500, "internal_error", f"the batch failed: {err!r}"), taken)
+                self.abandon(self._batch_failed(err, list(taken) + self.held), taken)
+
+    @staticmethod
+    def _batch_failed(err: Exception, items: list[WorkItem]) -> ServeError:
+        """Log a failed batch with its inputs' tasks (and traceback); the error to answer with."""
+        log_event(
+            logging.ERROR,
+            "batch_failed",
+            f"a batch failed: {err!r}",
+            exc_info=True,
+            inputs=len(items),
+            tasks=sorted({it.task.name for it in items}),
+        )
+        return ServeError(500, "internal_error", f"the batch failed: {err!r}")
 
     def cut(self, err: ServeError) -> None:
         """Ask the worker to fail every row it holds with ``err`` before its next cycle."""
@@ -255,15 +259,7 @@ class Scheduler:
         except StopIteration as done:
             result = done.value
         except Exception as err:
-            log_event(
-                logging.ERROR,
-                "batch_failed",
-                f"a batch failed: {err!r}",
-                exc_info=True,
-                inputs=len(job.items),
-                tasks=sorted({it.task.name for it in job.items}),
-            )
-            self._fail(job.items, ServeError(500, "internal_error", f"the batch failed: {err!r}"))
+            self._fail(job.items, self._batch_failed(err, job.items))
             return True
         if job.scoring:
             self._answer_scores(job.items, result)
