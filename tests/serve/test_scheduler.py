@@ -236,3 +236,25 @@ def test_a_long_requests_own_rows_do_not_hold_back_its_other_inputs(lively, bank
     for _ in range(12):  # each input a long job of a few passes; no short row to protect
         _cycle(scheduler)
     assert len(scheduler.decoding) + sum(f.done() for f in futures) == 3 and not scheduler.jobs
+
+
+def test_a_blocking_predict_that_times_out_gives_its_work_up(lively, bank):
+    from clinprompt.serve.engine import EngineArgs, ServeEngine
+
+    engine = ServeEngine(lively, bank.path, Limits(), EngineArgs(wait_ms=1))
+    submitted = []
+    submit = engine.submit
+
+    def recorded(items):
+        submitted.extend(items)
+        return submit(items)
+
+    engine.submit = recorded
+    try:
+        with pytest.raises(TimeoutError):
+            engine.predict("notes", [{"text": "a"}], max_new_tokens=512, timeout=1e-3)
+        assert submitted and all(it.given_up for it in submitted)
+        err = submitted[0].future.exception(timeout=30)  # dropped by the worker, not finished
+        assert isinstance(err, ServeError) and err.code == "timeout"
+    finally:
+        engine.stop()

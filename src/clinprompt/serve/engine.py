@@ -252,9 +252,14 @@ class ServeEngine:
     ) -> list[dict[str, Any]]:
         """Blocking convenience: start if needed, prepare, submit and wait (scripts and tests)."""
         self.start()
-        futures = self.submit(self.prepare(task, inputs, mode, max_new_tokens))
+        items = self.prepare(task, inputs, mode, max_new_tokens)
+        futures = self.submit(items)
         deadline = time.monotonic() + (timeout or self.limits.request_timeout_s)
-        return [f.result(timeout=max(0.0, deadline - time.monotonic())) for f in futures]
+        try:
+            return [f.result(timeout=max(0.0, deadline - time.monotonic())) for f in futures]
+        except TimeoutError:
+            self.admission.give_up(items)  # as the app does: the worker drops the rest
+            raise
 
     # --------------------------------------------------------------------------------- worker
     def run_batch(self, batch: list[WorkItem]) -> None:
