@@ -109,3 +109,87 @@ def test_pair_re_training_pool_counts_units(monkeypatch):
         for s in range(20)
     ]
     assert any(len({rid for rid, _, _ in p}) > 1 for p in picks)
+
+
+def _ner_records(n_with: int, n_without: int, prefix: str = "n") -> list[dict]:
+    with_ = [
+        {
+            "id": f"{prefix}w{i}",
+            "text": f"Started aspirin on day {i}.",
+            "entities": [{"start": 8, "end": 15, "type": "Drug", "text": "aspirin"}],
+        }
+        for i in range(n_with)
+    ]
+    without = [
+        {"id": f"{prefix}o{i}", "text": f"Slept well on day {i}.", "entities": []}
+        for i in range(n_without)
+    ]
+    # interleaved, as a corpus is: empty and non-empty sentences alternate in file order
+    return [
+        r for pair in zip(without, with_ + [None] * n_without, strict=False) for r in pair if r
+    ][: n_with + n_without] + with_[n_without:]
+
+
+def test_max_empty_fraction_caps_empty_answers_in_training_only(monkeypatch):
+    records = _ner_records(10, 30)
+    assert len(records) == 40
+    dev = _ner_records(2, 8, prefix="d")
+    monkeypatch.setattr(
+        train_data, "load_splits", lambda spec, root=None: {"train": records, "dev": dev}
+    )
+    task = load_task("syn_med_ner", DataArgs())
+    assert sum(not r["entities"] for r in task.train) == 30  # the data's own share by default
+    task = load_task("syn_med_ner", DataArgs(), max_empty_fraction=0.2)
+    empty = [r for r in task.train if not r["entities"]]
+    # every non-empty record stays; 0.2 * 10 / 0.8 = 2.5 -> 2 empty ones, a share of 2/12 <= 0.2
+    assert len(task.train) - len(empty) == 10 and len(empty) == 2
+    assert [records.index(r) for r in task.train] == sorted(records.index(r) for r in task.train)
+    assert task.train == load_task("syn_med_ner", DataArgs(), max_empty_fraction=0.2).train
+    assert sum(not r["entities"] for r in task.dev) == 8  # dev keeps the data's share
+    only = load_task("syn_med_ner", DataArgs(), max_empty_fraction=0.0).train
+    assert len(only) == 10 and all(r["entities"] for r in only)
+    # the cap acts before max_train_examples is drawn
+    capped = load_task("syn_med_ner", DataArgs(max_train_examples=6), max_empty_fraction=0.2)
+    assert len(capped.train) == 6 and set(map(str, capped.train)) <= set(map(str, task.train))
+
+
+def test_max_empty_fraction_leaves_tasks_without_empty_answers_alone(monkeypatch):
+    monkeypatch.setattr(train_data, "load_splits", lambda spec, root=None: {"train": _records(12)})
+    task = load_task("syn_symptom_nli", DataArgs(dev_fraction=0.0), max_empty_fraction=0.0)
+    assert len(task.train) == 12
+    # a pool with no non-empty answer is kept whole rather than emptied
+    monkeypatch.setattr(
+        train_data, "load_splits", lambda spec, root=None: {"train": _ner_records(0, 5)}
+    )
+    assert (
+        len(load_task("syn_med_ner", DataArgs(dev_fraction=0.0), max_empty_fraction=0.1).train) == 5
+    )
+
+
+def test_max_empty_fraction_counts_pair_units_of_relation_extraction(monkeypatch):
+    """Pair-given RE: a unit answering ``none`` (an unrelated ordered pair) is an empty answer."""
+    spec = get_dataset("syn_dose_re")
+    record = {
+        "id": "r0",
+        "text": "Started omeprazole 40 mg daily.",
+        "entities": [
+            {"id": "T1", "start": 8, "end": 18, "type": "Drug", "text": "omeprazole"},
+            {"id": "T2", "start": 19, "end": 24, "type": "Dose", "text": "40 mg"},
+        ],
+        "relations": [{"head": "T1", "tail": "T2", "type": "has_dose"}],
+    }
+    task_type = get_task_type(spec.task_type)
+    units = task_type.units(record, spec)
+    assert len(units) == 2  # syn_dose_re gives the pairs: one unit per ordered pair
+    # T1 -> T2 is related (has_dose), T2 -> T1 answers none
+    assert [task_type.answers_none(u, spec) for u in units] == [False, True]
+    assert task_type.answers_none({**record, "relations": []}, spec)
+
+
+def test_max_empty_fraction_is_validated():
+    from clinprompt.config import load_config
+    from clinprompt.config.build import ConfigError
+
+    assert load_config("smoke", ["adapt.max_empty_fraction=0.25"]).adapt.max_empty_fraction == 0.25
+    with pytest.raises(ConfigError, match=r"adapt.max_empty_fraction.*\[0, 1\)"):
+        load_config("smoke", ["adapt.max_empty_fraction=1"])

@@ -154,3 +154,37 @@ def test_kshot_seeds_are_validated():
 
     with pytest.raises(ConfigError, match="adapt.kshot_seeds"):
         load_config("smoke", ["adapt.kshot_seeds=[1,1]"])
+
+
+def test_max_empty_fraction_reaches_every_setting_of_the_target(tiny, monkeypatch):
+    """adapt.max_empty_fraction caps the target's pool for full, k-shot and the search alike."""
+    from clinprompt.train import data as train_data
+
+    def ner(i, empty):
+        if empty:
+            return {"id": f"e{i}", "text": f"Slept well on day {i}.", "entities": []}
+        entity = {"start": 8, "end": 15, "type": "Drug", "text": "aspirin"}
+        return {"id": f"f{i}", "text": f"Started aspirin on day {i}.", "entities": [entity]}
+
+    train = [ner(i, empty=i % 4 != 0) for i in range(40)]  # 10 with an entity, 30 without
+    dev = [ner(100 + i, empty=i % 2 == 0) for i in range(6)]
+    monkeypatch.setattr(
+        train_data, "load_splits", lambda spec, root=None: {"train": train, "dev": dev}
+    )
+    overrides = [
+        "data.targets=[syn_vitals_ner]",
+        "data.max_train_examples=null",
+        "adapt.shots=[4]",
+        "adapt.modes=[full, kshot]",
+    ]
+    (natural,) = plan_targets(load_config("smoke", overrides), tiny)
+    (capped,) = plan_targets(
+        load_config("smoke", [*overrides, "adapt.max_empty_fraction=0.5"]), tiny
+    )
+    assert sum(not r["entities"] for r in natural.task.train) == 30
+    # 10 with an entity + at most 10 empty ones
+    assert sum(not r["entities"] for r in capped.task.train) == 10
+    assert len(capped.task.train) == 20 and capped.task.dev == natural.task.dev
+    for setting in capped.settings:
+        assert set(map(str, setting.records)) <= set(map(str, capped.task.train))
+    assert capped.lr_search.records == capped.task.train

@@ -275,6 +275,13 @@ class AdaptArgs:
         None,
         "Steps of each search candidate (None: adapt.train's full budget; the chosen candidate's run is then the seed-0 full run, reused, not retrained).",
     )
+    max_empty_fraction: float | None = arg(
+        None,
+        "Largest share of a target's training units whose answer is empty (NER: no entity; RE: "
+        "no relation, or a pair's `none`), for MPT adaptation and both baselines alike; the "
+        "surplus is dropped (seeded) before data.max_train_examples is drawn. Dev and test keep "
+        "the data's own share; source tasks are not touched. None: the data's own share.",
+    )
     seeds: list[int] = arg(
         [0],
         "Training seeds of MPT adaptation and both baselines: each target and setting is trained once per seed (data order, prompt/LoRA init, k-shot draw); zero-shot (k0) runs once, seed 0.",

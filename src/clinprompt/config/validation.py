@@ -79,6 +79,12 @@ def validate(args: ExperimentArgs) -> list[str]:
             value,
             "use a positive count or null for all",
         )
+    need(
+        args.adapt.max_empty_fraction is None or 0 <= args.adapt.max_empty_fraction < 1,
+        "adapt.max_empty_fraction",
+        args.adapt.max_empty_fraction,
+        "use a share in [0, 1) (0: no empty answers in training) or null for the data's own",
+    )
     top = _validate_train(args.train, "train")
     out += top
     for key in _STAGE_TRAIN_KEYS:

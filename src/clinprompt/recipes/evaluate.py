@@ -313,7 +313,9 @@ def evaluate_run(
     # (method, evaluation, train seed, training record or None for untrained methods)
     plan: list[tuple[str, EvalArgs, int, dict[str, Any] | None]] = []
     for target in targets:
-        pool = load_task(target, cfg.data, suite.cap(target))
+        pool = load_task(
+            target, cfg.data, suite.cap(target), max_empty_fraction=cfg.adapt.max_empty_fraction
+        )
         if pool.pool_split == split:
             raise EvalError(
                 f"target {target!r} was trained on its {split!r} split (it has no train or dev split); evaluating there would score training data"

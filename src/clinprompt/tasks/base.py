@@ -162,6 +162,12 @@ class TaskType(ABC):
         """How records of ``spec`` are posed to the model and scored, in words (for reports)."""
         return "generation, parsed"
 
+    def answers_none(self, record: dict[str, Any], spec: TaskSpec) -> bool:
+        """Whether the gold answer of ``record`` (a unit) is the empty answer: no entity, no
+        relation. ``adapt.max_empty_fraction`` caps such units' share of a training pool.
+        Default: never (task types whose answers cannot be empty)."""
+        return False
+
     def units(self, record: dict[str, Any], spec: TaskSpec) -> list[dict[str, Any]]:
         """The records the model answers for the input ``record`` (default: ``[record]``).
 

@@ -241,6 +241,9 @@ class NERTask(TaskType):
     def format_target(self, record: dict[str, Any], spec: TaskSpec) -> str:
         return format_entities(record["text"], record.get("entities", []))
 
+    def answers_none(self, record: dict[str, Any], spec: TaskSpec) -> bool:
+        return self.format_target(record, spec) == NONE
+
     def parse(self, text: str, record: dict[str, Any], spec: TaskSpec) -> Parsed:
         try:
             entities, ok = parse_entities(text, record.get("text", ""), spec.labels)

@@ -431,6 +431,9 @@ class RETask(TaskType):
         )
         return f"Entities: {listed or NONE}\nText: {record['text']}"
 
+    def answers_none(self, record: dict[str, Any], spec: TaskSpec) -> bool:
+        return self.format_target(record, spec) == NONE
+
     def format_target(self, record: dict[str, Any], spec: TaskSpec) -> str:
         text, entities = record["text"], record.get("entities")
         if PAIR in record and pairwise(spec):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +23,11 @@ from clinprompt.data.registry import is_config_path, load_splits, resolve_datase
 from clinprompt.data.spec import DatasetSpec, Records
 from clinprompt.data.splits import hash_fraction, seeded_split
 from clinprompt.data.suite import Suite, load_suite
-from clinprompt.tasks.base import get_task_type
+from clinprompt.tasks.base import TaskType, get_task_type
 
 __all__ = [
     "TaskData",
+    "cap_empty",
     "closest_source",
     "encode_records",
     "instruction_of",
@@ -70,6 +72,26 @@ def sample(records: Records, n: int | None, seed: int) -> Records:
         keys.append(rid if nth == 0 else (rid, nth))
     keep = set(sorted(range(len(records)), key=lambda i: hash_fraction(seed, keys[i]))[:n])
     return [r for i, r in enumerate(records) if i in keep]
+
+
+def cap_empty(
+    units: Records, task_type: TaskType, spec: DatasetSpec, fraction: float, seed: int
+) -> Records:
+    """``units`` with at most ``fraction`` of them answering none (seeded, in file order).
+
+    Every unit with a non-empty answer is kept; of the empty ones, the hash of (seed, id) keeps
+    as many as leave their share at ``fraction`` or below. A pool with no non-empty unit is
+    returned as is (there is nothing to rebalance towards), and so is a task type whose
+    answers cannot be empty.
+    """
+    empty = [task_type.answers_none(u, spec) for u in units]
+    full = len(units) - sum(empty)
+    if not any(empty) or full == 0:
+        return list(units)
+    allowed = math.floor(fraction * full / (1 - fraction) + 1e-9)
+    kept_empty = sample([u for u, e in zip(units, empty, strict=True) if e], allowed, seed)
+    keep = {id(u) for u in kept_empty}
+    return [u for u, e in zip(units, empty, strict=True) if not e or id(u) in keep]
 
 
 def suite_tasks(data: DataArgs) -> tuple[Suite, list[str], list[str]]:
@@ -133,7 +155,11 @@ def suite_tasks(data: DataArgs) -> tuple[Suite, list[str], list[str]]:
 
 
 def load_task(
-    name: str, data: DataArgs, cap: int | None = None, suite: Suite | None = None
+    name: str,
+    data: DataArgs,
+    cap: int | None = None,
+    suite: Suite | None = None,
+    max_empty_fraction: float | None = None,
 ) -> TaskData:
     """Load task ``name``'s splits; subsample to ``data.max_train_examples`` (and ``cap``) and ``max_dev_examples``.
 
@@ -142,7 +168,9 @@ def load_task(
     every record that shares text with one of the suite's targets (see
     :mod:`clinprompt.data.decontaminate`), so no target text reaches source training. A task
     without a dev split gets a seeded ``data.dev_fraction`` of its pool as dev; this is said once
-    per process (a log warning naming the task, the fraction and the seed).
+    per process (a log warning naming the task, the fraction and the seed). With
+    ``max_empty_fraction`` (a target's ``adapt.max_empty_fraction``), at most that share of the
+    training pool answers none (:func:`cap_empty`); dev keeps the data's own share.
     """
     spec = resolve_dataset(name)
     name = spec.name
@@ -185,6 +213,8 @@ def load_task(
     task_type = get_task_type(spec.task_type)
     pool = [u for r in pool for u in task_type.units(r, spec)]
     dev = [u for r in dev for u in task_type.units(r, spec)]
+    if max_empty_fraction is not None:
+        pool = cap_empty(pool, task_type, spec, max_empty_fraction, data.seed)
     limits = [n for n in (data.max_train_examples, cap) if n is not None]
     train = sample(pool, min(limits) if limits else None, data.seed)
     return TaskData(spec, train, sample(dev, data.max_dev_examples, data.seed + 1), pool_split)

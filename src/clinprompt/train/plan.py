@@ -265,7 +265,7 @@ def plan_target(
         PlanError: a target with fewer training examples than a k-shot setting's k.
     """
     a = args.adapt
-    task = load_task(target, args.data, cap)
+    task = load_task(target, args.data, cap, max_empty_fraction=a.max_empty_fraction)
     dev_set = encode_records(task.dev, task.spec, backbone.tokenizer, args.data)
     plans = [
         _setting_plan(args, task, setting, k, seed)
