@@ -117,11 +117,14 @@ class TaskType(ABC):
         default_instruction: the instruction of a spec that gives none.
         max_new_tokens: the generation budget when nothing else sets one (evaluation derives a
             tighter one from the training targets; a bank entry may record its own).
+        empty_answer: the target text that means "nothing to report" (NER, RE: ``none``), or
+            None for a type whose answers cannot be empty (:meth:`answers_none`).
     """
 
     name: str = ""
     default_instruction: str = ""
     max_new_tokens: int = 64
+    empty_answer: str | None = None
 
     @abstractmethod
     def validate(self, record: dict[str, Any], spec: TaskSpec | None = None) -> list[Problem]:
@@ -163,10 +166,12 @@ class TaskType(ABC):
         return "generation, parsed"
 
     def answers_none(self, record: dict[str, Any], spec: TaskSpec) -> bool:
-        """Whether the gold answer of ``record`` (a unit) is the empty answer: no entity, no
+        """Whether the gold answer of ``record`` (a unit) is :attr:`empty_answer`: no entity, no
         relation. ``adapt.max_empty_fraction`` caps such units' share of a training pool.
-        Default: never (task types whose answers cannot be empty)."""
-        return False
+        Never for a type without an empty answer."""
+        return (
+            self.empty_answer is not None and self.format_target(record, spec) == self.empty_answer
+        )
 
     def units(self, record: dict[str, Any], spec: TaskSpec) -> list[dict[str, Any]]:
         """The records the model answers for the input ``record`` (default: ``[record]``).

@@ -228,6 +228,7 @@ class NERTask(TaskType):
         "Extract every entity mentioned in the text with its type. Answer none if there is none."
     )
     max_new_tokens = 96
+    empty_answer = NONE
 
     def validate(self, record: dict[str, Any], spec: TaskSpec | None = None) -> list[Problem]:
         problems: list[Problem] = []
@@ -240,9 +241,6 @@ class NERTask(TaskType):
 
     def format_target(self, record: dict[str, Any], spec: TaskSpec) -> str:
         return format_entities(record["text"], record.get("entities", []))
-
-    def answers_none(self, record: dict[str, Any], spec: TaskSpec) -> bool:
-        return self.format_target(record, spec) == NONE
 
     def parse(self, text: str, record: dict[str, Any], spec: TaskSpec) -> Parsed:
         try:

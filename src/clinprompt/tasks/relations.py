@@ -314,6 +314,7 @@ class RETask(TaskType):
         "separated by ' ; '. Answer none if there is none."
     )
     max_new_tokens = 96
+    empty_answer = NONE
 
     def validate(self, record: dict[str, Any], spec: TaskSpec | None = None) -> list[Problem]:
         problems: list[Problem] = []
@@ -430,9 +431,6 @@ class RETask(TaskType):
             for h, ent in entity_handles(record["text"], record.get("entities"))
         )
         return f"Entities: {listed or NONE}\nText: {record['text']}"
-
-    def answers_none(self, record: dict[str, Any], spec: TaskSpec) -> bool:
-        return self.format_target(record, spec) == NONE
 
     def format_target(self, record: dict[str, Any], spec: TaskSpec) -> str:
         text, entities = record["text"], record.get("entities")
