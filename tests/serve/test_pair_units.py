@@ -130,3 +130,19 @@ def test_a_record_with_many_entities_is_refused_before_any_row_is_built(engine, 
     assert rows == []  # refused at admission: the worker never saw a row
     # a record of a few entities is well within the budget
     assert engine.predict("pairs", [THREE])[0]["id"] == "r3"
+
+
+def test_a_bank_recording_the_resolved_instruction_serves_training_s_prompt_head(tmp_path, lively):
+    """The recipes write ``instruction=RE.instruction(spec)`` into the bank; the server must
+    format requests with the head training used, not that text with the question added again."""
+    bank = PromptBank.create(tmp_path / "bank", lively.fingerprint, P)
+    prompt = torch.randn(P, lively.hidden_size, generator=torch.Generator().manual_seed(4))
+    entry = TaskEntry("pairs", "re", "prompt", instruction=RE.instruction(SPEC), spec=SPEC)
+    bank.add_prompt(entry, prompt)
+    eng = ServeEngine(lively, bank.path, args=EngineArgs(wait_ms=1))
+    try:
+        runtime = eng.table.tasks["pairs"]
+        unit = RE.units({**THREE, "id": "r3"}, SPEC)[0]
+        assert runtime.example(0, unit).prompt_head == RE.example(unit, SPEC).prompt_head
+    finally:
+        eng.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,25 @@ def test_one_unit_per_ordered_pair_with_the_pair_marked_before_the_text():
     # every unit of a spec starts with the same instruction (the prompt cache keeps it)
     assert {RE.example(u, SPEC).prompt_head for u in units} == {example.prompt_head}
     assert rec == record()  # units do not touch the record
+
+
+def test_the_instruction_a_bank_records_reads_back_as_the_one_training_used():
+    """Banks and adapters record the resolved instruction (question included); evaluation and
+    the server format with a spec carrying it. The prompt head must be training's, the question
+    asked once (it was asked twice at evaluation before, a text no prompt was trained on)."""
+    unit = RE.units(record(), SPEC)[2]
+    for spec in (SPEC, replace(SPEC, instruction="List every drug-effect relation.")):
+        resolved = RE.instruction(spec)
+        recorded = replace(spec, instruction=resolved)  # what TaskEntry/check_backbone give back
+        assert RE.instruction(recorded) == resolved
+        assert resolved.count("Answer with the relation") == 1
+        assert RE.example(unit, recorded).prompt_head == RE.example(unit, spec).prompt_head
+    # every task type's instruction is a fixed point in the same way
+    for name in ("ner", "re", "qa", "nli", "sum"):
+        task = get_task_type(name)
+        spec = TaskSpec(name="t", task_type=name, labels=("a", "b") if name == "re" else ())
+        resolved = task.instruction(spec)
+        assert task.instruction(replace(spec, instruction=resolved)) == resolved, name
 
 
 def test_a_record_below_two_entities_has_no_units_and_predicts_no_relations():

@@ -360,14 +360,20 @@ class RETask(TaskType):
         return problems
 
     def instruction(self, spec: TaskSpec) -> str:
-        """The spec's instruction; per pair, followed by the question and the label words."""
+        """The spec's instruction; per pair, followed by the question and the label words.
+
+        A fixed point: a spec whose instruction is already this text (what banks and adapters
+        record as the instruction they were trained with, and evaluation and the server read
+        back) gets it unchanged, so the question is never asked twice.
+        """
         if not pairwise(spec):
             return super().instruction(spec)
         words = ", ".join(label_words(spec.labels).values())
-        return (
-            f"{spec.instruction or PAIR_INSTRUCTION} Answer with the relation from the head "
-            f"entity to the tail entity: {words}, or {NONE}."
+        question = (
+            f"Answer with the relation from the head entity to the tail entity: {words}, or {NONE}."
         )
+        base = spec.instruction or PAIR_INSTRUCTION
+        return base if base.endswith(question) else f"{base} {question}"
 
     def template_version(self, spec: TaskSpec) -> str:
         # v1 asked for every relation of a record at once; per-pair units are a new text.
