@@ -15,7 +15,7 @@ from clinprompt.data.collate import encode_prompt
 from clinprompt.data.registry import get_dataset, load_splits
 from clinprompt.decoding import encode_options, option_logprobs
 from clinprompt.eval.artifact import Artifact
-from clinprompt.eval.predict import answer_records, generation_budget, predict
+from clinprompt.eval.predict import answer_records, generation_budget, predict, unit_option_scores
 from clinprompt.recipes.evaluate import EvalArgs, evaluate, select_records
 from clinprompt.tasks import get_task_type
 
@@ -87,6 +87,23 @@ def test_units_are_scored_then_merged_per_record(tiny, artifact, records):
     assert {t for p in preds for _, _, t in relations(p)} == {"dose", "causes"}
     metrics = RE.score(records, preds, TOY)
     assert metrics["n"] == len(records) and metrics["unparseable"] == 0 and metrics["f1"] > 0
+
+
+def test_unit_option_scores_are_what_evaluation_ranks(tiny, artifact, records, monkeypatch):
+    """The scores a diagnosis reads are the ones evaluation picks its answer from, in unit order."""
+    units = [u for r in records for u in RE.units(r, TOY)]
+    scores = unit_option_scores(tiny, artifact, TOY, units, batch_size=4)
+    chosen = predict_module._answer_units(tiny, artifact, TOY, units, None, 4, 4, False, False)
+    assert len(scores) == len(units) and all(len(s) == 3 for s in scores)  # dose, causes, none
+    for unit, s, (text, via) in zip(units, scores, chosen, strict=True):
+        cands = RE.candidates(unit, TOY)
+        assert via == "options" and text == cands[max(range(len(s)), key=s.__getitem__)]
+    # units without candidates (summaries) get None, and nothing is generated for them
+    summaries = get_dataset("syn_note_sum")
+    notes = load_splits(summaries.name)["test"][:2]
+    bare = Artifact("backbone", "zeroshot")
+    monkeypatch.setattr(predict_module, "greedy_generate", lambda *a, **k: pytest.fail("generated"))
+    assert unit_option_scores(tiny, bare, summaries, notes) == [None, None]
 
 
 def test_a_record_without_units_makes_no_model_call(tiny, artifact, monkeypatch):

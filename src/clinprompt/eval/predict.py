@@ -30,7 +30,14 @@ from clinprompt.decoding import (
 from clinprompt.eval.artifact import Artifact
 from clinprompt.tasks.base import Parsed, get_task_type
 
-__all__ = ["Answer", "answer_records", "conditioned", "generation_budget", "predict"]
+__all__ = [
+    "Answer",
+    "answer_records",
+    "conditioned",
+    "generation_budget",
+    "predict",
+    "unit_option_scores",
+]
 
 
 @contextlib.contextmanager
@@ -170,6 +177,37 @@ def answer_records(
     return out
 
 
+def unit_option_scores(
+    backbone: Backbone,
+    artifact: Artifact,
+    spec: DatasetSpec,
+    units: Records,
+    max_input_tokens: int | None = None,
+    batch_size: int = 32,
+    length_normalize: bool = False,
+) -> list[list[float] | None]:
+    """Per unit: the log-likelihood of each of its candidates (``task.candidates``, in order), or
+    None for a unit without candidates (answered by generation).
+
+    What option scoring ranks: evaluation answers a unit with its best candidate; a diagnosis
+    reads the scores themselves (does the model rank answers by their content, or only by a
+    prior the threshold decides?). Units as :meth:`~clinprompt.tasks.base.TaskType.units` gives
+    them; other arguments as :func:`answer_records`.
+    """
+    return _answer_units(
+        backbone,
+        artifact,
+        spec,
+        units,
+        max_input_tokens,
+        1,
+        batch_size,
+        False,
+        length_normalize,
+        scores_only=True,
+    )
+
+
 def _answer_units(
     backbone: Backbone,
     artifact: Artifact,
@@ -180,8 +218,10 @@ def _answer_units(
     batch_size: int,
     generate: bool,
     length_normalize: bool,
-) -> list[tuple[str, str]]:
-    """Per unit: (raw answer text, ``options`` or ``generate``)."""
+    scores_only: bool = False,
+) -> list[Any]:
+    """Per unit: (raw answer text, ``options`` or ``generate``); with ``scores_only``, its
+    candidates' scores (None for units without candidates, which are then not generated)."""
     task, tok = get_task_type(spec.task_type), backbone.tokenizer
     inputs = [encode_prompt(tok, task.example(u, spec), max_input_tokens) for u in units]
     cands = [None if generate else task.candidates(u, spec) for u in units]
@@ -194,7 +234,7 @@ def _answer_units(
         # Every row starts with the same instruction: cache its keys/values with the prompt.
         head = task.example(units[0], spec).prompt_head
         cache.set_prefix(key, tok(head, add_special_tokens=False)["input_ids"])
-    out: list[tuple[str, str]] = [("", "")] * len(units)
+    out: list[Any] = [None if scores_only else ("", "")] * len(units)
     # Longest first, so each batch pads little and a too-long batch fails early.
     order = sorted(range(len(units)), key=lambda i: -len(inputs[i]))
     scored = [i for i in order if cands[i]]
@@ -218,7 +258,13 @@ def _answer_units(
                 pad_token_id=tok.pad_token_id,
             )
             for i, s in zip(idx, scores, strict=True):
-                out[i] = (cands[i][max(range(len(s)), key=s.__getitem__)], "options")
+                out[i] = (
+                    s
+                    if scores_only
+                    else (cands[i][max(range(len(s)), key=s.__getitem__)], "options")
+                )
+        if scores_only:
+            return out
         for start in range(0, len(generated), batch_size):
             idx = generated[start : start + batch_size]
             ids = greedy_generate(
