@@ -62,7 +62,7 @@ def test_units_are_scored_then_merged_per_record(tiny, artifact, records):
         units = RE.units(rec, TOY)
         assert answer.via == (f"{len(units)} units by options" if units else "0 units")
         # each unit on its own (batch of one): the merged answer is made of exactly these labels
-        parsed = []
+        parsed, bests = [], []
         for unit in units:
             cands = RE.candidates(unit, TOY)
             scores = option_logprobs(
@@ -74,7 +74,9 @@ def test_units_are_scored_then_merged_per_record(tiny, artifact, records):
             )[0]
             best = cands[max(range(len(cands)), key=scores.__getitem__)]
             parsed.append(RE.parse(best, unit, TOY))
+            bests.append(best)
         merged = RE.merge(rec, parsed, TOY)
+        assert answer.unit_texts == bests  # each unit's own answer, in unit order
         assert answer.parsed.ok and relations(answer.parsed.prediction) == relations(
             merged.prediction
         )
@@ -156,3 +158,10 @@ def test_evaluate_scores_the_merged_records(tiny, artifact, tmp_path, monkeypatc
     ]
     assert result.metrics == RE.score(records, [a.parsed.prediction for a in answers], SPEC)
     assert all(r["via"].endswith("units by options") for r in result.rows)
+    # each record's units' answers are kept (what the report counts for constant answers)
+    assert [r.get("unit_answers", []) for r in result.rows] == [a.unit_texts for a in answers]
+    assert all(
+        len(r["unit_answers"]) == len(RE.units(g, SPEC))
+        for r, g in zip(result.rows, records, strict=True)
+        if RE.units(g, SPEC)
+    )

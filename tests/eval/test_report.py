@@ -318,3 +318,52 @@ def test_corpus_metric_is_rescored_on_each_resample(tmp_path):
     assert iv.low == pytest.approx(1 / 3) and iv.high == pytest.approx(
         1 / 3
     )  # every resample: 1.0 − 2/3
+
+
+def test_constant_answers_are_named_in_the_notes(tmp_path):
+    """An evaluation whose option-scored answers are (nearly) one candidate is listed, with the
+    candidate and its count: its score is that of a rule that reads nothing."""
+    from tests.eval.conftest import put_scores
+
+    from clinprompt.eval.tables import constant_answers
+
+    def put(method, rows, seed=0):
+        folder = put_scores(
+            tmp_path,
+            method,
+            "toy_re",
+            "full",
+            "re",
+            {"f1": 0.5},
+            "f1",
+            [0.5] * len(rows),
+            seed=seed,
+        )
+        write_jsonl(folder / "predictions.jsonl", rows)
+
+    one = [{"id": f"e{i}", "score": 0.5, "ok": True} for i in range(12)]
+    # records answered directly: 11 of 12 `yes` (92%) is constant, 10 of 12 (83%) is not
+    put(
+        "pt", [{**r, "via": "options", "raw": "no" if i == 0 else "yes"} for i, r in enumerate(one)]
+    )
+    put(
+        "lora",
+        [{**r, "via": "options", "raw": "no" if i < 2 else "yes"} for i, r in enumerate(one)],
+    )
+    # records of several units: their units' answers count, not the merged text
+    units = [
+        {**r, "via": "3 units by options", "raw": "x [causes] y", "unit_answers": ["causes"] * 3}
+        for r in one[:4]
+    ]
+    put("mpt", units)
+    # generations are never counted, whatever they say
+    put("mpt", [{**r, "via": "generate", "raw": "none"} for r in one], seed=1)
+    rep = build_report([tmp_path], resamples=10, seed=0)
+    found = {(ev.method, ev.seed): (a, c, t) for ev, a, c, t in constant_answers(rep)}
+    assert found == {("pt", 0): ("yes", 11, 12), ("mpt", 0): ("causes", 12, 12)}
+    notes = render_markdown(rep).split("## Notes", 1)[1]
+    assert "Constant answers" in notes
+    assert (
+        "PT/toy_re/full: `yes` 11/12" in notes and "MPT/toy_re/full seed 0: `causes` 12/12" in notes
+    )
+    assert "LoRA/toy_re" not in notes.split("Constant answers", 1)[1].split("\n")[0]

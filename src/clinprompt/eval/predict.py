@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from clinprompt.backbone import Backbone
@@ -81,11 +81,14 @@ class Answer:
             (``"0 units"``: answered without the model).
         parsed: the prediction: the parsed answer, or the units' merged answers (``ok`` False
             when any unit's answer was not understood).
+        unit_texts: for a record answered through several units, each unit's raw answer in
+            unit order (what the report counts to flag a constant answer); empty otherwise.
     """
 
     text: str
     via: str
     parsed: Parsed
+    unit_texts: list[str] = field(default_factory=list)
 
 
 def predict(
@@ -173,7 +176,9 @@ def answer_records(
         )
         hows = "/".join(sorted({how for _, how in got}))
         via = f"{len(own)} units" + (f" by {hows}" if hows else "")
-        out.append(Answer(task.format_target(merged.prediction, spec), via, merged))
+        out.append(
+            Answer(task.format_target(merged.prediction, spec), via, merged, [t for t, _ in got])
+        )
     return out
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,6 +231,19 @@ class Evaluation:
                         rows[str(row["id"])] = row
             self._rows = rows
         return self._rows
+
+    def scored_answers(self) -> Counter[str]:
+        """How often each candidate was chosen among the option-scored answers (a record's own
+        answer, or each unit's for a record of several units); empty for generations and for
+        evaluations written before units' answers were recorded."""
+        counts: Counter[str] = Counter()
+        for row in self.rows().values():
+            via = str(row.get("via", ""))
+            if via == "options":
+                counts[str(row.get("raw", ""))] += 1
+            elif via.endswith("by options"):
+                counts.update(str(a) for a in row.get("unit_answers") or [])
+        return counts
 
 
 def collect(run_dirs: list[str | Path]) -> list[Evaluation]:

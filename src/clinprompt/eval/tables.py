@@ -15,7 +15,7 @@ from typing import Any
 
 from clinprompt.eval.curves import STAGE_LABELS, STAGES, LossLog
 from clinprompt.eval.report import Cell, Report
-from clinprompt.eval.runs import MAIN_COLUMNS, METHOD_LABELS, METHODS, metric_label
+from clinprompt.eval.runs import MAIN_COLUMNS, METHOD_LABELS, METHODS, Evaluation, metric_label
 from clinprompt.train.plan import sort_settings
 
 __all__ = [
@@ -145,6 +145,44 @@ def _unparseable_note(report: Report) -> str:
         for ev in bad
     ]
     return "Unparseable generations (scored as wrong, never dropped): " + "; ".join(parts) + "."
+
+
+CONSTANT_SHARE = 0.9  # one candidate chosen for at least this share of the scored answers
+CONSTANT_MIN_ANSWERS = 10  # ... of at least this many answers
+
+
+def constant_answers(report: Report) -> list[tuple[Evaluation, str, int, int]]:
+    """Evaluations whose option-scored answers are (nearly) one candidate: (evaluation, that
+    candidate, its count, the answers scored), for those with at least
+    :data:`CONSTANT_MIN_ANSWERS` answers, one candidate making :data:`CONSTANT_SHARE` of them."""
+    found = []
+    for ev in report.runs():
+        counts = ev.scored_answers()
+        total = sum(counts.values())
+        if total >= CONSTANT_MIN_ANSWERS:
+            answer, count = counts.most_common(1)[0]
+            if count >= CONSTANT_SHARE * total:
+                found.append((ev, answer, count, total))
+    return found
+
+
+def _constant_note(report: Report) -> str | None:
+    found = constant_answers(report)
+    if not found:
+        return None
+    seeded = {key for key, cell in report.evaluations.items() if len(cell.runs) > 1}
+    parts = [
+        f"{METHOD_LABELS.get(ev.method, ev.method)}/{ev.target}/{ev.setting}"
+        + (f" seed {ev.seed}" if ev.key in seeded else "")
+        + f": `{answer}` {count}/{total}"
+        for ev, answer, count, total in found
+    ]
+    return (
+        f"Constant answers (one candidate chosen for at least {CONSTANT_SHARE:.0%} of the "
+        "option-scored answers; such a score is what answering that candidate to every input "
+        "would score, whatever the model read — `bench/option_margins.py` shows whether the "
+        "scores rank inputs at all): " + "; ".join(parts) + "."
+    )
 
 
 def _provenance_md(report: Report) -> str:
@@ -458,7 +496,12 @@ def render_markdown(report: Report, figures: dict[str, str] | None = None) -> st
                 _markdown_table(train_header, train_rows),
             ]
     parts += _curves_md(report, figures)
-    notes = [_unparseable_note(report), _seed_note(report), _formulation_note(report)]
+    notes = [
+        _unparseable_note(report),
+        _constant_note(report),
+        _seed_note(report),
+        _formulation_note(report),
+    ]
     parts += ["## Notes", *[n for n in notes if n], "## Provenance", _provenance_md(report)]
     return "\n\n".join(parts) + "\n"
 

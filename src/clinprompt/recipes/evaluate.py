@@ -114,8 +114,10 @@ def _finish(
     out_dir: Path | None,
     extra: dict[str, Any],
     config: dict[str, Any],
+    unit_texts: list[list[str]] | None = None,
 ) -> EvalResult:
     metrics, primary, per_example = _score(spec, records, preds)
+    units = unit_texts or [[] for _ in records]
     rows = [
         {
             "id": r.get("id", str(i)),
@@ -125,9 +127,10 @@ def _finish(
             "via": via,
             "gold": r,
             "score": s,
+            **({"unit_answers": own} if own else {}),  # several units: each unit's raw answer
         }
-        for i, (r, (text, via), p, ok, s) in enumerate(
-            zip(records, raw, preds, oks, per_example, strict=True)
+        for i, (r, (text, via), p, ok, s, own) in enumerate(
+            zip(records, raw, preds, oks, per_example, units, strict=True)
         )
     ]
     mean = sum(per_example) / len(per_example)
@@ -238,6 +241,7 @@ def evaluate(args: EvalArgs, backbone: Backbone | None = None) -> EvalResult:
         _out_dir(args, method),
         extra,
         config,
+        [a.unit_texts for a in answers],
     )
 
 
