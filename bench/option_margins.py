@@ -85,14 +85,12 @@ def pair_signature(unit: dict[str, Any]) -> tuple[str, str] | None:
 
 def record_metric(task: Any, spec: Any, records: list[dict], answers: list[list[str]]) -> float:
     """The task type's primary metric of per-unit answers, merged per record as evaluation does."""
-    preds = []
-    for record, said in zip(records, answers, strict=True):
-        units = task.units(record, spec)
-        if len(units) == 1 and units[0] is record:
-            preds.append(task.parse(said[0], record, spec).prediction)
-            continue
-        parsed = [task.parse(a, u, spec) for a, u in zip(said, units, strict=True)]
-        preds.append(task.merge(record, parsed, spec).prediction)
+    from clinprompt.eval.predict import merge_unit_answers
+
+    preds = [
+        merge_unit_answers(task, spec, record, task.units(record, spec), said).prediction
+        for record, said in zip(records, answers, strict=True)
+    ]
     return float(task.score(records, preds, spec)[task.primary_metric(spec)])
 
 
@@ -159,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rules: dict[str, list[str]] = {f"always `{c}`": [c] * len(units) for c in labels}
     if all(pair_signature(u) for u in units):
-        train_units = [u for r in pool.train for u in task.units(r, spec)]
+        train_units = pool.train  # load_task's pool is already units
         rule = signature_rule(
             [(pair_signature(u), task.format_target(u, spec)) for u in train_units]
         )

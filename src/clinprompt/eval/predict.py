@@ -28,13 +28,14 @@ from clinprompt.decoding import (
     option_logprobs,
 )
 from clinprompt.eval.artifact import Artifact
-from clinprompt.tasks.base import Parsed, get_task_type
+from clinprompt.tasks.base import Parsed, TaskType, get_task_type
 
 __all__ = [
     "Answer",
     "answer_records",
     "conditioned",
     "generation_budget",
+    "merge_unit_answers",
     "predict",
     "unit_option_scores",
 ]
@@ -167,19 +168,34 @@ def answer_records(
     at = 0
     for record, own in zip(records, units_of, strict=True):
         got, at = raw[at : at + len(own)], at + len(own)
-        if len(own) == 1 and own[0] is record:  # the record is its own unit
+        merged = merge_unit_answers(task, spec, record, own, [t for t, _ in got])
+        if is_own_unit(record, own):
             text, via = got[0]
-            out.append(Answer(text, via, task.parse(text, record, spec)))
+            out.append(Answer(text, via, merged))
             continue
-        merged = task.merge(
-            record, [task.parse(t, u, spec) for (t, _), u in zip(got, own, strict=True)], spec
-        )
         hows = "/".join(sorted({how for _, how in got}))
         via = f"{len(own)} units" + (f" by {hows}" if hows else "")
         out.append(
             Answer(task.format_target(merged.prediction, spec), via, merged, [t for t, _ in got])
         )
     return out
+
+
+def is_own_unit(record: dict[str, Any], units: Records) -> bool:
+    """Whether ``record`` is answered as itself (its only unit is the record)."""
+    return len(units) == 1 and units[0] is record
+
+
+def merge_unit_answers(
+    task: TaskType, spec: DatasetSpec, record: dict[str, Any], units: Records, texts: list[str]
+) -> Parsed:
+    """A record's prediction from its units' raw answers (``units`` as ``task.units`` gives
+    them, ``texts`` one per unit): the parsed answer when the record is its own unit, else the
+    units' parsed answers merged (:meth:`~clinprompt.tasks.base.TaskType.merge`)."""
+    if is_own_unit(record, units):
+        return task.parse(texts[0], record, spec)
+    parsed = [task.parse(t, u, spec) for t, u in zip(texts, units, strict=True)]
+    return task.merge(record, parsed, spec)
 
 
 def unit_option_scores(
