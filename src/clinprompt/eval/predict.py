@@ -215,18 +215,10 @@ def unit_option_scores(
     prior the threshold decides?). Units as :meth:`~clinprompt.tasks.base.TaskType.units` gives
     them; other arguments as :func:`answer_records`.
     """
-    return _answer_units(
-        backbone,
-        artifact,
-        spec,
-        units,
-        max_input_tokens,
-        1,
-        batch_size,
-        False,
-        length_normalize,
-        scores_only=True,
-    )
+    enc = _EncodedUnits.of(backbone, artifact, spec, units, max_input_tokens, generate=False)
+    with conditioned(backbone, artifact) as model:
+        scores = enc.score(model, backbone.tokenizer, enc.scored(), batch_size, length_normalize)
+    return [scores.get(i) for i in range(len(units))]
 
 
 def _answer_units(
@@ -239,65 +231,117 @@ def _answer_units(
     batch_size: int,
     generate: bool,
     length_normalize: bool,
-    scores_only: bool = False,
-) -> list[Any]:
-    """Per unit: (raw answer text, ``options`` or ``generate``); with ``scores_only``, its
-    candidates' scores (None for units without candidates, which are then not generated)."""
-    task, tok = get_task_type(spec.task_type), backbone.tokenizer
-    inputs = [encode_prompt(tok, task.example(u, spec), max_input_tokens) for u in units]
-    cands = [None if generate else task.candidates(u, spec) for u in units]
-    prompt = (
-        None if artifact.prompt is None else artifact.prompt.to(backbone.device, backbone.dtype)
-    )
-    cache = PromptKVCache(backbone.model) if prompt is not None else None
-    key = f"{artifact.path}:{artifact.task}"
-    if cache is not None and units:
-        # Every row starts with the same instruction: cache its keys/values with the prompt.
-        head = task.example(units[0], spec).prompt_head
-        cache.set_prefix(key, tok(head, add_special_tokens=False)["input_ids"])
-    out: list[Any] = [None if scores_only else ("", "")] * len(units)
-    # Longest first, so each batch pads little and a too-long batch fails early.
-    order = sorted(range(len(units)), key=lambda i: -len(inputs[i]))
-    scored = [i for i in order if cands[i]]
-    generated = [i for i in order if not cands[i]]
-
-    def batch_prompts(n: int) -> Any:
-        return None if prompt is None else prompt.unsqueeze(0).expand(n, -1, -1)  # (B, P, D)
-
+) -> list[tuple[str, str]]:
+    """Per unit: (raw answer text, ``options`` or ``generate``): its best candidate when it has
+    candidates (and ``generate`` is off), else its greedy generation of at most ``budget``
+    tokens."""
+    tok = backbone.tokenizer
+    enc = _EncodedUnits.of(backbone, artifact, spec, units, max_input_tokens, generate)
     with conditioned(backbone, artifact) as model:
-        per_batch = max(1, batch_size // max((len(cands[i]) for i in scored), default=1))
-        for start in range(0, len(scored), per_batch):
-            idx = scored[start : start + per_batch]
+        scores = enc.score(model, tok, enc.scored(), batch_size, length_normalize)
+        texts = enc.generate(model, tok, enc.generated(), budget, batch_size)
+    out: list[tuple[str, str]] = []
+    for i, cands in enumerate(enc.cands):
+        if cands and i in scores:
+            s = scores[i]
+            out.append((cands[max(range(len(s)), key=s.__getitem__)], "options"))
+        else:
+            out.append((texts[i], "generate"))
+    return out
+
+
+@dataclass
+class _EncodedUnits:
+    """Units tokenised for one artifact: inputs, candidates, its prompt and the prompt's
+    keys/values (with the instruction every row starts with), longest first."""
+
+    inputs: list[list[int]]
+    cands: list[list[str] | None]
+    prompt: Any  # (P, D) on the backbone's device and dtype, or None
+    cache: PromptKVCache | None
+    key: str
+    order: list[int]  # unit indices, longest input first: batches pad little, fail early
+
+    @classmethod
+    def of(
+        cls,
+        backbone: Backbone,
+        artifact: Artifact,
+        spec: DatasetSpec,
+        units: Records,
+        max_input_tokens: int | None,
+        generate: bool,
+    ) -> _EncodedUnits:
+        task, tok = get_task_type(spec.task_type), backbone.tokenizer
+        inputs = [encode_prompt(tok, task.example(u, spec), max_input_tokens) for u in units]
+        cands = [None if generate else task.candidates(u, spec) for u in units]
+        prompt = (
+            None if artifact.prompt is None else artifact.prompt.to(backbone.device, backbone.dtype)
+        )
+        cache = PromptKVCache(backbone.model) if prompt is not None else None
+        key = f"{artifact.path}:{artifact.task}"
+        if cache is not None and units:
+            # Every row starts with the same instruction: cache its keys/values with the prompt.
+            head = task.example(units[0], spec).prompt_head
+            cache.set_prefix(key, tok(head, add_special_tokens=False)["input_ids"])
+        order = sorted(range(len(units)), key=lambda i: -len(inputs[i]))
+        return cls(inputs, cands, prompt, cache, key, order)
+
+    def scored(self) -> list[int]:
+        """Units answered by their candidates, longest first."""
+        return [i for i in self.order if self.cands[i]]
+
+    def generated(self) -> list[int]:
+        """Units answered by generation, longest first."""
+        return [i for i in self.order if not self.cands[i]]
+
+    def _batch(self, n: int) -> tuple[Any, list[str] | None]:
+        """The prompts (B, P, D) and cache keys of a batch of ``n`` rows."""
+        prompts = None if self.prompt is None else self.prompt.unsqueeze(0).expand(n, -1, -1)
+        return prompts, [self.key] * n if self.cache else None
+
+    def score(
+        self, model: Any, tok: Any, idx: list[int], batch_size: int, length_normalize: bool
+    ) -> dict[int, list[float]]:
+        """Each unit of ``idx``: its candidates' log-likelihoods, ``batch_size`` rows a pass."""
+        out: dict[int, list[float]] = {}
+        per_batch = max(1, batch_size // max((len(self.cands[i] or ()) for i in idx), default=1))
+        for start in range(0, len(idx), per_batch):
+            part = idx[start : start + per_batch]
+            prompts, keys = self._batch(len(part))
             scores = option_logprobs(
                 model,
-                batch_prompts(len(idx)),
-                [inputs[i] for i in idx],
-                [encode_options(tok, cands[i]) for i in idx],
+                prompts,
+                [self.inputs[i] for i in part],
+                [encode_options(tok, self.cands[i]) for i in part],
                 length_normalize=length_normalize,
-                prompt_cache=cache,
-                task_keys=[key] * len(idx) if cache else None,
+                prompt_cache=self.cache,
+                task_keys=keys,
                 pad_token_id=tok.pad_token_id,
             )
-            for i, s in zip(idx, scores, strict=True):
-                out[i] = (
-                    s
-                    if scores_only
-                    else (cands[i][max(range(len(s)), key=s.__getitem__)], "options")
-                )
-        if scores_only:
-            return out
-        for start in range(0, len(generated), batch_size):
-            idx = generated[start : start + batch_size]
+            out.update(zip(part, scores, strict=True))
+        return out
+
+    def generate(
+        self, model: Any, tok: Any, idx: list[int], budget: int, batch_size: int
+    ) -> dict[int, str]:
+        """Each unit of ``idx``: its greedy answer (at most ``budget`` tokens), stripped."""
+        out: dict[int, str] = {}
+        for start in range(0, len(idx), batch_size):
+            part = idx[start : start + batch_size]
+            prompts, keys = self._batch(len(part))
             ids = greedy_generate(
                 model,
-                batch_prompts(len(idx)),
-                [inputs[i] for i in idx],
+                prompts,
+                [self.inputs[i] for i in part],
                 budget,
                 tok.eos_token_id,
                 tok.pad_token_id,
-                prompt_cache=cache,
-                task_keys=[key] * len(idx) if cache else None,
+                prompt_cache=self.cache,
+                task_keys=keys,
             )
-            for i, g in zip(idx, ids, strict=True):
-                out[i] = (tok.decode(g, skip_special_tokens=True).strip(), "generate")
-    return out
+            out.update(
+                (i, tok.decode(g, skip_special_tokens=True).strip())
+                for i, g in zip(part, ids, strict=True)
+            )
+        return out
