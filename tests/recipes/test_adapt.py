@@ -104,6 +104,31 @@ def test_factors_only_on_the_shared_prompt(tiny, adapted, tmp_path):
     ) == {"u", "v"}
 
 
+def test_factors_start_from_the_closest_source(tiny, adapted, tmp_path):
+    args, _ = adapted
+    import shutil
+
+    shutil.copytree(args.run_dir / "distill", tmp_path / "distill")
+    near = load_config(
+        "smoke",
+        [
+            f"output_dir={tmp_path}",
+            *OVERRIDES,
+            "adapt.modes=[full]",
+            "adapt.factor_init=closest",
+            "adapt.train={steps: 1, lr: 1.0e-9}",  # one Adam step moves each entry by ~1e-9
+        ],
+    )
+    bank = PromptBank.load(adapt(near, backbone=tiny).bank)
+    entry, start = bank.entry("syn_vitals_ner"), bank.task_tensors("syn_med_ner")
+    got = bank.task_tensors("syn_vitals_ner")
+    mean_u = torch.stack([bank.task_tensors(s)["u"] for s in ("syn_med_ner", "syn_ade_re")]).mean(0)
+    assert entry.meta["start"] == "factors of the closest source syn_med_ner"  # the NER source
+    assert torch.allclose(got["u"], start["u"], atol=1e-6)
+    assert torch.allclose(got["v"], start["v"], atol=1e-6)
+    assert not torch.allclose(got["u"], mean_u, atol=1e-3)  # not the mean's start
+
+
 def test_refuses_without_a_distilled_bank(tiny, tmp_path):
     with pytest.raises(AdaptError, match="run `clinprompt distill`"):
         adapt(load_config("smoke", [f"output_dir={tmp_path}", *OVERRIDES]), backbone=tiny)

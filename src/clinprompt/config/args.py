@@ -251,8 +251,8 @@ class AdaptArgs:
     shots: list[int] = arg([16, 64], "k values of the k-shot runs (drawn from the seed).")
     factor_init: str = arg(
         "mean",
-        "Target factors start at the mean of the source factors, or fresh (ones: the prompt starts at P*).",
-        ("mean", "ones"),
+        "Target factors start at the mean of the source factors, at the factors of the closest source of the same task type (chosen as adapt.zero_shot: closest chooses it, from instructions and label names only), or fresh (ones: the prompt starts at P*).",
+        ("mean", "closest", "ones"),
     )
     train_shared: bool = arg(True, "Also train P* (the target then stores its own copy of P*).")
     zero_shot: str = arg(

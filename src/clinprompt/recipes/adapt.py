@@ -4,7 +4,7 @@
 
 For every target, setting (``full`` data, ``k16``/``k64`` examples, ``k0`` zero-shot) and seed of
 ``adapt.seeds`` the target's prompt is ``P* ⊙ (u v)`` with u, v starting at the mean of the
-source factors (or ones); training updates u, v and — with ``adapt.train_shared`` — its own copy
+source factors, the closest source's, or ones (``adapt.factor_init``); training updates u, v and — with ``adapt.train_shared`` — its own copy
 of P*, at one rate or two (``adapt.lr_shared`` for P*, ``adapt.lr_factors`` for u, v), chosen per
 target by the learning-rate search on the dev split when ``adapt.lr_search`` asks for one
 (:mod:`clinprompt.train.lr_search`; the same search as the baselines'). Zero-shot trains nothing:
@@ -131,11 +131,7 @@ def adapt_target(
     """
     tokenizer, model, a = backbone.tokenizer, backbone.model, args.adapt
     rank = source_prompt.cols.shape[-1]
-    u0, v0 = (
-        (source_prompt.cols.mean(0), source_prompt.rows.mean(0))
-        if a.factor_init == "mean"
-        else (None, None)
-    )
+    u0, v0, start = _start_factors(source_prompt, sources, a.factor_init, target)
 
     def fit(
         rates: Rates, setting: SettingPlan, run_dir: Path
@@ -194,6 +190,7 @@ def adapt_target(
         reuse_search_run(choice, target, setting, run_dir)
         run, prompt = fit(choice.rates, setting, run_dir)
         entry.meta.update(
+            start=start,
             best_dev_loss=run.best_metric,
             steps=run.steps,
             train=training_record(choice, setting, run.steps),
@@ -234,6 +231,27 @@ def _target_prompt(
     if u0 is None or v0 is None:
         return MultitaskPrompt.create(shared.detach(), 1, rank, "ones")
     return MultitaskPrompt(shared.detach(), u0.detach().unsqueeze(0), v0.detach().unsqueeze(0))
+
+
+def _start_factors(
+    source_prompt: MultitaskPrompt, sources: list[str], factor_init: str, target: TargetPlan
+) -> tuple[torch.Tensor | None, torch.Tensor | None, str]:
+    """Where trained settings' factors u (P, R), v (R, D) start (``adapt.factor_init``), and
+    in words: the sources' mean, the closest source's (``target.init_source``), or (None, None)
+    for ones."""
+    if factor_init == "mean":
+        return source_prompt.cols.mean(0), source_prompt.rows.mean(0), "mean of source factors"
+    if factor_init == "closest":
+        if target.init_source is None or target.init_source not in sources:
+            raise AdaptError(
+                f"adapt.factor_init=closest: no source to start {target.name!r} from "
+                f"(closest: {target.init_source!r}; sources: {sources}); "
+                "use adapt.factor_init=mean or ones"
+            )
+        k = sources.index(target.init_source)
+        how = f"factors of the closest source {target.init_source}"
+        return source_prompt.cols[k], source_prompt.rows[k], how
+    return None, None, "ones"
 
 
 def _zero_shot(

@@ -181,6 +181,9 @@ class TargetPlan:
     data: DataArgs = field(repr=False)
     # The search's runs: the full pool at seed 0 with adapt.train (steps: adapt.lr_search_steps).
     lr_search: SettingPlan | None = None
+    # The closest source whose factors MPT's trained settings start from (adapt.factor_init:
+    # closest); None otherwise.
+    init_source: str | None = None
 
     @property
     def name(self) -> str:
@@ -257,6 +260,8 @@ def plan_target(
     type whose instruction is closest to the target's
     (:func:`clinprompt.train.data.closest_source`); no target label is looked at. Without
     ``sources`` there is none (the caller has no source to start a zero-shot prompt from).
+    The same source is the ``init_source`` of the trained settings when ``adapt.factor_init`` is
+    ``closest`` (MPT's factors start from it).
 
     Args:
         cap: at most this many training examples (a suite's cap), on top of the run's limits.
@@ -277,12 +282,23 @@ def plan_target(
         search = dataclasses.replace(
             search, train=dataclasses.replace(search.train, steps=a.lr_search_steps)
         )
+    wants_zero = a.zero_shot == "closest" and any(p.zero_shot for p in plans)
+    wants_init = a.factor_init == "closest" and any(not p.zero_shot for p in plans)
     closest = None
-    if a.zero_shot == "closest" and sources is not None and any(p.zero_shot for p in plans):
+    if (wants_zero or wants_init) and sources is not None:
         closest = closest_source(
             task.spec,
             list(sources()),
             backbone.model.get_input_embeddings().weight,
             backbone.tokenizer,
         )
-    return TargetPlan(task, dev_set, plans, closest, backbone.tokenizer, args.data, search)
+    return TargetPlan(
+        task,
+        dev_set,
+        plans,
+        closest if wants_zero else None,
+        backbone.tokenizer,
+        args.data,
+        search,
+        init_source=closest if wants_init else None,
+    )
