@@ -83,43 +83,39 @@ def test_rerun_skips_and_frozen_shared(tiny, adapted, tmp_path):
     )
 
 
-def test_factors_only_on_the_shared_prompt(tiny, adapted, tmp_path):
-    args, _ = adapted
+def _adapt_again(tiny, adapted, out, *overrides: str) -> PromptBank:
+    """The fixture's distilled bank adapted again into ``out`` with ``overrides``."""
     import shutil
 
-    shutil.copytree(args.run_dir / "distill", tmp_path / "distill")
-    frozen = load_config(
-        "smoke",
-        [
-            f"output_dir={tmp_path}",
-            *OVERRIDES,
-            "adapt.train_shared=false",
-            "adapt.modes=[full]",
-            "adapt.factor_init=ones",
-        ],
+    args, _ = adapted
+    shutil.copytree(args.run_dir / "distill", out / "distill")
+    again = load_config("smoke", [f"output_dir={out}", *OVERRIDES, *overrides])
+    return PromptBank.load(adapt(again, backbone=tiny).bank)
+
+
+def test_factors_only_on_the_shared_prompt(tiny, adapted, tmp_path):
+    bank = _adapt_again(
+        tiny,
+        adapted,
+        tmp_path,
+        "adapt.train_shared=false",
+        "adapt.modes=[full]",
+        "adapt.factor_init=ones",
     )
-    bank = PromptBank.load(adapt(frozen, backbone=tiny).bank)
     assert not bank.entry("syn_vitals_ner").own_shared and set(
         bank.task_tensors("syn_vitals_ner")
     ) == {"u", "v"}
 
 
 def test_factors_start_from_the_closest_source(tiny, adapted, tmp_path):
-    args, _ = adapted
-    import shutil
-
-    shutil.copytree(args.run_dir / "distill", tmp_path / "distill")
-    near = load_config(
-        "smoke",
-        [
-            f"output_dir={tmp_path}",
-            *OVERRIDES,
-            "adapt.modes=[full]",
-            "adapt.factor_init=closest",
-            "adapt.train={steps: 1, lr: 1.0e-9}",  # one Adam step moves each entry by ~1e-9
-        ],
+    bank = _adapt_again(
+        tiny,
+        adapted,
+        tmp_path,
+        "adapt.modes=[full]",
+        "adapt.factor_init=closest",
+        "adapt.train={steps: 1, lr: 1.0e-9}",  # one Adam step moves each entry by ~1e-9
     )
-    bank = PromptBank.load(adapt(near, backbone=tiny).bank)
     entry, start = bank.entry("syn_vitals_ner"), bank.task_tensors("syn_med_ner")
     got = bank.task_tensors("syn_vitals_ner")
     mean_u = torch.stack([bank.task_tensors(s)["u"] for s in ("syn_med_ner", "syn_ade_re")]).mean(0)

@@ -176,7 +176,7 @@ def adapt_target(
 
         # ---- zero-shot: no training
         if setting.zero_shot:
-            u, v, how = _zero_shot(source_prompt, sources, target.zero_shot_source)
+            u, v, how = _source_factors(source_prompt, sources, target.zero_shot_source)
             entry.meta.update(zero_shot=how, train=training_record(None, setting))
             if is_main():
                 bank.add_factors(entry, u, v)
@@ -240,7 +240,7 @@ def _start_factors(
     in words: the sources' mean, the closest source's (``target.init_source``), or (None, None)
     for ones."""
     if factor_init == "mean":
-        return source_prompt.cols.mean(0), source_prompt.rows.mean(0), "mean of source factors"
+        return _source_factors(source_prompt, sources, None)
     if factor_init == "closest":
         if target.init_source is None or target.init_source not in sources:
             raise AdaptError(
@@ -248,16 +248,15 @@ def _start_factors(
                 f"(closest: {target.init_source!r}; sources: {sources}); "
                 "use adapt.factor_init=mean or ones"
             )
-        k = sources.index(target.init_source)
-        how = f"factors of the closest source {target.init_source}"
-        return source_prompt.cols[k], source_prompt.rows[k], how
+        return _source_factors(source_prompt, sources, target.init_source)
     return None, None, "ones"
 
 
-def _zero_shot(
+def _source_factors(
     source_prompt: MultitaskPrompt, sources: list[str], closest: str | None
 ) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """Factors u (P, R), v (R, D) of a zero-shot target: the sources' mean, or the closest's."""
+    """Factors u (P, R), v (R, D) taken from the sources, and in words: their mean, or those of
+    the source ``closest`` (a zero-shot target's prompt; a trained target's start)."""
     if closest is None:
         return (
             source_prompt.cols.mean(0).detach(),
