@@ -118,3 +118,41 @@ def test_ties_go_to_the_smaller_rate_and_all_diverged_fails(tmp_path):
         choose_rates(
             "pt", TARGET, args, RunLayout(tmp_path / "c"), _fit({0.1: None, 0.4: None}, [])
         )
+
+
+def test_an_edge_winner_extends_the_grid_until_the_edge_loses(tmp_path):
+    # Base 0.2, grid [0.5, 1, 2]: the smallest rate wins, so the search goes on to 0.25x (one
+    # grid step down), which wins again, then 0.125x, which loses: the choice is 0.25x = 0.05.
+    args = _args("adapt.lr_search=[2.0, 0.5, 1.0]", "adapt.lr_search_extend=3")
+    calls: list = []
+    losses = {0.4: 1.4, 0.2: 1.2, 0.1: 1.0, 0.05: 0.8, 0.025: 0.9, 0.0125: 0.7}
+    choice = choose_rates("pt", TARGET, args, RunLayout(tmp_path), _fit(losses, calls))
+    assert [name for _, name in calls] == ["x0.5", "x1", "x2", "x0.25", "x0.125"]
+    assert choice.rates == {"lr": pytest.approx(0.05)}
+    saved = read_json(tmp_path / "lr_search" / "pt" / "toy" / "search.json")
+    assert [c["multiplier"] for c in saved["candidates"]] == [0.125, 0.25, 0.5, 1.0, 2.0]
+    assert list(choice.record()["lr_candidates"]) == ["0.025", "0.05", "0.1", "0.2", "0.4"]
+
+
+def test_extension_goes_up_stops_at_its_count_and_leaves_an_inner_winner(tmp_path):
+    up = {0.1: 1.5, 0.2: 1.2, 0.4: 1.0, 0.8: 0.9, 1.6: 0.8, 3.2: 0.7}
+    calls: list = []
+    args = _args("adapt.lr_search=[0.5, 1.0, 2.0]", "adapt.lr_search_extend=2")
+    choice = choose_rates("pt", TARGET, args, RunLayout(tmp_path / "up"), _fit(up, calls))
+    assert [name for _, name in calls] == ["x0.5", "x1", "x2", "x4", "x8"]  # two more, no third
+    assert choice.rates == {"lr": pytest.approx(1.6)}
+    calls.clear()
+    inner = {0.1: 1.5, 0.2: 1.0, 0.4: 1.2}
+    choice = choose_rates("pt", TARGET, args, RunLayout(tmp_path / "in"), _fit(inner, calls))
+    assert len(calls) == 3 and choice.rates == {"lr": 0.2}
+    # Diverging past the top edge ends the extension: the last finite edge stays the choice.
+    calls.clear()
+    diverged = {0.1: 1.5, 0.2: 1.2, 0.4: 1.0, 0.8: None}
+    choice = choose_rates("pt", TARGET, args, RunLayout(tmp_path / "nan"), _fit(diverged, calls))
+    assert [name for _, name in calls] == ["x0.5", "x1", "x2", "x4"]
+    assert choice.rates == {"lr": 0.4}
+    # Without adapt.lr_search_extend (the default 0) the grid is all that is tried.
+    calls.clear()
+    plain = _args("adapt.lr_search=[0.5, 1.0, 2.0]")
+    choice = choose_rates("pt", TARGET, plain, RunLayout(tmp_path / "pl"), _fit(up, calls))
+    assert len(calls) == 3 and choice.rates == {"lr": 0.4}

@@ -271,6 +271,10 @@ class AdaptArgs:
         [],
         "Multipliers of each method's base rate(s) tried on the target's dev split (MPT: lr_shared and lr_factors together, PT: baseline.pt_lr, LoRA: baseline.lora_lr), e.g. [0.3, 1.0, 3.0]; the lowest best dev loss wins (ties: the smaller rate), on the full setting at seed 0, and its rates serve every seed and k-shot setting. [] or [1.0]: no search.",
     )
+    lr_search_extend: int = arg(
+        0,
+        "How many more candidates the search may try past the edge of adapt.lr_search when the smallest or largest multiplier wins, one grid step further each (the edge's ratio to its neighbour: [0.3, 1, 3] goes on to 0.09 or 9); it stops once the edge no longer wins. 0: the grid only.",
+    )
     lr_search_steps: int | None = arg(
         None,
         "Steps of each search candidate (None: adapt.train's full budget; the chosen candidate's run is then the seed-0 full run, reused, not retrained).",

@@ -166,6 +166,12 @@ def validate(args: ExperimentArgs) -> list[str]:
         "use distinct positive multipliers, e.g. [0.3, 1.0, 3.0] ([] for no search)",
     )
     need(
+        args.adapt.lr_search_extend >= 0,
+        "adapt.lr_search_extend",
+        args.adapt.lr_search_extend,
+        "use 0 (the grid only) or a positive number of extra candidates",
+    )
+    need(
         args.adapt.lr_search_steps is None or args.adapt.lr_search_steps >= 1,
         "adapt.lr_search_steps",
         args.adapt.lr_search_steps,

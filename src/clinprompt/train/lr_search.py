@@ -13,7 +13,10 @@ The search (:func:`choose_rates`), the same for every method: each multiplier m 
 on the target's full training pool at seed 0 with ``adapt.train``'s budget
 (``adapt.lr_search_steps`` steps when set), with the loop's own dev evaluation. The candidate
 with the lowest best dev loss wins, ties go to the smaller rate, and a candidate whose loss
-diverges loses. The chosen rates then serve every seed and every setting (full and k-shot) of
+diverges loses. When the winner is the smallest or largest multiplier tried, the optimum may lie
+outside the grid: ``adapt.lr_search_extend`` more candidates are then tried, one grid step past
+that edge at a time (the edge's ratio to its neighbour: [0.3, 1, 3] goes on to 0.09 or 9), until
+the edge no longer wins. The chosen rates then serve every seed and every setting (full and k-shot) of
 that method on that target. With the full budget, the chosen candidate's run is the seed-0 full
 run (:func:`reuse_search_run` copies it there instead of training it again).
 
@@ -137,6 +140,27 @@ def _scaled(rates: Rates, multiplier: float) -> Rates:
     return {k: v * multiplier for k, v in rates.items()}
 
 
+def _best(ranked: list[dict[str, Any]]) -> dict[str, Any]:
+    """The candidate with the lowest best dev loss (ties: the smaller multiplier)."""
+    return min(ranked, key=lambda c: (c["best_dev_loss"], c["multiplier"]))
+
+
+def _beyond_edge(candidates: list[dict[str, Any]]) -> float | None:
+    """The next multiplier past the grid's edge when the best candidate sits on that edge (one
+    grid step further: the edge's ratio to its neighbour), else None; None also when fewer than
+    two candidates have a dev loss."""
+    ranked = [c for c in candidates if c["best_dev_loss"] is not None]
+    if len(ranked) < 2:
+        return None
+    tried = sorted(c["multiplier"] for c in candidates)
+    best = _best(ranked)["multiplier"]
+    if best == tried[0]:
+        return tried[0] * tried[0] / tried[1]
+    if best == tried[-1]:
+        return tried[-1] * tried[-1] / tried[-2]
+    return None
+
+
 def choose_rates(
     method: str, target: TargetPlan, args: ExperimentArgs, layout: RunLayout, fit: Fit
 ) -> LrChoice:
@@ -159,7 +183,8 @@ def choose_rates(
     if (out / "search.json").exists():
         return LrChoice.from_dict(read_json(out / "search.json"))
     candidates: list[dict[str, Any]] = []
-    for m in sorted(set(args.adapt.lr_search)):
+
+    def try_multiplier(m: float) -> None:
         rates, run_dir = _scaled(base, m), out / f"x{m:g}"
         try:
             result = fit(rates, target.lr_search, run_dir)
@@ -177,13 +202,22 @@ def choose_rates(
                 "run": str(run_dir),
             }
         )
+
+    for m in sorted(set(args.adapt.lr_search)):
+        try_multiplier(m)
+    for _ in range(args.adapt.lr_search_extend):
+        beyond = _beyond_edge(candidates)
+        if beyond is None:
+            break
+        try_multiplier(beyond)
+    candidates.sort(key=lambda c: c["multiplier"])
     ranked = [c for c in candidates if c["best_dev_loss"] is not None]
     if not ranked:
         raise LrSearchError(
             f"learning-rate search of {method} on {target.name}: no candidate has a dev loss "
             f"(every one diverged, or the target has no dev examples); candidates {candidates}"
         )
-    best = min(ranked, key=lambda c: (c["best_dev_loss"], c["multiplier"]))
+    best = _best(ranked)
     choice = LrChoice(dict(best["lr"]), candidates, best["run"])
     if is_main():
         write_json(
