@@ -17,8 +17,8 @@ diverges loses. When the winner is the smallest or largest multiplier tried, the
 outside the grid: ``adapt.lr_search_extend`` more candidates are then tried, one grid step past
 that edge at a time (the edge's ratio to its neighbour: [0.3, 1, 3] goes on to 0.09 or 9), until
 the edge no longer wins. The chosen rates then serve every seed and every setting (full and
-k-shot) of that method on that target. With the full budget, the chosen candidate's run is the seed-0 full
-run (:func:`reuse_search_run` copies it there instead of training it again).
+k-shot) of that method on that target. With the full budget, the chosen candidate's run is the
+seed-0 full run (:func:`reuse_search_run` copies it there instead of training it again).
 
 Results: ``RUN/lr_search/<method>/<target>/search.json`` (every candidate and the choice) and one
 loop directory per candidate (``x<m>/``); a finished search is read back, never rerun, and an
