@@ -156,3 +156,18 @@ def test_extension_goes_up_stops_at_its_count_and_leaves_an_inner_winner(tmp_pat
     plain = _args("adapt.lr_search=[0.5, 1.0, 2.0]")
     choice = choose_rates("pt", TARGET, plain, RunLayout(tmp_path / "pl"), _fit(up, calls))
     assert len(calls) == 3 and choice.rates == {"lr": 0.4}
+
+
+def test_extension_goes_below_a_grid_whose_higher_rates_all_diverged(tmp_path):
+    # Only the smallest rate trains; the optimum lies below the grid, so the search goes there.
+    args = _args("adapt.lr_search=[0.5, 1.0, 2.0]", "adapt.lr_search_extend=2")
+    calls: list = []
+    losses = {0.1: 1.5, 0.2: None, 0.4: None, 0.05: 1.1, 0.025: 1.3}
+    choice = choose_rates("pt", TARGET, args, RunLayout(tmp_path), _fit(losses, calls))
+    assert [name for _, name in calls] == ["x0.5", "x1", "x2", "x0.25", "x0.125"]
+    assert choice.rates == {"lr": pytest.approx(0.05)}
+    # A lone finite rate in the middle of the grid is not an edge: nothing more is tried.
+    calls.clear()
+    middle = {0.1: None, 0.2: 1.0, 0.4: None}
+    choice = choose_rates("pt", TARGET, args, RunLayout(tmp_path / "m"), _fit(middle, calls))
+    assert len(calls) == 3 and choice.rates == {"lr": 0.2}

@@ -146,13 +146,14 @@ def _best(ranked: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _beyond_edge(candidates: list[dict[str, Any]]) -> float | None:
-    """The next multiplier past the grid's edge when the best candidate sits on that edge (one
-    grid step further: the edge's ratio to its neighbour), else None; None also when fewer than
-    two candidates have a dev loss."""
+    """The next multiplier past the grid's edge when the best candidate with a dev loss sits on
+    that edge (one grid step further: the edge's ratio to its neighbour), else None; None also
+    when fewer than two candidates were tried or none has a dev loss. So when every rate above the
+    smallest diverged, the search goes on below it."""
     ranked = [c for c in candidates if c["best_dev_loss"] is not None]
-    if len(ranked) < 2:
-        return None
     tried = sorted(c["multiplier"] for c in candidates)
+    if len(tried) < 2 or not ranked:
+        return None
     best = _best(ranked)["multiplier"]
     if best == tried[0]:
         return tried[0] * tried[0] / tried[1]
