@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import statistics
 from pathlib import Path
 
@@ -288,3 +289,21 @@ def test_candidate_table_marks_the_searched_choice(tmp_path, build):
     md = render_markdown(build_report([run], resamples=10))
     assert "- PT / toy_nli (full, seed 0): **0.1 → 0.900**, 0.3 → 0.900, 1 → diverged" in md
     assert "| method | target | full |" in md and "| PT | toy_nli | 50 ex, 20 steps, 1.6 ep |" in md
+
+
+def test_a_paused_search_is_named_in_the_rates_section(seeded_run, tmp_path):
+    run = tmp_path / "paused"
+    shutil.copytree(seeded_run, run)
+    for path in run.rglob("metrics.json"):
+        data = json.loads(path.read_text())
+        if data.get("training") and "chosen_lr" in data["training"]:
+            data["training"]["lr_judged_at"] = 40
+            path.write_text(json.dumps(data))
+    rep = build_report([run], resamples=20)
+    assert rep.chosen_lr["mpt"]["toy_nli"]["lr_judged_at"] == 40
+    md = render_markdown(rep)
+    assert "judged by its best dev loss after 40 steps" in md
+    assert "each candidate trained with the same budget" not in md
+    assert "- MPT / toy_nli (full, seed 0, judged at step 40): **0.3/0.03 → 0.880**" in md
+    plain = render_markdown(build_report([seeded_run], resamples=20))
+    assert "each candidate trained with the same budget" in plain and "judged at" not in plain

@@ -48,15 +48,19 @@ def distilled(tiny, tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def protocol(tiny, distilled, tmp_path_factory):
-    path = tmp_path_factory.mktemp("protocol")
+def _adapt_and_baselines(tiny, distilled, path, protocol: list[str]):
+    """Adaptation and both baselines under ``protocol`` in ``path``, from the distilled stages."""
     for stage in ("teachers", "distill"):
         shutil.copytree(distilled / stage, path / stage)
-    args = load_config("smoke", [f"output_dir={path}", *OVERRIDES, *PROTOCOL])
+    args = load_config("smoke", [f"output_dir={path}", *OVERRIDES, *protocol])
     return args, adapt(args, backbone=tiny).artifacts + train_baselines(
         args, backbone=tiny
     ).artifacts
+
+
+@pytest.fixture(scope="module")
+def protocol(tiny, distilled, tmp_path_factory):
+    return _adapt_and_baselines(tiny, distilled, tmp_path_factory.mktemp("protocol"), PROTOCOL)
 
 
 def test_search_picks_the_lowest_dev_loss_for_every_method(protocol):
@@ -185,3 +189,50 @@ def test_evaluation_records_seed_and_training(tiny, protocol):
     )
     assert evaluate_run(args.run_dir, args, picked, tiny, limit=2) == [None] * (2 + len(picked))
     assert read_json(path) == stale
+
+
+@pytest.fixture(scope="module")
+def paused(tiny, distilled, tmp_path_factory):
+    """The search judged after 2 of 4 steps: candidates paused, the winner continued."""
+    extra = ["adapt.lr_search=[0.1, 1.0]", "adapt.lr_search_steps=2", "adapt.modes=[full]"]
+    return _adapt_and_baselines(tiny, distilled, tmp_path_factory.mktemp("paused"), extra)
+
+
+def test_a_paused_search_continues_only_the_winner(paused):
+    args, refs = paused
+    assert {(r.method, r.setting) for r in refs} == {
+        ("mpt", "full"),
+        ("pt", "full"),
+        ("lora", "full"),
+    }
+    runs = {
+        "mpt": args.run_dir / "adapt" / "runs" / TARGET / "full",
+        "pt": args.run_dir / "baselines" / "pt" / "runs" / TARGET / "full",
+        "lora": args.run_dir / "baselines" / "lora" / TARGET / "full" / "run",
+    }
+    for ref in refs:
+        search_dir = args.run_dir / "lr_search" / ref.method / TARGET
+        search = read_json(search_dir / "search.json")
+        assert search["judged_at"] == 2 and search["steps"] == 4
+        for c in search["candidates"]:  # every candidate stopped at step 2, unfinished
+            cand = search_dir / f"x{c['multiplier']:g}"
+            assert c["steps"] == 2 and not (cand / "result.json").exists()
+            state = read_json(cand / "checkpoint" / "state.json")
+            assert (
+                state["position"]["step"] == 2 and c["best_dev_loss"] == state["position"]["best"]
+            )
+        assert ref.train["lr_judged_at"] == 2 and ref.train["train_steps"] == 4
+        assert ref.train["chosen_lr"] == search["rates"]
+        # The seed-0 run is the winner continued: its first two steps are the candidate's.
+        run = runs[ref.method]
+        chosen = search_dir / search["run_dir"].rsplit("/", 1)[-1]
+        assert read_json(run / "result.json")["steps"] == 4
+
+        def steps(path):
+            rows = [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines()]
+            return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows if "loss" in r]
+
+        assert [r["step"] for r in steps(run)] == [1, 2, 3, 4]
+        assert steps(run)[:2] == steps(chosen)
+    adapter = args.run_dir / "baselines" / "lora" / TARGET / "full" / "adapter"
+    assert read_json(adapter / "clinprompt_task.json")["train"]["lr_judged_at"] == 2

@@ -95,9 +95,12 @@ class _Crash(Exception):
     pass
 
 
-def _multitask_run(tiny, examples, args, out, dev, crash_at=None, lr_groups=()):
-    shared = _prompt(tiny).weight.detach()
-    prompt = MultitaskPrompt.create(shared, 2, rank=1)
+def _multitask_run(
+    tiny, examples, args, out, dev, crash_at=None, lr_groups=(), pause_at=None, prompt=None
+):
+    """A two-task MPT run; ``prompt`` (default: a fresh one) is trained in place."""
+    if prompt is None:
+        prompt = MultitaskPrompt.create(_prompt(tiny).weight.detach(), 2, rank=1)
     plan = BatchPlan(
         [len(x) for x in examples],
         args.batch_size,
@@ -121,6 +124,7 @@ def _multitask_run(tiny, examples, args, out, dev, crash_at=None, lr_groups=()):
         plan=plan,
         on_step=on_step,
         lr_groups=lr_groups,
+        pause_at=pause_at,
     )
     return prompt, result
 
@@ -161,6 +165,42 @@ def test_exact_resume_bit_identical(tiny, make, targs, tmp_path, lr_groups):
         return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
 
     assert log(tmp_path / "ref") == log(tmp_path / "crashed")  # the log has no duplicated steps
+
+
+def test_a_paused_run_continues_as_one_run(tiny, make, targs, tmp_path):
+    examples, dev = make(12, seed=3, tasks=2), make(6, seed=4, tasks=2)
+    args = targs(steps=6, warmup=0.2)
+    ref, ref_result = _multitask_run(tiny, examples, args, tmp_path / "ref", None)
+    prompt = MultitaskPrompt.create(_prompt(tiny).weight.detach(), 2, rank=1)
+
+    def run(out, pause_at, dev_set=None):
+        return _multitask_run(tiny, examples, args, out, dev_set, pause_at=pause_at, prompt=prompt)[
+            1
+        ]
+
+    paused = run(tmp_path / "paused", 3)
+    assert paused.steps == 3 and len(paused.losses) == 3
+    assert not (tmp_path / "paused" / "result.json").exists()  # not finished
+    assert paused.losses == ref_result.losses[:3]
+    again = run(tmp_path / "paused", 3)  # asked again: the pause is where it stays
+    assert again.steps == 3 and again.losses == []
+    torch.manual_seed(99)
+    done = run(tmp_path / "paused", None)
+    assert done.steps == 6 and done.losses == ref_result.losses[3:]
+    for name in ("shared", "cols", "rows"):  # the same weights as the run that never paused
+        assert torch.equal(getattr(ref, name), getattr(prompt, name)), name
+    # With a dev set the pause evaluates, and the paused result carries that dev loss.
+    judged = run(tmp_path / "judged", 2, dev)
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "judged" / "metrics.jsonl").read_text().splitlines()
+    ]
+    dev_rows = [r for r in rows if "dev_loss" in r]
+    assert [r["step"] for r in dev_rows] == [2]
+    assert judged.best_metric == dev_rows[0]["dev_loss"] and judged.best_step == 2
+    # A pause at or past the budget is no pause.
+    whole = run(tmp_path / "whole", 6)
+    assert whole.steps == 6 and (tmp_path / "whole" / "result.json").exists()
 
 
 class _NanAt:

@@ -30,12 +30,12 @@ def _fit(losses: dict[float, float | None], calls: list):
     """A stand-in for a method's training: the best dev loss of each candidate's peak rate
     (None: the loss diverges)."""
 
-    def fit(rates, setting, run_dir: Path):
+    def fit(rates, setting, run_dir: Path, pause_at):
         calls.append((dict(rates), run_dir.name))
         loss = losses[round(next(iter(rates.values())), 6)]
         if loss is None:
             raise NonFiniteLossError("diverged")
-        return SimpleNamespace(best_metric=loss, steps=setting.train.steps)
+        return SimpleNamespace(best_metric=loss, steps=pause_at or setting.train.steps)
 
     return fit
 
@@ -171,3 +171,27 @@ def test_extension_goes_below_a_grid_whose_higher_rates_all_diverged(tmp_path):
     middle = {0.1: None, 0.2: 1.0, 0.4: None}
     choice = choose_rates("pt", TARGET, args, RunLayout(tmp_path / "m"), _fit(middle, calls))
     assert len(calls) == 3 and choice.rates == {"lr": 0.2}
+
+
+def test_candidates_paused_at_lr_search_steps_are_judged_there(tmp_path):
+    pauses: list = []
+
+    def fit(rates, setting, run_dir, pause_at):
+        pauses.append(pause_at)
+        return SimpleNamespace(best_metric=1.0 / rates["lr"], steps=pause_at or 3)
+
+    args = _args("adapt.lr_search=[0.5, 1.0]", "adapt.lr_search_steps=2")  # budget: 3 steps
+    choice = choose_rates("pt", TARGET, args, RunLayout(tmp_path / "a"), fit)
+    assert pauses == [2, 2] and choice.judged_at == 2 and choice.rates == {"lr": 0.2}
+    assert choice.record()["lr_judged_at"] == 2
+    saved = read_json(tmp_path / "a" / "lr_search" / "pt" / "toy" / "search.json")
+    assert saved["judged_at"] == 2 and saved["steps"] == 3
+    assert [c["steps"] for c in saved["candidates"]] == [2, 2]
+    # A judging step at or past the budget is the budget's end: no pause, no lr_judged_at.
+    pauses.clear()
+    whole = choose_rates(
+        "pt", TARGET, _args("adapt.lr_search=[0.5, 1.0]", "adapt.lr_search_steps=3"),
+        RunLayout(tmp_path / "b"), fit,
+    )  # fmt: skip
+    assert pauses == [None, None] and whole.judged_at is None
+    assert "lr_judged_at" not in whole.record()

@@ -265,7 +265,8 @@ def chosen_learning_rates(
     """method → target → the learning rate its training chose on the target's dev split.
 
     Each entry: ``chosen_lr`` (``{"lr": x}``, or ``{"lr_shared": a, "lr_factors": b}`` for MPT's
-    two rates) and ``lr_candidates`` (candidate → best dev loss) of the reference run — the
+    two rates), ``lr_candidates`` (candidate → best dev loss) and ``lr_judged_at`` (the step the
+    candidates were judged at; None: the end of their budget) of the reference run — the
     full setting's first seed, else the first trained setting's —, its ``setting`` and ``seed``,
     and ``by_setting`` (setting → seed → chosen_lr) over every trained run, with
     ``same_in_all_runs`` saying whether they all agree. Methods and targets without a
@@ -287,6 +288,7 @@ def chosen_learning_rates(
         out.setdefault(method, {})[target] = {
             "chosen_lr": ref.training["chosen_lr"],
             "lr_candidates": ref.training.get("lr_candidates", {}),
+            "lr_judged_at": ref.training.get("lr_judged_at"),
             "setting": ref.setting,
             "seed": ref.seed,
             "same_in_all_runs": all(c == choices[0] for c in choices),

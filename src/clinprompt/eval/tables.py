@@ -288,16 +288,32 @@ def _chosen_lr_md(report: Report) -> list[str]:
                 )
                 for c, loss in candidates.items()
             ]
+            judged = entry.get("lr_judged_at")
+            where = f", judged at step {judged}" if judged else ""
             lines.append(
-                f"- {METHOD_LABELS.get(m, m)} / {t} ({entry['setting']}, seed {entry['seed']}): "
-                + ", ".join(parts)
+                f"- {METHOD_LABELS.get(m, m)} / {t} ({entry['setting']}, seed {entry['seed']}"
+                f"{where}): " + ", ".join(parts)
             )
+    paused = sorted(
+        {
+            e["lr_judged_at"]
+            for m in methods
+            for e in report.chosen_lr[m].values()
+            if e.get("lr_judged_at")
+        }
+    )
+    how = (
+        "each candidate trained on the same schedule and judged by its best dev loss after "
+        f"{', '.join(map(str, paused))} steps, the lowest wins and only the winner trains on to "
+        "the end"
+        if paused
+        else "each candidate trained with the same budget, the lowest dev loss wins"
+    )
     out = [
         "### Learning rates chosen on dev",
-        "Chosen on each target's dev split by the same search for every method: each candidate "
-        "trained with the same budget, the lowest dev loss wins (MPT: the rates of the shared "
-        "prompt P* and of the task factors u, v). A rate chosen differently by some setting or "
-        "seed is listed with where.",
+        f"Chosen on each target's dev split by the same search for every method: {how} (MPT: "
+        "the rates of the shared prompt P* and of the task factors u, v). A rate chosen "
+        "differently by some setting or seed is listed with where.",
         _markdown_table(header, rows),
     ]
     if lines:

@@ -134,9 +134,10 @@ def adapt_target(
     u0, v0, start = _start_factors(source_prompt, sources, a.factor_init, target)
 
     def fit(
-        rates: Rates, setting: SettingPlan, run_dir: Path
+        rates: Rates, setting: SettingPlan, run_dir: Path, pause_at: int | None = None
     ) -> tuple[TrainResult, MultitaskPrompt]:
-        """Train a fresh target prompt for ``setting`` at ``rates`` (the search's and every seed's)."""
+        """Train a fresh target prompt for ``setting`` at ``rates`` (the search's and every
+        seed's), paused after ``pause_at`` steps when set (a search candidate)."""
         prompt = (
             _target_prompt(source_prompt.shared, u0, v0, rank)
             .trainable(shared=a.train_shared)
@@ -152,6 +153,7 @@ def adapt_target(
             dev_set=target.dev_set,
             desc=f"adapt {setting.task}",
             lr_groups=groups,
+            pause_at=pause_at,
         )
         return result, prompt
 
@@ -185,7 +187,9 @@ def adapt_target(
 
         # ---- train u, v (and P*) from the chosen start, at the target's chosen rates
         if choice is None:
-            choice = choose_rates("mpt", target, args, layout, lambda r, s, d: fit(r, s, d)[0])
+            choice = choose_rates(
+                "mpt", target, args, layout, lambda r, s, d, at: fit(r, s, d, at)[0]
+            )
         run_dir = layout.adapt_run(target.name, setting.name, setting.seed)
         reuse_search_run(choice, target, setting, run_dir)
         run, prompt = fit(choice.rates, setting, run_dir)

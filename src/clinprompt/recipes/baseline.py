@@ -137,8 +137,11 @@ def baseline_target(
     """
     tokenizer, model, b = backbone.tokenizer, backbone.model, args.baseline
 
-    def fit_pt(rates: Rates, setting: SettingPlan, run_dir: Path) -> tuple[TrainResult, SoftPrompt]:
-        """Train a fresh PT prompt for ``setting`` at ``rates`` (the search's and every seed's)."""
+    def fit_pt(
+        rates: Rates, setting: SettingPlan, run_dir: Path, pause_at: int | None = None
+    ) -> tuple[TrainResult, SoftPrompt]:
+        """Train a fresh PT prompt for ``setting`` at ``rates`` (the search's and every seed's),
+        paused after ``pause_at`` steps when set (a search candidate)."""
         text = args.prompt.init_text or instruction_of(target.task.spec)
         prompt = SoftPrompt.create(
             args.prompt.tokens,
@@ -157,6 +160,7 @@ def baseline_target(
             dev_set=target.dev_set,
             desc=f"pt {setting.task}",
             lr_groups=groups,
+            pause_at=pause_at,
         )
         return run, prompt
 
@@ -165,6 +169,7 @@ def baseline_target(
         setting: SettingPlan,
         run_dir: Path,
         save: tuple[Path, dict[str, Any], LrChoice] | None = None,
+        pause_at: int | None = None,
     ) -> TrainResult:
         """Train fresh LoRA layers for ``setting`` at ``rates``; with ``save`` (adapter
         directory, sidecar, the rates' choice), save the adapter and its
@@ -181,6 +186,7 @@ def baseline_target(
                 dev_set=target.dev_set,
                 desc=f"lora {setting.task}",
                 lr_groups=groups,
+                pause_at=pause_at,
             )
             if save is not None and is_main():
                 adapter, sidecar, choice = save
@@ -202,9 +208,9 @@ def baseline_target(
         """The rates of ``method`` on this target: searched once, when a setting first trains."""
         if method not in choices:
             fit = (
-                (lambda r, s, d: fit_pt(r, s, d)[0])
+                (lambda r, s, d, at: fit_pt(r, s, d, at)[0])
                 if method == "pt"
-                else (lambda r, s, d: fit_lora(r, s, d))
+                else (lambda r, s, d, at: fit_lora(r, s, d, pause_at=at))
             )
             choices[method] = choose_rates(method, target, args, layout, fit)
         return choices[method]

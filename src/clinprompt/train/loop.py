@@ -16,6 +16,11 @@ Output directory::
     OUT/final.safetensors the weights the run ends with (the best when dev was evaluated)
     OUT/metrics.jsonl   one line per logged step and per evaluation
     OUT/result.json     written last: the run is finished
+
+A run can also be paused (``pause_at``): it stops after that many steps of its schedule with a dev
+evaluation and a checkpoint, and writes no result; a later call without ``pause_at`` resumes it to
+the end, as if it had never stopped except for that one extra dev evaluation (the learning-rate
+search judges candidates this way and continues only the winner).
 """
 
 from __future__ import annotations
@@ -186,6 +191,7 @@ def train(
     resume: bool = True,
     desc: str = "train",
     lr_groups: Sequence[LrGroup] = (),
+    pause_at: int | None = None,
 ) -> TrainResult:
     """Train ``objective``'s parameters on ``train_set``; see the module docstring.
 
@@ -205,9 +211,14 @@ def train(
         desc: the progress bar's label.
         lr_groups: parameters with their own peak rate (e.g. P* and the factors); empty: every
             parameter at ``args.lr``.
+        pause_at: stop after this many steps (of ``args.steps``' schedule) with a dev
+            evaluation and a checkpoint, and return without a ``result.json``: the returned
+            result's ``best_metric`` is the best dev loss so far, and calling again without
+            ``pause_at`` continues the run. None (or ``>= args.steps``): run to the end.
 
     Returns:
-        A :class:`TrainResult`; the parameters hold the final (best on dev) weights.
+        A :class:`TrainResult`; the parameters hold the final (best on dev) weights, or, when
+        paused, the weights of the pause.
 
     Raises:
         NonFiniteLossError: the loss or gradient norm became NaN/inf (names the step).
@@ -304,6 +315,11 @@ def train(
         log.write({**row, "best": bool(better)})
         return args.patience > 0 and pos["bad_evals"] >= args.patience
 
+    if pause_at is not None and pause_at >= args.steps:
+        pause_at = None
+    if pause_at is not None and pos["step"] >= pause_at:  # paused before (or past the pause)
+        return _paused(out, pos, objective)
+
     batches = plan.epoch(pos["epoch"])
     bar = tqdm(
         total=args.steps,
@@ -367,12 +383,16 @@ def train(
                 }
             )
         evaluated = False
-        if dev and ((args.eval_every and (step + 1) % args.eval_every == 0) or done):
+        pausing = pause_at is not None and step + 1 == pause_at
+        if dev and ((args.eval_every and (step + 1) % args.eval_every == 0) or done or pausing):
             stopped, evaluated = evaluate(step + 1), True
-        if evaluated or (args.save_every and (step + 1) % args.save_every == 0):
+        if evaluated or pausing or (args.save_every and (step + 1) % args.save_every == 0):
             checkpoint()
         if on_step is not None:
             on_step(step + 1, loss)
+        if pausing and not stopped:
+            bar.close()
+            return _paused(out, pos, objective, losses, time.perf_counter() - t0)
         if stopped:
             break
     bar.close()
@@ -395,3 +415,26 @@ def train(
         write_json(out / "result.json", result.to_dict())
     dist.wait_for_everyone()
     return result
+
+
+def _paused(
+    out: Path,
+    pos: dict[str, Any],
+    objective: Objective,
+    losses: list[float] | None = None,
+    wall_s: float = 0.0,
+) -> TrainResult:
+    """The result of a run paused at ``pos["step"]`` (no ``result.json``: it is not finished)."""
+    losses = losses or []
+    return TrainResult(
+        out,
+        pos["step"],
+        losses[-1] if losses else None,
+        pos["best"],
+        pos["best_step"],
+        False,
+        pos["tokens"],
+        wall_s,
+        losses,
+        choice_of(objective.model).to_dict(),
+    )

@@ -10,15 +10,20 @@ LoRA ``baseline.lora_lr``.
 
 The search (:func:`choose_rates`), the same for every method: each multiplier m of
 ``adapt.lr_search`` scales the method's base rate(s) (MPT's two together) and trains the method
-on the target's full training pool at seed 0 with ``adapt.train``'s budget
-(``adapt.lr_search_steps`` steps when set), with the loop's own dev evaluation. The candidate
-with the lowest best dev loss wins, ties go to the smaller rate, and a candidate whose loss
-diverges loses. When the winner is the smallest or largest multiplier tried, the optimum may lie
-outside the grid: ``adapt.lr_search_extend`` more candidates are then tried, one grid step past
-that edge at a time (the edge's ratio to its neighbour: [0.3, 1, 3] goes on to 0.09 or 9), until
-the edge no longer wins. The chosen rates then serve every seed and every setting (full and
-k-shot) of that method on that target. With the full budget, the chosen candidate's run is the
+on the target's full training pool at seed 0 with ``adapt.train``'s budget, with the loop's own
+dev evaluation. The candidate with the lowest best dev loss wins, ties go to the smaller rate, and
+a candidate whose loss diverges loses. When the winner is the smallest or largest multiplier
+tried, the optimum may lie outside the grid: ``adapt.lr_search_extend`` more candidates are then
+tried, one grid step past that edge at a time (the edge's ratio to its neighbour: [0.3, 1, 3]
+goes on to 0.09 or 9), until the edge no longer wins. The chosen rates then serve every seed and
+every setting (full and k-shot) of that method on that target. The chosen candidate's run is the
 seed-0 full run (:func:`reuse_search_run` copies it there instead of training it again).
+
+With ``adapt.lr_search_steps`` = s (below the budget), every candidate runs the full budget's
+schedule but is paused after s steps and judged by its best dev loss so far; only the winner's run
+goes on to the end. A search of K candidates then costs K·s + (steps − s) steps instead of
+K·steps. The price: rates are judged at step s, where a higher rate that learns faster early can
+beat one that would end lower; s should lie past the warm-up.
 
 Results: ``RUN/lr_search/<method>/<target>/search.json`` (every candidate and the choice) and one
 loop directory per candidate (``x<m>/``); a finished search is read back, never rerun, and an
@@ -58,8 +63,9 @@ __all__ = [
 
 Rates = dict[str, float]  # {"lr": x} or {"lr_shared": a, "lr_factors": b}
 
-# fit(rates, setting, run_dir): train the method afresh for ``setting`` at ``rates`` into run_dir.
-Fit = Callable[[Rates, SettingPlan, Path], TrainResult]
+# fit(rates, setting, run_dir, pause_at): train the method afresh for ``setting`` at ``rates`` into
+# run_dir (resuming what run_dir holds), paused after ``pause_at`` steps when it is not None.
+Fit = Callable[[Rates, SettingPlan, Path, int | None], TrainResult]
 
 
 class LrSearchError(RuntimeError):
@@ -111,22 +117,37 @@ class LrChoice:
     rates: Rates
     candidates: list[dict[str, Any]] = field(default_factory=list)  # [] without a search
     run_dir: str | None = None  # the chosen candidate's run
+    judged_at: int | None = None  # the step candidates were judged at (None: the budget's end)
 
     def record(self) -> dict[str, Any]:
         """``chosen_lr`` (the rates) and ``lr_candidates`` (each candidate's rates, as
         :func:`rate_label` writes them → its best dev loss, None when it diverged; {} without a
-        search), as bank entries, sidecars and ArtifactRefs hold them."""
-        return {
+        search) and, when candidates were paused early, ``lr_judged_at`` (that step), as bank
+        entries, sidecars and ArtifactRefs hold them."""
+        record: dict[str, Any] = {
             "chosen_lr": dict(self.rates),
             "lr_candidates": {rate_label(c["lr"]): c["best_dev_loss"] for c in self.candidates},
         }
+        if self.judged_at is not None:
+            record["lr_judged_at"] = self.judged_at
+        return record
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rates": self.rates, "candidates": self.candidates, "run_dir": self.run_dir}
+        return {
+            "rates": self.rates,
+            "candidates": self.candidates,
+            "run_dir": self.run_dir,
+            "judged_at": self.judged_at,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LrChoice:
-        return cls(dict(data["rates"]), list(data["candidates"]), data.get("run_dir"))
+        return cls(
+            dict(data["rates"]),
+            list(data["candidates"]),
+            data.get("run_dir"),
+            data.get("judged_at"),
+        )
 
 
 def rate_label(rates: Rates) -> str:
@@ -172,7 +193,8 @@ def choose_rates(
         target: the target's plan; ``target.lr_search`` is the candidates' setting.
         args: the run's config (``adapt.lr_search``, ``adapt.lr_search_steps``).
         layout: the run directory (``RUN/lr_search/<method>/<target>``).
-        fit: trains the method afresh at given rates; the loop's best dev loss ranks it.
+        fit: trains the method afresh at given rates (paused at ``adapt.lr_search_steps``);
+            the loop's best dev loss ranks it.
 
     Raises:
         LrSearchError: every candidate diverged or had no dev loss.
@@ -184,11 +206,15 @@ def choose_rates(
     if (out / "search.json").exists():
         return LrChoice.from_dict(read_json(out / "search.json"))
     candidates: list[dict[str, Any]] = []
+    budget = target.lr_search.train.steps
+    judged_at = args.adapt.lr_search_steps
+    if judged_at is not None and judged_at >= budget:
+        judged_at = None
 
     def try_multiplier(m: float) -> None:
         rates, run_dir = _scaled(base, m), out / f"x{m:g}"
         try:
-            result = fit(rates, target.lr_search, run_dir)
+            result = fit(rates, target.lr_search, run_dir, judged_at)
             loss, steps = result.best_metric, result.steps
         except NonFiniteLossError:  # too high a rate: this candidate loses
             loss, steps = None, None
@@ -219,7 +245,7 @@ def choose_rates(
             f"(every one diverged, or the target has no dev examples); candidates {candidates}"
         )
     best = _best(ranked)
-    choice = LrChoice(dict(best["lr"]), candidates, best["run"])
+    choice = LrChoice(dict(best["lr"]), candidates, best["run"], judged_at)
     if is_main():
         write_json(
             out / "search.json",
@@ -227,7 +253,7 @@ def choose_rates(
                 "method": method,
                 "target": target.name,
                 "base": base,
-                "steps": target.lr_search.train.steps,
+                "steps": budget,
                 **choice.to_dict(),
             },
         )
@@ -240,9 +266,11 @@ def reuse_search_run(
 ) -> bool:
     """Copy the chosen candidate's run into ``run_dir`` when it is this setting's run.
 
-    That is the case for the seed-0 ``full`` setting when the search ran with its exact budget
-    (``adapt.lr_search_steps`` unset): the loop then finds a finished run in ``run_dir`` and
-    loads its weights instead of training again. Returns whether ``run_dir`` holds that run.
+    That is the case for the seed-0 ``full`` setting, whose plan the search's runs share: the
+    loop then finds the run in ``run_dir`` and loads its weights (a finished candidate) or
+    continues it from the step it was judged at (``adapt.lr_search_steps``) instead of training
+    again. A ``run_dir`` that already holds a result or a checkpoint (an interrupted
+    continuation) is left as it is. Returns whether ``run_dir`` holds that run.
     """
     same = (
         choice.run_dir is not None
@@ -253,11 +281,15 @@ def reuse_search_run(
     )
     if not same:
         return False
-    if not (run_dir / "result.json").exists():
-        if is_main():
-            if run_dir.exists():
-                shutil.rmtree(run_dir)
-            shutil.copytree(Path(str(choice.run_dir)), run_dir)
+    started = (run_dir / "result.json").exists() or (run_dir / "checkpoint" / "state.json").exists()
+    if not started:
+        if is_main():  # copied whole, then renamed: never a half-copied checkpoint
+            staging = run_dir.with_name(run_dir.name + ".copying")
+            for stale in (staging, run_dir):
+                if stale.exists():
+                    shutil.rmtree(stale)
+            shutil.copytree(Path(str(choice.run_dir)), staging)
+            staging.rename(run_dir)
         wait()
     return True
 

@@ -179,7 +179,8 @@ class TargetPlan:
     zero_shot_source: str | None  # the closest source (adapt.zero_shot: closest); None: the mean
     tokenizer: Any = field(repr=False)
     data: DataArgs = field(repr=False)
-    # The search's runs: the full pool at seed 0 with adapt.train (steps: adapt.lr_search_steps).
+    # The search's runs: the full pool at seed 0 with adapt.train (the seed-0 full plan); they
+    # may be paused at adapt.lr_search_steps (clinprompt.train.lr_search).
     lr_search: SettingPlan | None = None
     # The closest source whose factors MPT's trained settings start from (adapt.factor_init:
     # closest); None otherwise.
@@ -251,8 +252,8 @@ def plan_target(
 
     Settings come in training order (full, k-shot, zero-shot), each once per seed of
     ``adapt.seeds`` (zero-shot once, seed 0). The learning-rate search's plan is the full
-    pool at seed 0 with ``adapt.train`` (``adapt.lr_search_steps`` steps when set); with the
-    full budget it equals the seed-0 ``full`` plan, so that run can be the chosen candidate's.
+    pool at seed 0 with ``adapt.train``: the seed-0 ``full`` plan, so that run can be the chosen
+    candidate's (continued past ``adapt.lr_search_steps`` when the search paused it there).
 
     The zero-shot source is chosen only when the run has a ``k0`` setting and
     ``adapt.zero_shot`` is ``closest``: among ``sources()`` (the specs of the source tasks,
@@ -278,10 +279,6 @@ def plan_target(
         for seed in _seeds(a, k)
     ]
     search = _setting_plan(args, task, FULL, None, 0)
-    if a.lr_search_steps is not None:
-        search = dataclasses.replace(
-            search, train=dataclasses.replace(search.train, steps=a.lr_search_steps)
-        )
     wants_zero = a.zero_shot == "closest" and any(p.zero_shot for p in plans)
     wants_init = a.factor_init == "closest" and any(not p.zero_shot for p in plans)
     closest = None
