@@ -229,3 +229,14 @@ def test_protocol_keys_validate_and_report_their_problems():
         ("baseline.pt_init", "vocab"),
     ):
         assert keys[key] == default, key
+
+
+def test_a_search_judged_inside_the_warm_up_is_refused():
+    train = "adapt.train={steps: 20, warmup: 0.25}"  # 5 warm-up steps
+    with pytest.raises(ConfigError) as err:
+        load_config("smoke", [train, "adapt.lr_search=[0.3, 1.0]", "adapt.lr_search_steps=5"])
+    assert "adapt.lr_search_steps: 5" in str(err.value)
+    assert "inside adapt.train's warm-up (5 of its 20 steps)" in str(err.value)
+    for fine in ("6", "20", "null"):  # past the warm-up, at the budget's end, or the end itself
+        args = load_config("smoke", [train, f"adapt.lr_search_steps={fine}"])
+        assert args.adapt.lr_search_steps == (None if fine == "null" else int(fine))

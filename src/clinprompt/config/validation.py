@@ -177,6 +177,18 @@ def validate(args: ExperimentArgs) -> list[str]:
         args.adapt.lr_search_steps,
         "use a positive step count or null for adapt.train's budget",
     )
+    search_train = args.stage_train(args.adapt.train)
+    warm = round(search_train.warmup * search_train.steps)
+    need(
+        args.adapt.lr_search_steps is None
+        or args.adapt.lr_search_steps >= search_train.steps
+        or args.adapt.lr_search_steps > warm,
+        "adapt.lr_search_steps",
+        args.adapt.lr_search_steps,
+        f"candidates would be judged inside adapt.train's warm-up ({warm} of its "
+        f"{search_train.steps} steps), where a rate has not reached its peak: use a step past "
+        f"{warm}, or null to judge at the end",
+    )
     need(
         bool(args.adapt.seeds)
         and all(s >= 0 for s in args.adapt.seeds)
