@@ -277,7 +277,7 @@ class AdaptArgs:
     )
     lr_search_steps: int | None = arg(
         None,
-        "Step at which search candidates are judged (None: the end of adapt.train's budget). Every candidate runs the full budget's schedule; with a step s below the budget each is paused after s steps and ranked by its best dev loss so far, and only the winner goes on to the end. The chosen candidate's run is the seed-0 full run either way (reused or continued, never retrained). Choose s past the warm-up.",
+        "Step at which search candidates are judged (None: the end of adapt.train's budget). Every candidate runs the full budget's schedule; with a step s below the budget each is paused after s steps and ranked by its best dev loss so far, and only the winner goes on to the end. The chosen candidate's run is the seed-0 full run either way (reused or continued, never retrained). A step inside adapt.train's warm-up is refused.",
     )
     max_empty_fraction: float | None = arg(
         None,
