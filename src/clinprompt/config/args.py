@@ -180,6 +180,11 @@ class TrainArgs:
     progress: bool = arg(True, "Show a progress bar with loss and ETA.")
     seed: int = arg(0, "Seed of data order and random initialisations.")
 
+    @property
+    def warmup_steps(self) -> int:
+        """The optimizer steps of the linear warm-up (``warmup`` × ``steps``, rounded)."""
+        return round(self.warmup * self.steps)
+
 
 @dataclass
 class TeachersArgs:

@@ -178,7 +178,7 @@ def validate(args: ExperimentArgs) -> list[str]:
         "use a positive step count or null for adapt.train's budget",
     )
     search_train = args.stage_train(args.adapt.train)
-    warm = round(search_train.warmup * search_train.steps)
+    warm = search_train.warmup_steps
     need(
         args.adapt.lr_search_steps is None
         or args.adapt.lr_search_steps >= search_train.steps

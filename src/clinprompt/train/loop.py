@@ -103,7 +103,7 @@ def lr_at(step: int, args: TrainArgs, peak: float | None = None) -> float:
     follows the same schedule, scaled to its own peak.
     """
     peak = args.lr if peak is None else peak
-    warm = round(args.warmup * args.steps)
+    warm = args.warmup_steps
     if step < warm:
         return peak * (step + 1) / warm
     span = max(args.steps - warm, 1)
@@ -318,7 +318,7 @@ def train(
     if pause_at is not None and pause_at >= args.steps:
         pause_at = None
     if pause_at is not None and pos["step"] >= pause_at:  # paused before (or past the pause)
-        return _paused(out, pos, objective)
+        return _result(out, pos, objective, [], 0.0)  # no result.json: not finished
 
     batches = plan.epoch(pos["epoch"])
     bar = tqdm(
@@ -392,24 +392,13 @@ def train(
             on_step(step + 1, loss)
         if pausing and not stopped:
             bar.close()
-            return _paused(out, pos, objective, losses, time.perf_counter() - t0)
+            return _result(out, pos, objective, losses, time.perf_counter() - t0)
         if stopped:
             break
     bar.close()
     if pos["best_step"] is not None:
         load_weights(out / "best.safetensors", params)
-    result = TrainResult(
-        out,
-        pos["step"],
-        losses[-1] if losses else None,
-        pos["best"],
-        pos["best_step"],
-        stopped,
-        pos["tokens"],
-        time.perf_counter() - t0,
-        losses,
-        choice_of(objective.model).to_dict(),
-    )
+    result = _result(out, pos, objective, losses, time.perf_counter() - t0, stopped)
     if main:
         save_weights(out / "final.safetensors", params)
         write_json(out / "result.json", result.to_dict())
@@ -417,22 +406,23 @@ def train(
     return result
 
 
-def _paused(
+def _result(
     out: Path,
     pos: dict[str, Any],
     objective: Objective,
-    losses: list[float] | None = None,
-    wall_s: float = 0.0,
+    losses: list[float],
+    wall_s: float,
+    stopped: bool = False,
 ) -> TrainResult:
-    """The result of a run paused at ``pos["step"]`` (no ``result.json``: it is not finished)."""
-    losses = losses or []
+    """The run's result at its position ``pos``: finished, or paused (``train`` writes
+    ``result.json`` only for a finished run)."""
     return TrainResult(
         out,
         pos["step"],
         losses[-1] if losses else None,
         pos["best"],
         pos["best_step"],
-        False,
+        stopped,
         pos["tokens"],
         wall_s,
         losses,
