@@ -16,6 +16,7 @@ from typing import Any
 
 from clinprompt.artifacts import read_json, write_json
 from clinprompt.eval.runs import PROVENANCE_FILE
+from clinprompt.train.plan import kshot_steps
 
 __all__ = [
     "backbone_description",
@@ -127,6 +128,16 @@ def budgets(
     )
     if kshot:
         out["shots"] = list(cfg.adapt.shots)
+        if cfg.adapt.kshot_epochs is not None:
+            # adapt.kshot_epochs replaces kshot_train's steps: record what each k trains for.
+            batch = stage["adapt_kshot"].batch_size
+            out["adapt_kshot_epochs"] = cfg.adapt.kshot_epochs
+            out["adapt_kshot_steps"] = {
+                f"k{k}": kshot_steps(k, cfg.adapt.kshot_epochs, batch) for k in cfg.adapt.shots
+            }
+    judged_at = cfg.adapt.lr_search_steps
+    if cfg.adapt.lr_search and judged_at is not None and judged_at < stage["adapt"].steps:
+        out["adapt_lr_search_judged_at"] = judged_at  # a step at or past the budget: no pause
     if max_new_tokens is not None:
         out["max_new_tokens"] = max_new_tokens
     return out
