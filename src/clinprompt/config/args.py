@@ -357,6 +357,14 @@ class ExperimentArgs:
     def run_dir(self) -> Path:
         return Path(self.output_dir.format(name=self.name))
 
+    @property
+    def lr_search_judged_at(self) -> int | None:
+        """The step the rate search pauses and judges its candidates at: ``adapt.lr_search_steps``
+        when it falls before the end of ``adapt.train``'s budget; None: judged at the end."""
+        step = self.adapt.lr_search_steps
+        budget = self.stage_train(self.adapt.train).steps
+        return step if step is not None and step < budget else None
+
     def stage_train(self, *overrides: dict[str, Any]) -> TrainArgs:
         """``train`` with stage overrides applied in order, e.g. ``stage_train(self.distill.train)``."""
         merged = to_dict(self.train)

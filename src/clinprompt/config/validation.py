@@ -179,10 +179,9 @@ def validate(args: ExperimentArgs) -> list[str]:
     )
     search_train = args.stage_train(args.adapt.train)
     warm = search_train.warmup_steps
+    judged_at = args.lr_search_judged_at
     need(
-        args.adapt.lr_search_steps is None
-        or args.adapt.lr_search_steps >= search_train.steps
-        or args.adapt.lr_search_steps > warm,
+        judged_at is None or judged_at > warm,
         "adapt.lr_search_steps",
         args.adapt.lr_search_steps,
         f"candidates would be judged inside adapt.train's warm-up ({warm} of its "

@@ -135,9 +135,8 @@ def budgets(
             out["adapt_kshot_steps"] = {
                 f"k{k}": kshot_steps(k, cfg.adapt.kshot_epochs, batch) for k in cfg.adapt.shots
             }
-    judged_at = cfg.adapt.lr_search_steps
-    if cfg.adapt.lr_search and judged_at is not None and judged_at < stage["adapt"].steps:
-        out["adapt_lr_search_judged_at"] = judged_at  # a step at or past the budget: no pause
+    if cfg.adapt.lr_search and cfg.lr_search_judged_at is not None:
+        out["adapt_lr_search_judged_at"] = cfg.lr_search_judged_at
     if max_new_tokens is not None:
         out["max_new_tokens"] = max_new_tokens
     return out

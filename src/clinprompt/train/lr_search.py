@@ -207,9 +207,7 @@ def choose_rates(
         return LrChoice.from_dict(read_json(out / "search.json"))
     candidates: list[dict[str, Any]] = []
     budget = target.lr_search.train.steps
-    judged_at = args.adapt.lr_search_steps
-    if judged_at is not None and judged_at >= budget:
-        judged_at = None
+    judged_at = args.lr_search_judged_at
 
     def try_multiplier(m: float) -> None:
         rates, run_dir = _scaled(base, m), out / f"x{m:g}"
