@@ -2,22 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import pytest
-
 from clinprompt.data.registry import get_dataset, load_splits
 from clinprompt.tasks import get_task_type
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _bench_on_path():
-    sys.path.insert(0, str(BENCH))
-    yield
-    sys.path.remove(str(BENCH))
 
 
 def test_margin_auc_reads_the_ranking_not_the_threshold():

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -17,7 +15,6 @@ import torch
 
 from clinprompt.precision import DtypeChoice
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 KEYS = {
     "bench",
     "command",
@@ -31,13 +28,6 @@ KEYS = {
     "notes",
 }
 FP32_AUTO = {"dtype": "fp32", "requested": "auto", "reason": "CPU probe ... -> fp32"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _bench_on_path():
-    sys.path.insert(0, str(BENCH))
-    yield
-    sys.path.remove(str(BENCH))
 
 
 def _machine_ok(record: dict) -> None:
