@@ -307,3 +307,26 @@ def test_a_paused_search_is_named_in_the_rates_section(seeded_run, tmp_path):
     assert "- MPT / toy_nli (full, seed 0, judged at step 40): **0.3/0.03 → 0.880**" in md
     plain = render_markdown(build_report([seeded_run], resamples=20))
     assert "each candidate trained with the same budget" in plain and "judged at" not in plain
+
+
+def test_a_search_judged_by_score_shows_each_candidates_score(seeded_run, tmp_path):
+    run = tmp_path / "scored"
+    shutil.copytree(seeded_run, run)
+    for path in run.rglob("metrics.json"):
+        data = json.loads(path.read_text())
+        training = data.get("training") or {}
+        if "chosen_lr" in training and training.get("lr_candidates"):
+            training["lr_judged_by"] = "score"
+            training["lr_candidate_scores"] = {
+                c: (None if loss is None else 0.25) for c, loss in training["lr_candidates"].items()
+            }
+            path.write_text(json.dumps(data))
+    rep = build_report([run], resamples=20)
+    assert rep.chosen_lr["mpt"]["toy_nli"]["lr_judged_by"] == "score"
+    md = render_markdown(rep)
+    assert "the highest dev score wins (ties: the lower dev loss)" in md
+    assert "Best dev loss / dev score ×100 of each candidate" in md
+    assert "- MPT / toy_nli (full, seed 0): **0.3/0.03 → 0.880 / 25.0**" in md
+    plain = build_report([seeded_run], resamples=20)
+    assert plain.chosen_lr["mpt"]["toy_nli"]["lr_judged_by"] == "loss"
+    assert "dev score" not in render_markdown(plain)

@@ -6,20 +6,26 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
 from clinprompt.artifacts import load_tensors, read_json
 from clinprompt.config import load_config
+from clinprompt.eval.artifact import resolve_artifact
+from clinprompt.eval.predict import answer_records, generation_budget
 from clinprompt.eval.runs import Evaluation, evaluation_dir
+from clinprompt.prompts import MultitaskPrompt
 from clinprompt.prompts.bank import PromptBank
 from clinprompt.recipes.adapt import adapt
 from clinprompt.recipes.baseline import train_baselines
+from clinprompt.recipes.dev_score import dev_records
 from clinprompt.recipes.distill import distill
 from clinprompt.recipes.evaluate import evaluate_run
 from clinprompt.recipes.teachers import train_teachers
 from clinprompt.train import lr_at
+from clinprompt.train.data import load_task
 
 TARGET = "syn_vitals_ner"
 OVERRIDES = [
@@ -236,3 +242,95 @@ def test_a_paused_search_continues_only_the_winner(paused):
         assert steps(run)[:2] == steps(chosen)
     adapter = args.run_dir / "baselines" / "lora" / TARGET / "full" / "adapter"
     assert read_json(adapter / "clinprompt_task.json")["train"]["lr_judged_at"] == 2
+
+
+@pytest.fixture(scope="module")
+def scored(tiny, distilled, tmp_path_factory):
+    """The search judged by dev score (adapt.lr_search_judge: score), and what the judge saw
+    each time it answered: (method, candidate directory, the prompt it was given, the LoRA
+    weights inside the backbone then)."""
+    import clinprompt.recipes.dev_score as dev_score
+
+    seen: list[tuple[str, str, torch.Tensor | None, dict[str, torch.Tensor]]] = []
+    answer = dev_score.answer_records
+
+    def spy(backbone, artifact, *rest):
+        lora = {n: p.detach().clone() for n, p in backbone.model.named_parameters() if "lora_" in n}
+        prompt = None if artifact.prompt is None else artifact.prompt.clone()
+        seen.append((artifact.method, Path(artifact.path).name, prompt, lora))
+        return answer(backbone, artifact, *rest)
+
+    extra = ["adapt.lr_search=[0.1, 1.0]", "adapt.lr_search_judge=score", "adapt.modes=[full]"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dev_score, "answer_records", spy)
+        args, refs = _adapt_and_baselines(tiny, distilled, tmp_path_factory.mktemp("scored"), extra)
+    return args, refs, seen
+
+
+def test_the_judge_answers_with_each_candidates_best_weights(scored):
+    args, _, seen = scored
+    assert sorted((m, d) for m, d, _, _ in seen) == [
+        (m, d) for m in ("lora", "mpt", "pt") for d in ("x0.1", "x1")
+    ]
+    for method, name, prompt, lora in seen:
+        best = load_tensors(
+            args.run_dir / "lr_search" / method / TARGET / name / "best.safetensors"
+        )
+        if method == "pt":
+            assert torch.equal(prompt, best["prompt.weight"]) and not lora
+        elif method == "mpt":
+            composed = MultitaskPrompt(
+                best["prompt.shared"], best["prompt.cols"], best["prompt.rows"]
+            )
+            assert torch.allclose(prompt, composed.task_prompt(0)) and not lora
+        else:  # the candidate's LoRA layers, loaded into the backbone while it answered
+            assert prompt is None and lora
+            assert {f"model.{n}" for n in lora} == set(best)
+            assert all(torch.equal(w, best[f"model.{n}"]) for n, w in lora.items())
+    # Each judged candidate differs from the other (two rates): no set of weights judged twice.
+    pts = [p for m, _, p, _ in seen if m == "pt"]
+    assert not torch.equal(pts[0], pts[1])
+
+
+def test_a_search_judged_by_score_scores_the_weights_it_ships(tiny, scored):
+    args, refs, _ = scored
+    task = load_task(TARGET, args.data, max_empty_fraction=args.adapt.max_empty_fraction)
+    records = dev_records(task.dev)
+    budget = generation_budget(
+        task.spec, task.train, tiny.tokenizer, args.data.max_target_tokens + 1
+    )
+    assert len(refs) == 3 and records
+    for ref in refs:
+        search_dir = args.run_dir / "lr_search" / ref.method / TARGET
+        search = read_json(search_dir / "search.json")
+        assert search["judged_by"] == "score"
+        scores = {}
+        for c in search["candidates"]:  # every candidate answered the dev records, cached
+            cached = read_json(search_dir / f"x{c['multiplier']:g}" / "dev_score.json")
+            assert cached["split"] == "dev" and cached["n"] == len(records)
+            assert cached["seconds"] > 0
+            assert cached["score"] == c["dev_score"] and 0.0 <= c["dev_score"] <= 1.0
+            assert [a["id"] for a in cached["answers"]] == [r.get("id") for r in records]
+            scores[c["multiplier"]] = cached
+        best = min(
+            search["candidates"],
+            key=lambda c: (-c["dev_score"], c["best_dev_loss"], c["multiplier"]),
+        )
+        assert search["rates"] == best["lr"] and ref.train["chosen_lr"] == best["lr"]
+        assert ref.train["lr_judged_by"] == "score"
+        assert set(ref.train["lr_candidate_scores"].values()) == {
+            c["dev_score"] for c in search["candidates"]
+        }
+        # The judge scored the very weights the method ships (the seed-0 full artifact is the
+        # chosen candidate's run): evaluating that artifact gives the judge's answers.
+        shipped = answer_records(
+            tiny,
+            resolve_artifact(ref.path, ref.task, TARGET),
+            task.spec,
+            records,
+            args.data.max_input_tokens,
+            budget,
+        )
+        assert [a.text for a in shipped] == [
+            a["raw"] for a in scores[best["multiplier"]]["answers"]
+        ]

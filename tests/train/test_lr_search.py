@@ -1,5 +1,6 @@
 """The learning-rate search's protocol with stand-in training runs: base rates per method,
-lowest best dev loss wins, ties go to the smaller rate, divergence loses, results are kept."""
+lowest best dev loss wins (or, judged by score, the highest dev score), ties go to the smaller
+rate, divergence loses, results are kept."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from clinprompt.artifacts import read_json
-from clinprompt.config import load_config
+from clinprompt.config import ConfigError, load_config
 from clinprompt.train import NonFiniteLossError
 from clinprompt.train.loop import LrGroup
 from clinprompt.train.lr_search import (
@@ -195,3 +196,74 @@ def test_candidates_paused_at_lr_search_steps_are_judged_there(tmp_path):
     )  # fmt: skip
     assert pauses == [None, None] and whole.judged_at is None
     assert "lr_judged_at" not in whole.record()
+
+
+def _judge(scores: dict[str, float], judged: list):
+    """A stand-in dev-score judge: the score of each candidate's run directory."""
+
+    def judge(run_dir: Path) -> float:
+        judged.append(run_dir.name)
+        return scores[run_dir.name]
+
+    return judge
+
+
+def test_judged_by_score_the_highest_dev_score_wins_not_the_lowest_loss(tmp_path):
+    args = _args("adapt.lr_search=[0.5, 1.0, 2.0]", "adapt.lr_search_judge=score")
+    calls: list = []
+    judged: list = []
+    losses = {0.1: 0.9, 0.2: 1.0, 0.4: None}  # by loss 0.1 would win; 2x diverged
+    scores = {"x0.5": 0.30, "x1": 0.55, "x2": 0.99}
+    choice = choose_rates(
+        "pt", TARGET, args, RunLayout(tmp_path), _fit(losses, calls), _judge(scores, judged)
+    )
+    assert choice.rates == {"lr": 0.2} and choice.judged_by == "score"
+    assert judged == ["x0.5", "x1"]  # right after each fit; a diverged candidate is not judged
+    record = choice.record()
+    assert record["lr_judged_by"] == "score"
+    assert record["lr_candidate_scores"] == {"0.1": 0.30, "0.2": 0.55, "0.4": None}
+    assert record["lr_candidates"] == {"0.1": 0.9, "0.2": 1.0, "0.4": None}
+    saved = read_json(tmp_path / "lr_search" / "pt" / "toy" / "search.json")
+    assert saved["judged_by"] == "score" and saved["run_dir"].endswith("x1")
+    assert [c["dev_score"] for c in saved["candidates"]] == [0.30, 0.55, None]
+    # Read back as it was chosen, judging nothing again.
+    again = choose_rates("pt", TARGET, args, RunLayout(tmp_path), _fit({}, calls), _judge({}, []))
+    assert again == choice
+
+
+def test_score_ties_go_to_the_lower_loss_then_the_smaller_rate(tmp_path):
+    args = _args("adapt.lr_search=[0.5, 1.0, 2.0]", "adapt.lr_search_judge=score")
+    losses = {0.1: 0.9, 0.2: 0.8, 0.4: 0.8}
+    tied = {"x0.5": 0.5, "x1": 0.5, "x2": 0.5}
+    choice = choose_rates(
+        "pt", TARGET, args, RunLayout(tmp_path / "a"), _fit(losses, []), _judge(tied, [])
+    )
+    assert choice.rates == {"lr": 0.2}  # 0.2 and 0.4 tie on loss too: the smaller rate
+    # Judged by loss (the default), the same runs choose by loss alone and record no scores.
+    by_loss = choose_rates("pt", TARGET, _args("adapt.lr_search=[0.5, 1.0, 2.0]"),
+                           RunLayout(tmp_path / "b"), _fit(losses, []))  # fmt: skip
+    assert by_loss.judged_by == "loss" and "lr_judged_by" not in by_loss.record()
+
+
+def test_score_judging_extends_past_the_edge_the_score_picks(tmp_path):
+    # By loss the middle rate would win (no extension); by score the top edge wins, so one more
+    # candidate is tried above it, which scores lower: the edge stays the choice.
+    args = _args(
+        "adapt.lr_search=[0.5, 1.0, 2.0]", "adapt.lr_search_judge=score", "adapt.lr_search_extend=1"
+    )
+    calls: list = []
+    losses = {0.1: 1.2, 0.2: 1.0, 0.4: 1.1, 0.8: 1.3}
+    scores = {"x0.5": 0.1, "x1": 0.2, "x2": 0.4, "x4": 0.3}
+    choice = choose_rates(
+        "pt", TARGET, args, RunLayout(tmp_path), _fit(losses, calls), _judge(scores, [])
+    )
+    assert [name for _, name in calls] == ["x0.5", "x1", "x2", "x4"]
+    assert choice.rates == {"lr": 0.4}
+
+
+def test_score_judging_without_a_judge_is_refused(tmp_path):
+    args = _args("adapt.lr_search=[0.5, 1.0]", "adapt.lr_search_judge=score")
+    with pytest.raises(ValueError, match="no dev-score judge"):
+        choose_rates("lora", TARGET, args, RunLayout(tmp_path), _fit({0.1: 1.0}, []))
+    with pytest.raises(ConfigError, match="lr_search_judge"):
+        _args("adapt.lr_search_judge=f1")

@@ -274,7 +274,7 @@ class AdaptArgs:
     )
     lr_search: list[float] = arg(
         [],
-        "Multipliers of each method's base rate(s) tried on the target's dev split (MPT: lr_shared and lr_factors together, PT: baseline.pt_lr, LoRA: baseline.lora_lr), e.g. [0.3, 1.0, 3.0]; the lowest best dev loss wins (ties: the smaller rate), on the full setting at seed 0, and its rates serve every seed and k-shot setting. [] or [1.0]: no search.",
+        "Multipliers of each method's base rate(s) tried on the target's dev split (MPT: lr_shared and lr_factors together, PT: baseline.pt_lr, LoRA: baseline.lora_lr), e.g. [0.3, 1.0, 3.0]; the best candidate by adapt.lr_search_judge wins (ties: the smaller rate), on the full setting at seed 0, and its rates serve every seed and k-shot setting. [] or [1.0]: no search.",
     )
     lr_search_extend: int = arg(
         0,
@@ -283,6 +283,11 @@ class AdaptArgs:
     lr_search_steps: int | None = arg(
         None,
         "Step at which search candidates are judged (None: the end of adapt.train's budget). Every candidate runs the full budget's schedule; with a step s below the budget each is paused after s steps and ranked by its best dev loss so far, and only the winner goes on to the end. The chosen candidate's run is the seed-0 full run either way (reused or continued, never retrained). A step inside adapt.train's warm-up is refused.",
+    )
+    lr_search_judge: str = arg(
+        "loss",
+        "What ranks the search's candidates: loss, the lowest best dev loss (cheap: no generation); score, the highest dev score: the task's primary metric of the candidate's weights at its best dev loss on the target's dev records (data.max_dev_examples), answered as the test evaluation answers (generation or option scoring), ties to the lower dev loss. The same rule for every method.",
+        ("loss", "score"),
     )
     max_empty_fraction: float | None = arg(
         None,

@@ -265,8 +265,10 @@ def chosen_learning_rates(
     """method → target → the learning rate its training chose on the target's dev split.
 
     Each entry: ``chosen_lr`` (``{"lr": x}``, or ``{"lr_shared": a, "lr_factors": b}`` for MPT's
-    two rates), ``lr_candidates`` (candidate → best dev loss) and ``lr_judged_at`` (the step the
-    candidates were judged at; None: the end of their budget) of the reference run — the
+    two rates), ``lr_candidates`` (candidate → best dev loss), ``lr_judged_at`` (the step the
+    candidates were judged at; None: the end of their budget), ``lr_judged_by`` (``loss`` or
+    ``score``) and ``lr_candidate_scores`` (candidate → dev score; {} when judged by loss) of the
+    reference run — the
     full setting's first seed, else the first trained setting's —, its ``setting`` and ``seed``,
     and ``by_setting`` (setting → seed → chosen_lr) over every trained run, with
     ``same_in_all_runs`` saying whether they all agree. Methods and targets without a
@@ -289,6 +291,8 @@ def chosen_learning_rates(
             "chosen_lr": ref.training["chosen_lr"],
             "lr_candidates": ref.training.get("lr_candidates", {}),
             "lr_judged_at": ref.training.get("lr_judged_at"),
+            "lr_judged_by": ref.training.get("lr_judged_by", "loss"),
+            "lr_candidate_scores": ref.training.get("lr_candidate_scores", {}),
             "setting": ref.setting,
             "seed": ref.seed,
             "same_in_all_runs": all(c == choices[0] for c in choices),

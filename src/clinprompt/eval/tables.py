@@ -254,6 +254,15 @@ def _chosen_label(chosen: dict[str, Any], candidates: dict[str, Any]) -> str | N
     return min(finite, key=finite.__getitem__) if finite else None
 
 
+def _candidate_md(label: str, loss: Any, score: Any, chosen: bool) -> str:
+    """One search candidate: ``rate → best dev loss`` (``/ dev score ×100`` when it was judged
+    by score; ``diverged`` without a loss), bold when chosen."""
+    if loss is None:
+        return f"{label} → diverged"
+    value = f"{float(loss):.3f}" + ("" if score is None else f" / {100 * float(score):.1f}")
+    return f"**{label} → {value}**" if chosen else f"{label} → {value}"
+
+
 def _chosen_lr_md(report: Report) -> list[str]:
     methods = [m for m in _TRAINED if m in report.chosen_lr]
     if not methods:
@@ -277,16 +286,10 @@ def _chosen_lr_md(report: Report) -> list[str]:
             if not entry or not entry["lr_candidates"]:
                 continue
             candidates = entry["lr_candidates"]
+            scores = entry.get("lr_candidate_scores") or {}
             chosen = _chosen_label(entry["chosen_lr"], candidates)
             parts = [
-                (
-                    f"{c} → diverged"
-                    if loss is None
-                    else ("**{} → {:.3f}**" if c == chosen else "{} → {:.3f}").format(
-                        c, float(loss)
-                    )
-                )
-                for c, loss in candidates.items()
+                _candidate_md(c, loss, scores.get(c), c == chosen) for c, loss in candidates.items()
             ]
             judged = entry.get("lr_judged_at")
             where = f", judged at step {judged}" if judged else ""
@@ -302,6 +305,9 @@ def _chosen_lr_md(report: Report) -> list[str]:
             if e.get("lr_judged_at")
         }
     )
+    by_score = any(
+        e.get("lr_judged_by") == "score" for m in methods for e in report.chosen_lr[m].values()
+    )
     how = (
         "each candidate trained on the same schedule and judged by its best dev loss after "
         f"{', '.join(map(str, paused))} steps, the lowest wins and only the winner trains on to "
@@ -309,6 +315,13 @@ def _chosen_lr_md(report: Report) -> list[str]:
         if paused
         else "each candidate trained with the same budget, the lowest dev loss wins"
     )
+    if by_score:
+        how = (
+            "each candidate trained with the same budget, then its weights at its best dev loss "
+            "answered the dev records as the test evaluation answers; the highest dev score "
+            "wins (ties: the lower dev loss)"
+            + (f", candidates judged after {', '.join(map(str, paused))} steps" if paused else "")
+        )
     out = [
         "### Learning rates chosen on dev",
         f"Chosen on each target's dev split by the same search for every method: {how} (MPT: "
@@ -317,7 +330,11 @@ def _chosen_lr_md(report: Report) -> list[str]:
         _markdown_table(header, rows),
     ]
     if lines:
-        out += ["Best dev loss of each candidate (the chosen one in bold):", "\n".join(lines)]
+        what = "best dev loss / dev score ×100" if by_score else "best dev loss"
+        out += [
+            f"{what.capitalize()} of each candidate (the chosen one in bold):",
+            "\n".join(lines),
+        ]
     return out
 
 

@@ -33,6 +33,7 @@ from clinprompt.backbone import Backbone
 from clinprompt.config import ExperimentArgs, save_config
 from clinprompt.prompts import MultitaskPrompt
 from clinprompt.prompts.bank import PromptBank, TaskEntry
+from clinprompt.recipes.dev_score import judge_candidate, load_best
 from clinprompt.train import PromptObjective, TrainResult, train
 from clinprompt.train.data import instruction_of, suite_tasks
 from clinprompt.train.lr_search import (
@@ -157,6 +158,16 @@ def adapt_target(
         )
         return result, prompt
 
+    def judge(run_dir: Path) -> float:
+        """A search candidate's dev score: its P* ⊙ (u vᵀ) at its best dev loss."""
+        prompt = (
+            _target_prompt(source_prompt.shared, u0, v0, rank)
+            .trainable(shared=a.train_shared)
+            .to(backbone.device)
+        )
+        load_best(PromptObjective(model, prompt), run_dir)
+        return judge_candidate(backbone, target, args, run_dir, "mpt", prompt.task_prompt(0))
+
     spec = target.task.spec
     refs: list[ArtifactRef] = []
     choice: LrChoice | None = None  # searched once per target, when a setting trains
@@ -188,7 +199,7 @@ def adapt_target(
         # ---- train u, v (and P*) from the chosen start, at the target's chosen rates
         if choice is None:
             choice = choose_rates(
-                "mpt", target, args, layout, lambda r, s, d, at: fit(r, s, d, at)[0]
+                "mpt", target, args, layout, lambda r, s, d, at: fit(r, s, d, at)[0], judge
             )
         run_dir = layout.adapt_run(target.name, setting.name, setting.seed)
         reuse_search_run(choice, target, setting, run_dir)

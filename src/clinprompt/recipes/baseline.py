@@ -42,6 +42,7 @@ from clinprompt.backbone import Backbone
 from clinprompt.config import BaselineArgs, ExperimentArgs, save_config
 from clinprompt.prompts import SoftPrompt
 from clinprompt.prompts.bank import PromptBank, TaskEntry
+from clinprompt.recipes.dev_score import judge_candidate, load_best
 from clinprompt.train import PromptObjective, TrainResult, train
 from clinprompt.train.data import instruction_of, suite_tasks
 from clinprompt.train.lr_search import (
@@ -202,6 +203,20 @@ def baseline_target(
             wait()
         return run
 
+    def judge_pt(run_dir: Path) -> float:
+        """A PT search candidate's dev score: its prompt at its best dev loss."""
+        prompt = SoftPrompt.create(
+            args.prompt.tokens, model.get_input_embeddings().weight, "random"
+        ).to(backbone.device)
+        load_best(PromptObjective(model, prompt), run_dir)
+        return judge_candidate(backbone, target, args, run_dir, "pt", prompt.weight)
+
+    def judge_lora(run_dir: Path) -> float:
+        """A LoRA search candidate's dev score: its layers at its best dev loss, injected."""
+        with _lora_injected(backbone, b, 0, target.name):
+            load_best(PromptObjective(backbone.model, None, train_model=True), run_dir)
+            return judge_candidate(backbone, target, args, run_dir, "lora", None)
+
     choices: dict[str, LrChoice] = {}
 
     def choice_of(method: str) -> LrChoice:
@@ -212,7 +227,8 @@ def baseline_target(
                 if method == "pt"
                 else (lambda r, s, d, at: fit_lora(r, s, d, pause_at=at))
             )
-            choices[method] = choose_rates(method, target, args, layout, fit)
+            judge = judge_pt if method == "pt" else judge_lora
+            choices[method] = choose_rates(method, target, args, layout, fit, judge)
         return choices[method]
 
     spec = target.task.spec

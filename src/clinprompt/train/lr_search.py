@@ -11,11 +11,14 @@ LoRA ``baseline.lora_lr``.
 The search (:func:`choose_rates`), the same for every method: each multiplier m of
 ``adapt.lr_search`` scales the method's base rate(s) (MPT's two together) and trains the method
 on the target's full training pool at seed 0 with ``adapt.train``'s budget, with the loop's own
-dev evaluation. The candidate with the lowest best dev loss wins, ties go to the smaller rate, and
-a candidate whose loss diverges loses. When the winner is the smallest or largest multiplier
+dev evaluation. ``adapt.lr_search_judge`` says what ranks the candidates: ``loss``, the lowest
+best dev loss wins (ties: the smaller rate); ``score``, the highest dev score wins: the task's
+primary metric of the candidate's weights at its best dev loss on the target's dev records,
+answered as the test evaluation answers (a :data:`Judge` the recipe layer supplies; ties: the
+lower dev loss, then the smaller rate). A candidate whose loss diverges loses either way. When the winner is the smallest or largest multiplier
 tried, the optimum may lie outside the grid: ``adapt.lr_search_extend`` more candidates are then
 tried, one grid step past that edge at a time (the edge's ratio to its neighbour: [0.3, 1, 3]
-goes on to 0.09 or 9), until the edge no longer wins. The chosen rates then serve every seed and
+goes on to 0.09 or 9), until the edge no longer wins (by the same judge). The chosen rates then serve every seed and
 every setting (full and k-shot) of that method on that target. The chosen candidate's run is the
 seed-0 full run (:func:`reuse_search_run` copies it there instead of training it again).
 
@@ -50,6 +53,8 @@ from clinprompt.train.workspace import RunLayout, is_main, wait
 __all__ = [
     "LrChoice",
     "LrSearchError",
+    "JUDGES",
+    "Judge",
     "Rates",
     "apply_rates",
     "base_rates",
@@ -66,6 +71,10 @@ Rates = dict[str, float]  # {"lr": x} or {"lr_shared": a, "lr_factors": b}
 # fit(rates, setting, run_dir, pause_at): train the method afresh for ``setting`` at ``rates`` into
 # run_dir (resuming what run_dir holds), paused after ``pause_at`` steps when it is not None.
 Fit = Callable[[Rates, SettingPlan, Path, int | None], TrainResult]
+# judge(run_dir): the dev score (higher is better) of the weights a candidate's run saved at its
+# best dev loss (run_dir/best.safetensors); cached by the judge in the run directory.
+Judge = Callable[[Path], float]
+JUDGES = ("loss", "score")
 
 
 class LrSearchError(RuntimeError):
@@ -118,18 +127,25 @@ class LrChoice:
     candidates: list[dict[str, Any]] = field(default_factory=list)  # [] without a search
     run_dir: str | None = None  # the chosen candidate's run
     judged_at: int | None = None  # the step candidates were judged at (None: the budget's end)
+    judged_by: str = "loss"  # what ranked them (adapt.lr_search_judge)
 
     def record(self) -> dict[str, Any]:
         """``chosen_lr`` (the rates) and ``lr_candidates`` (each candidate's rates, as
         :func:`rate_label` writes them → its best dev loss, None when it diverged; {} without a
-        search) and, when candidates were paused early, ``lr_judged_at`` (that step), as bank
-        entries, sidecars and ArtifactRefs hold them."""
+        search); when candidates were paused early, ``lr_judged_at`` (that step); when they were
+        ranked by dev score, ``lr_judged_by`` (``score``) and ``lr_candidate_scores`` (rates →
+        dev score), as bank entries, sidecars and ArtifactRefs hold them."""
         record: dict[str, Any] = {
             "chosen_lr": dict(self.rates),
             "lr_candidates": {rate_label(c["lr"]): c["best_dev_loss"] for c in self.candidates},
         }
         if self.judged_at is not None:
             record["lr_judged_at"] = self.judged_at
+        if self.judged_by != "loss":
+            record["lr_judged_by"] = self.judged_by
+            record["lr_candidate_scores"] = {
+                rate_label(c["lr"]): c.get("dev_score") for c in self.candidates
+            }
         return record
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,6 +154,7 @@ class LrChoice:
             "candidates": self.candidates,
             "run_dir": self.run_dir,
             "judged_at": self.judged_at,
+            "judged_by": self.judged_by,
         }
 
     @classmethod
@@ -147,6 +164,7 @@ class LrChoice:
             list(data["candidates"]),
             data.get("run_dir"),
             data.get("judged_at"),
+            data.get("judged_by", "loss"),
         )
 
 
@@ -161,12 +179,16 @@ def _scaled(rates: Rates, multiplier: float) -> Rates:
     return {k: v * multiplier for k, v in rates.items()}
 
 
-def _best(ranked: list[dict[str, Any]]) -> dict[str, Any]:
-    """The candidate with the lowest best dev loss (ties: the smaller multiplier)."""
+def _best(ranked: list[dict[str, Any]], judged_by: str = "loss") -> dict[str, Any]:
+    """The winner among candidates with a dev loss: by ``loss``, the lowest best dev loss (ties:
+    the smaller multiplier); by ``score``, the highest dev score (ties: the lower dev loss, then
+    the smaller multiplier)."""
+    if judged_by == "score":
+        return min(ranked, key=lambda c: (-c["dev_score"], c["best_dev_loss"], c["multiplier"]))
     return min(ranked, key=lambda c: (c["best_dev_loss"], c["multiplier"]))
 
 
-def _beyond_edge(candidates: list[dict[str, Any]]) -> float | None:
+def _beyond_edge(candidates: list[dict[str, Any]], judged_by: str = "loss") -> float | None:
     """The next multiplier past the grid's edge when the best candidate with a dev loss sits on
     that edge (one grid step further: the edge's ratio to its neighbour), else None; None also
     when fewer than two candidates were tried or none has a dev loss. So when every rate above the
@@ -175,7 +197,7 @@ def _beyond_edge(candidates: list[dict[str, Any]]) -> float | None:
     tried = sorted(c["multiplier"] for c in candidates)
     if len(tried) < 2 or not ranked:
         return None
-    best = _best(ranked)["multiplier"]
+    best = _best(ranked, judged_by)["multiplier"]
     if best == tried[0]:
         return tried[0] * tried[0] / tried[1]
     if best == tried[-1]:
@@ -184,7 +206,12 @@ def _beyond_edge(candidates: list[dict[str, Any]]) -> float | None:
 
 
 def choose_rates(
-    method: str, target: TargetPlan, args: ExperimentArgs, layout: RunLayout, fit: Fit
+    method: str,
+    target: TargetPlan,
+    args: ExperimentArgs,
+    layout: RunLayout,
+    fit: Fit,
+    judge: Judge | None = None,
 ) -> LrChoice:
     """The rates of ``method`` on ``target``: its base rates, or the winner of the dev search.
 
@@ -194,14 +221,24 @@ def choose_rates(
         args: the run's config (``adapt.lr_search``, ``adapt.lr_search_steps``).
         layout: the run directory (``RUN/lr_search/<method>/<target>``).
         fit: trains the method afresh at given rates (paused at ``adapt.lr_search_steps``);
-            the loop's best dev loss ranks it.
+            the loop's best dev loss ranks it when ``adapt.lr_search_judge`` is ``loss``.
+        judge: scores a trained candidate on dev (``adapt.lr_search_judge`` ``score``); called
+            right after that candidate's ``fit``, for every candidate with a finite dev loss.
 
     Raises:
         LrSearchError: every candidate diverged or had no dev loss.
+        ValueError: ``adapt.lr_search_judge`` is ``score`` and no ``judge`` was given.
     """
     base = base_rates(args, method)
     if not searching(args.adapt.lr_search) or target.lr_search is None:
         return LrChoice(base)
+    judged_by = args.adapt.lr_search_judge
+    if judged_by not in JUDGES:
+        raise ValueError(f"adapt.lr_search_judge={judged_by!r}; expected one of {JUDGES}")
+    if judged_by == "score" and judge is None:
+        raise ValueError(
+            f"adapt.lr_search_judge=score: the {method} recipe gave the search no dev-score judge"
+        )
     out = layout.lr_search(method, target.name)
     if (out / "search.json").exists():
         return LrChoice.from_dict(read_json(out / "search.json"))
@@ -218,20 +255,22 @@ def choose_rates(
             loss, steps = None, None
         if loss is not None and not math.isfinite(loss):
             loss = None
-        candidates.append(
-            {
-                "multiplier": m,
-                "lr": rates,
-                "best_dev_loss": loss,
-                "steps": steps,
-                "run": str(run_dir),
-            }
-        )
+        candidate = {
+            "multiplier": m,
+            "lr": rates,
+            "best_dev_loss": loss,
+            "steps": steps,
+            "run": str(run_dir),
+        }
+        if judged_by == "score":
+            assert judge is not None
+            candidate["dev_score"] = None if loss is None else float(judge(run_dir))
+        candidates.append(candidate)
 
     for m in sorted(set(args.adapt.lr_search)):
         try_multiplier(m)
     for _ in range(args.adapt.lr_search_extend):
-        beyond = _beyond_edge(candidates)
+        beyond = _beyond_edge(candidates, judged_by)
         if beyond is None:
             break
         try_multiplier(beyond)
@@ -242,8 +281,8 @@ def choose_rates(
             f"learning-rate search of {method} on {target.name}: no candidate has a dev loss "
             f"(every one diverged, or the target has no dev examples); candidates {candidates}"
         )
-    best = _best(ranked)
-    choice = LrChoice(dict(best["lr"]), candidates, best["run"], judged_at)
+    best = _best(ranked, judged_by)
+    choice = LrChoice(dict(best["lr"]), candidates, best["run"], judged_at, judged_by)
     if is_main():
         write_json(
             out / "search.json",

@@ -1,0 +1,122 @@
+"""A learning-rate search candidate judged by its dev score (``adapt.lr_search_judge: score``).
+
+The search (:mod:`clinprompt.train.lr_search`) trains each candidate rate; this module answers the
+target's dev records with one candidate's weights at its best dev loss, exactly as the test
+evaluation answers (:func:`clinprompt.eval.predict.answer_records`: option scoring where the task
+type has candidates, else greedy generation within the run's generation budget), and scores them
+with the task's primary metric. Each method's recipe rebuilds its trainable objects (a prompt, an
+MPT target prompt, LoRA layers), loads ``RUN_DIR/best.safetensors`` into them and calls
+:func:`judge_candidate`.
+
+Cached: ``RUN_DIR/dev_score.json`` (metric, score, examples, unparseable answers, the seconds
+answering took, each record's raw answer) is read back instead of answering again, so a resumed search does not pay twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from clinprompt.artifacts import read_json, write_json
+from clinprompt.backbone import Backbone
+from clinprompt.config import ExperimentArgs
+from clinprompt.data.spec import Records
+from clinprompt.eval.artifact import Artifact
+from clinprompt.eval.predict import answer_records, generation_budget
+from clinprompt.tasks.base import get_task_type
+from clinprompt.tasks.relations import PAIR
+from clinprompt.train.checkpoint import load_weights
+from clinprompt.train.objectives import PromptObjective
+from clinprompt.train.plan import TargetPlan
+from clinprompt.train.workspace import is_main, wait
+
+__all__ = ["DEV_SCORE_FILE", "dev_records", "judge_candidate", "load_best"]
+
+DEV_SCORE_FILE = "dev_score.json"
+
+
+def dev_records(units: Records) -> Records:
+    """The records the target's dev units come from, in order, each once: a unit of a
+    pair-given RE record is that record plus its pair and is answered, as test answers it, with
+    the whole record (every pair, merged); any other unit is its record."""
+    records: dict[str, dict[str, Any]] = {}
+    for unit in units:
+        record = {k: v for k, v in unit.items() if k != PAIR}
+        key = str(record.get("id") or json.dumps(record, sort_keys=True, default=str))
+        records.setdefault(key, record)
+    return list(records.values())
+
+
+def load_best(objective: PromptObjective, run_dir: Path) -> None:
+    """Load the weights ``run_dir``'s run saved at its best dev loss into ``objective``'s
+    trainable parameters (names and shapes must match)."""
+    load_weights(run_dir / "best.safetensors", objective.named_parameters())
+
+
+def judge_candidate(
+    backbone: Backbone,
+    target: TargetPlan,
+    args: ExperimentArgs,
+    run_dir: Path,
+    method: str,
+    prompt: torch.Tensor | None,
+) -> float:
+    """The dev score (×1, the primary metric in [0, 1]) of one search candidate.
+
+    Args:
+        backbone: the backbone, conditioned as the candidate left it: with its LoRA layers
+            injected and loaded (LoRA), else untouched.
+        target: the target (its dev records, spec and training pool for the generation budget).
+        args: the run's config (``data.max_input_tokens``, ``data.max_target_tokens``).
+        run_dir: the candidate's run directory (the score is cached there).
+        method: the method's name, recorded beside the score.
+        prompt: the candidate's (P, D) task prompt; None for LoRA.
+
+    Returns:
+        The primary metric on ``target``'s dev records (:func:`dev_records`; 0.0 when the target
+        has none).
+    """
+    cached = run_dir / DEV_SCORE_FILE
+    if cached.exists():
+        return float(read_json(cached)["score"])
+    started = time.perf_counter()
+    spec, records = target.task.spec, dev_records(target.task.dev)
+    task = get_task_type(spec.task_type)
+    score, answers = 0.0, []
+    if records:
+        budget = generation_budget(
+            spec, target.task.train, backbone.tokenizer, args.data.max_target_tokens + 1
+        )
+        artifact = Artifact(
+            kind="prompt-file" if prompt is not None else "backbone",
+            method=method,
+            path=str(run_dir),
+            prompt=None if prompt is None else prompt.detach().float().cpu(),
+        )
+        with torch.no_grad():
+            answers = answer_records(
+                backbone, artifact, spec, records, args.data.max_input_tokens, budget
+            )
+        preds = [a.parsed.prediction for a in answers]
+        score = float(task.score(records, preds, spec)[task.primary_metric(spec)])
+    record: dict[str, Any] = {
+        "method": method,
+        "target": target.name,
+        "split": "dev",
+        "metric": task.primary_metric(spec),
+        "score": score,
+        "n": len(records),
+        "unparseable": sum(not a.parsed.ok for a in answers),
+        "seconds": round(time.perf_counter() - started, 2),
+        "answers": [
+            {"id": r.get("id"), "raw": a.text} for r, a in zip(records, answers, strict=True)
+        ],
+    }
+    if is_main():
+        write_json(cached, record)
+    wait()
+    return score
