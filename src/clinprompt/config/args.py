@@ -274,7 +274,7 @@ class AdaptArgs:
     )
     lr_search: list[float] = arg(
         [],
-        "Multipliers of each method's base rate(s) tried on the target's dev split (MPT: lr_shared and lr_factors together, PT: baseline.pt_lr, LoRA: baseline.lora_lr), e.g. [0.3, 1.0, 3.0]; the best candidate by adapt.lr_search_judge wins (ties: the smaller rate), on the full setting at seed 0, and its rates serve every seed and k-shot setting. [] or [1.0]: no search.",
+        "Multipliers of each method's base rate(s) tried on the target's dev split (MPT: lr_shared and lr_factors together, PT: baseline.pt_lr, LoRA: baseline.lora_lr), e.g. [0.3, 1.0, 3.0]; the best candidate by adapt.lr_search_judge wins (ties: the smaller rate; by score, the lower dev loss first), on the full setting at seed 0, and its rates serve every seed and k-shot setting. [] or [1.0]: no search.",
     )
     lr_search_extend: int = arg(
         0,
