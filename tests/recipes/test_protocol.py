@@ -334,3 +334,27 @@ def test_a_search_judged_by_score_scores_the_weights_it_ships(tiny, scored):
         assert [a.text for a in shipped] == [
             a["raw"] for a in scores[best["multiplier"]]["answers"]
         ]
+
+
+def test_a_paused_search_judged_by_score_continues_the_best_scored(tiny, distilled, tmp_path):
+    extra = [
+        "adapt.lr_search=[0.1, 1.0]",
+        "adapt.lr_search_steps=2",
+        "adapt.lr_search_judge=score",
+        "adapt.modes=[full]",
+    ]
+    args, refs = _adapt_and_baselines(tiny, distilled, tmp_path, extra)
+    for ref in refs:
+        search_dir = args.run_dir / "lr_search" / ref.method / TARGET
+        search = read_json(search_dir / "search.json")
+        assert search["judged_at"] == 2 and search["judged_by"] == "score"
+        for c in search["candidates"]:  # judged on the weights of their best dev loss at step 2
+            cand = search_dir / f"x{c['multiplier']:g}"
+            assert c["steps"] == 2 and not (cand / "result.json").exists()
+            assert read_json(cand / "dev_score.json")["score"] == c["dev_score"]
+        best = min(
+            search["candidates"],
+            key=lambda c: (-c["dev_score"], c["best_dev_loss"], c["multiplier"]),
+        )
+        assert ref.train["chosen_lr"] == best["lr"] and ref.train["train_steps"] == 4
+        assert ref.train["lr_judged_at"] == 2 and ref.train["lr_judged_by"] == "score"
