@@ -29,10 +29,8 @@ from clinprompt.artifacts import read_json, write_json
 from clinprompt.config import load_config
 from clinprompt.data.registry import load_splits
 from clinprompt.eval.artifact import resolve_artifact
-from clinprompt.eval.predict import answer_records, generation_budget
-from clinprompt.recipes.dev_score import dev_records
+from clinprompt.recipes.dev_score import dev_records, score_records
 from clinprompt.recipes.target_run import recorded_artifacts
-from clinprompt.tasks.base import get_task_type
 from clinprompt.train.data import load_task, sample, suite_tasks
 from clinprompt.train.workspace import load_run_backbone
 from figures import command_of
@@ -59,14 +57,8 @@ def score(backbone: Any, cfg: Any, ref: Any, task: Any, records: list[dict], out
     """The artifact's primary metric on ``records`` (cached in ``out``)."""
     if out.exists():
         return float(read_json(out)["score"])
-    spec = task.spec
-    budget = generation_budget(spec, task.train, backbone.tokenizer, cfg.data.max_target_tokens + 1)
-    artifact = resolve_artifact(ref.path, ref.task, spec.name)
-    answers = answer_records(backbone, artifact, spec, records, cfg.data.max_input_tokens, budget)
-    kind = get_task_type(spec.task_type)
-    value = float(
-        kind.score(records, [a.parsed.prediction for a in answers], spec)[kind.primary_metric(spec)]
-    )
+    artifact = resolve_artifact(ref.path, ref.task, task.spec.name)
+    value, _ = score_records(backbone, artifact, task.spec, task.train, records, cfg.data)
     write_json(out, {"score": value, "n": len(records), "ids": [r.get("id") for r in records]})
     return value
 

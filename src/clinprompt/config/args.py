@@ -15,6 +15,7 @@ from typing import Any
 from clinprompt.config.build import build, to_dict
 
 __all__ = [
+    "LR_SEARCH_JUDGES",
     "PROFILES",
     "STAGES",
     "AdaptArgs",
@@ -31,6 +32,7 @@ __all__ = [
 ]
 
 PROFILES = ("smoke", "cpu", "gpu")
+LR_SEARCH_JUDGES = ("loss", "score")  # what ranks learning-rate search candidates
 # Long dtype spellings of older configs → the names backbone.dtype offers (torch-free, for the CLI).
 DTYPE_SPELLINGS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
@@ -287,7 +289,7 @@ class AdaptArgs:
     lr_search_judge: str = arg(
         "loss",
         "What ranks the search's candidates: loss, the lowest best dev loss (cheap: no generation); score, the highest dev score: the task's primary metric of the candidate's weights at its best dev loss on the target's dev records (data.max_dev_examples), answered as the test evaluation answers (generation or option scoring), ties to the lower dev loss. The same rule for every method.",
-        ("loss", "score"),
+        LR_SEARCH_JUDGES,
     )
     max_empty_fraction: float | None = arg(
         None,

@@ -308,20 +308,21 @@ def _chosen_lr_md(report: Report) -> list[str]:
     by_score = any(
         e.get("lr_judged_by") == "score" for m in methods for e in report.chosen_lr[m].values()
     )
-    how = (
-        "each candidate trained on the same schedule and judged by its best dev loss after "
-        f"{', '.join(map(str, paused))} steps, the lowest wins and only the winner trains on to "
-        "the end"
-        if paused
-        else "each candidate trained with the same budget, the lowest dev loss wins"
-    )
+    steps = ", ".join(map(str, paused))
     if by_score:
         how = (
             "each candidate trained with the same budget, then its weights at its best dev loss "
             "answered the dev records as the test evaluation answers; the highest dev score "
             "wins (ties: the lower dev loss)"
-            + (f", candidates judged after {', '.join(map(str, paused))} steps" if paused else "")
+            + (f", candidates judged after {steps} steps" if paused else "")
         )
+    elif paused:
+        how = (
+            "each candidate trained on the same schedule and judged by its best dev loss after "
+            f"{steps} steps, the lowest wins and only the winner trains on to the end"
+        )
+    else:
+        how = "each candidate trained with the same budget, the lowest dev loss wins"
     out = [
         "### Learning rates chosen on dev",
         f"Chosen on each target's dev split by the same search for every method: {how} (MPT: "

@@ -9,7 +9,8 @@ MPT target prompt, LoRA layers), loads ``RUN_DIR/best.safetensors`` into them an
 :func:`judge_candidate`.
 
 Cached: ``RUN_DIR/dev_score.json`` (metric, score, examples, unparseable answers, the seconds
-answering took, each record's raw answer) is read back instead of answering again, so a resumed search does not pay twice.
+answering took, each record's raw answer) is read back instead of answering again, so a resumed
+search does not pay twice.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import torch
 
 from clinprompt.artifacts import read_json, write_json
 from clinprompt.backbone import Backbone
-from clinprompt.config import ExperimentArgs
-from clinprompt.data.spec import Records
+from clinprompt.config import DataArgs, ExperimentArgs
+from clinprompt.data.spec import DatasetSpec, Records
 from clinprompt.eval.artifact import Artifact
-from clinprompt.eval.predict import answer_records, generation_budget
+from clinprompt.eval.predict import Answer, answer_records, generation_budget
 from clinprompt.tasks.base import get_task_type
 from clinprompt.tasks.relations import PAIR
 from clinprompt.train.checkpoint import load_weights
@@ -34,7 +35,7 @@ from clinprompt.train.objectives import PromptObjective
 from clinprompt.train.plan import TargetPlan
 from clinprompt.train.workspace import is_main, wait
 
-__all__ = ["DEV_SCORE_FILE", "dev_records", "judge_candidate", "load_best"]
+__all__ = ["DEV_SCORE_FILE", "dev_records", "judge_candidate", "load_best", "score_records"]
 
 DEV_SCORE_FILE = "dev_score.json"
 
@@ -49,6 +50,25 @@ def dev_records(units: Records) -> Records:
         key = str(record.get("id") or json.dumps(record, sort_keys=True, default=str))
         records.setdefault(key, record)
     return list(records.values())
+
+
+def score_records(
+    backbone: Backbone,
+    artifact: Artifact,
+    spec: DatasetSpec,
+    pool: Records,
+    records: Records,
+    data: DataArgs,
+) -> tuple[float, list[Answer]]:
+    """``artifact``'s primary metric on ``records`` and its answers, answered as the test
+    evaluation answers: ``data.max_input_tokens`` per input, the generation budget of the
+    training ``pool`` (:func:`generation_budget`, capped at ``data.max_target_tokens`` + 1)."""
+    budget = generation_budget(spec, pool, backbone.tokenizer, data.max_target_tokens + 1)
+    with torch.no_grad():
+        answers = answer_records(backbone, artifact, spec, records, data.max_input_tokens, budget)
+    task = get_task_type(spec.task_type)
+    preds = [a.parsed.prediction for a in answers]
+    return float(task.score(records, preds, spec)[task.primary_metric(spec)]), answers
 
 
 def load_best(objective: PromptObjective, run_dir: Path) -> None:
@@ -85,29 +105,22 @@ def judge_candidate(
         return float(read_json(cached)["score"])
     started = time.perf_counter()
     spec, records = target.task.spec, dev_records(target.task.dev)
-    task = get_task_type(spec.task_type)
     score, answers = 0.0, []
     if records:
-        budget = generation_budget(
-            spec, target.task.train, backbone.tokenizer, args.data.max_target_tokens + 1
-        )
         artifact = Artifact(
             kind="prompt-file" if prompt is not None else "backbone",
             method=method,
             path=str(run_dir),
             prompt=None if prompt is None else prompt.detach().float().cpu(),
         )
-        with torch.no_grad():
-            answers = answer_records(
-                backbone, artifact, spec, records, args.data.max_input_tokens, budget
-            )
-        preds = [a.parsed.prediction for a in answers]
-        score = float(task.score(records, preds, spec)[task.primary_metric(spec)])
+        score, answers = score_records(
+            backbone, artifact, spec, target.task.train, records, args.data
+        )
     record: dict[str, Any] = {
         "method": method,
         "target": target.name,
         "split": "dev",
-        "metric": task.primary_metric(spec),
+        "metric": get_task_type(spec.task_type).primary_metric(spec),
         "score": score,
         "n": len(records),
         "unparseable": sum(not a.parsed.ok for a in answers),

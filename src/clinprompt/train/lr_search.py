@@ -15,11 +15,12 @@ dev evaluation. ``adapt.lr_search_judge`` says what ranks the candidates: ``loss
 best dev loss wins (ties: the smaller rate); ``score``, the highest dev score wins: the task's
 primary metric of the candidate's weights at its best dev loss on the target's dev records,
 answered as the test evaluation answers (a :data:`Judge` the recipe layer supplies; ties: the
-lower dev loss, then the smaller rate). A candidate whose loss diverges loses either way. When the winner is the smallest or largest multiplier
-tried, the optimum may lie outside the grid: ``adapt.lr_search_extend`` more candidates are then
-tried, one grid step past that edge at a time (the edge's ratio to its neighbour: [0.3, 1, 3]
-goes on to 0.09 or 9), until the edge no longer wins (by the same judge). The chosen rates then serve every seed and
-every setting (full and k-shot) of that method on that target. The chosen candidate's run is the
+lower dev loss, then the smaller rate). A candidate whose loss diverges loses either way. When
+the winner is the smallest or largest multiplier tried, the optimum may lie outside the grid:
+``adapt.lr_search_extend`` more candidates are then tried, one grid step past that edge at a
+time (the edge's ratio to its neighbour: [0.3, 1, 3] goes on to 0.09 or 9), until the edge no
+longer wins (by the same judge). The chosen rates then serve every seed and every setting (full
+and k-shot) of that method on that target. The chosen candidate's run is the
 seed-0 full run (:func:`reuse_search_run` copies it there instead of training it again).
 
 With ``adapt.lr_search_steps`` = s (below the budget), every candidate runs the full budget's
@@ -45,6 +46,7 @@ from typing import Any
 
 from clinprompt.artifacts import read_json, write_json
 from clinprompt.config import ExperimentArgs, TrainArgs
+from clinprompt.config.args import LR_SEARCH_JUDGES
 from clinprompt.train.loop import LrGroup, NonFiniteLossError, TrainResult
 from clinprompt.train.objectives import FACTOR_PARAMS, SHARED_PARAMS
 from clinprompt.train.plan import FULL, SettingPlan, TargetPlan
@@ -53,7 +55,6 @@ from clinprompt.train.workspace import RunLayout, is_main, wait
 __all__ = [
     "LrChoice",
     "LrSearchError",
-    "JUDGES",
     "Judge",
     "Rates",
     "apply_rates",
@@ -74,7 +75,6 @@ Fit = Callable[[Rates, SettingPlan, Path, int | None], TrainResult]
 # judge(run_dir): the dev score (higher is better) of the weights a candidate's run saved at its
 # best dev loss (run_dir/best.safetensors); cached by the judge in the run directory.
 Judge = Callable[[Path], float]
-JUDGES = ("loss", "score")
 
 
 class LrSearchError(RuntimeError):
@@ -233,8 +233,8 @@ def choose_rates(
     if not searching(args.adapt.lr_search) or target.lr_search is None:
         return LrChoice(base)
     judged_by = args.adapt.lr_search_judge
-    if judged_by not in JUDGES:
-        raise ValueError(f"adapt.lr_search_judge={judged_by!r}; expected one of {JUDGES}")
+    if judged_by not in LR_SEARCH_JUDGES:
+        raise ValueError(f"adapt.lr_search_judge={judged_by!r}; expected one of {LR_SEARCH_JUDGES}")
     if judged_by == "score" and judge is None:
         raise ValueError(
             f"adapt.lr_search_judge=score: the {method} recipe gave the search no dev-score judge"
