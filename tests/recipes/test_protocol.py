@@ -43,6 +43,7 @@ PROTOCOL = [
     "adapt.lr_shared=0.3",
     "adapt.lr_factors=0.03",
 ]
+SCORED = ["adapt.lr_search=[0.1, 1.0]", "adapt.lr_search_judge=score", "adapt.modes=[full]"]
 
 
 @pytest.fixture(scope="module")
@@ -260,10 +261,11 @@ def scored(tiny, distilled, tmp_path_factory):
         seen.append((artifact.method, Path(artifact.path).name, prompt, lora))
         return answer(backbone, artifact, *rest)
 
-    extra = ["adapt.lr_search=[0.1, 1.0]", "adapt.lr_search_judge=score", "adapt.modes=[full]"]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(dev_score, "answer_records", spy)
-        args, refs = _adapt_and_baselines(tiny, distilled, tmp_path_factory.mktemp("scored"), extra)
+        args, refs = _adapt_and_baselines(
+            tiny, distilled, tmp_path_factory.mktemp("scored"), SCORED
+        )
     return args, refs, seen
 
 
@@ -358,3 +360,36 @@ def test_a_paused_search_judged_by_score_continues_the_best_scored(tiny, distill
         )
         assert ref.train["chosen_lr"] == best["lr"] and ref.train["train_steps"] == 4
         assert ref.train["lr_judged_at"] == 2 and ref.train["lr_judged_by"] == "score"
+
+
+def test_a_resumed_search_reads_the_judged_scores_back_without_loading_weights(
+    tiny, scored, tmp_path, monkeypatch
+):
+    """A search interrupted after its candidates were judged (search.json not yet written, no
+    artifact shipped) resumes from each candidate's dev_score.json: no candidate is rebuilt,
+    loaded or answered again, and the same rates are chosen."""
+    import clinprompt.recipes.adapt as adapt_recipe
+    import clinprompt.recipes.baseline as baseline_recipe
+    import clinprompt.recipes.dev_score as dev_score
+
+    args, refs, _ = scored
+    resumed = tmp_path / "resumed"
+    shutil.copytree(args.run_dir, resumed)
+    for search in resumed.glob(f"lr_search/*/{TARGET}/search.json"):
+        search.unlink()
+    for shipped in ("adapt", "bank", "baselines"):
+        shutil.rmtree(resumed / shipped)
+    assert len(list(resumed.glob(f"lr_search/*/{TARGET}/x*/dev_score.json"))) == 6
+
+    def refuse(*_):
+        raise AssertionError("a judged candidate was loaded or answered again")
+
+    monkeypatch.setattr(adapt_recipe, "load_best", refuse)
+    monkeypatch.setattr(baseline_recipe, "load_best", refuse)
+    monkeypatch.setattr(dev_score, "answer_records", refuse)
+    args2 = load_config("smoke", [f"output_dir={resumed}", *OVERRIDES, *SCORED])
+    again = adapt(args2, backbone=tiny).artifacts + train_baselines(args2, backbone=tiny).artifacts
+    assert [(r.method, r.train["chosen_lr"]) for r in again] == [
+        (r.method, r.train["chosen_lr"]) for r in refs
+    ]
+    assert all(r.train["lr_judged_by"] == "score" for r in again)

@@ -33,7 +33,7 @@ from clinprompt.backbone import Backbone
 from clinprompt.config import ExperimentArgs, save_config
 from clinprompt.prompts import MultitaskPrompt
 from clinprompt.prompts.bank import PromptBank, TaskEntry
-from clinprompt.recipes.dev_score import judge_candidate, load_best
+from clinprompt.recipes.dev_score import cached, judge_candidate, load_best
 from clinprompt.train import PromptObjective, TrainResult, train
 from clinprompt.train.data import instruction_of, suite_tasks
 from clinprompt.train.lr_search import (
@@ -158,6 +158,7 @@ def adapt_target(
         )
         return result, prompt
 
+    @cached
     def judge(run_dir: Path) -> float:
         """A search candidate's dev score: its P* ⊙ (u vᵀ) at its best dev loss."""
         prompt = (

@@ -42,7 +42,7 @@ from clinprompt.backbone import Backbone
 from clinprompt.config import BaselineArgs, ExperimentArgs, save_config
 from clinprompt.prompts import SoftPrompt
 from clinprompt.prompts.bank import PromptBank, TaskEntry
-from clinprompt.recipes.dev_score import judge_candidate, load_best
+from clinprompt.recipes.dev_score import cached, judge_candidate, load_best
 from clinprompt.train import PromptObjective, TrainResult, train
 from clinprompt.train.data import instruction_of, suite_tasks
 from clinprompt.train.lr_search import (
@@ -203,6 +203,7 @@ def baseline_target(
             wait()
         return run
 
+    @cached
     def judge_pt(run_dir: Path) -> float:
         """A PT search candidate's dev score: its prompt at its best dev loss."""
         prompt = SoftPrompt.create(
@@ -211,6 +212,7 @@ def baseline_target(
         load_best(PromptObjective(model, prompt), run_dir)
         return judge_candidate(backbone, target, args, run_dir, "pt", prompt.weight)
 
+    @cached
     def judge_lora(run_dir: Path) -> float:
         """A LoRA search candidate's dev score: its layers at its best dev loss, injected."""
         with _lora_injected(backbone, b, 0, target.name):

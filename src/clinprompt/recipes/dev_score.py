@@ -8,15 +8,18 @@ with the task's primary metric. Each method's recipe rebuilds its trainable obje
 MPT target prompt, LoRA layers), loads ``RUN_DIR/best.safetensors`` into them and calls
 :func:`judge_candidate`.
 
-Cached: ``RUN_DIR/dev_score.json`` (metric, score, examples, unparseable answers, the seconds
-answering took, each record's raw answer) is read back instead of answering again, so a resumed
-search does not pay twice.
+Cached: :func:`judge_candidate` writes ``RUN_DIR/dev_score.json`` (metric, score, examples,
+unparseable answers, the seconds answering took, each record's raw answer); a recipe's judge
+wrapped in :func:`cached` reads it back before it rebuilds or loads anything, so a resumed search
+pays for neither twice.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +38,14 @@ from clinprompt.train.objectives import PromptObjective
 from clinprompt.train.plan import TargetPlan
 from clinprompt.train.workspace import is_main, wait
 
-__all__ = ["DEV_SCORE_FILE", "dev_records", "judge_candidate", "load_best", "score_records"]
+__all__ = [
+    "DEV_SCORE_FILE",
+    "cached",
+    "dev_records",
+    "judge_candidate",
+    "load_best",
+    "score_records",
+]
 
 DEV_SCORE_FILE = "dev_score.json"
 
@@ -77,6 +87,21 @@ def load_best(objective: PromptObjective, run_dir: Path) -> None:
     load_weights(run_dir / "best.safetensors", objective.named_parameters())
 
 
+def cached(judge: Callable[[Path], float]) -> Callable[[Path], float]:
+    """``judge`` (a recipe's: rebuild the candidate, load its weights, :func:`judge_candidate`)
+    that first reads the score a candidate already has in ``RUN_DIR/dev_score.json``: on a
+    resumed search the judged candidates are neither rebuilt nor loaded nor answered again."""
+
+    @functools.wraps(judge)
+    def judged(run_dir: Path) -> float:
+        saved = run_dir / DEV_SCORE_FILE
+        if saved.exists():
+            return float(read_json(saved)["score"])
+        return judge(run_dir)
+
+    return judged
+
+
 def judge_candidate(
     backbone: Backbone,
     target: TargetPlan,
@@ -85,7 +110,8 @@ def judge_candidate(
     method: str,
     prompt: torch.Tensor | None,
 ) -> float:
-    """The dev score (×1, the primary metric in [0, 1]) of one search candidate.
+    """The dev score (×1, the primary metric in [0, 1]) of one search candidate, answered now
+    and saved to ``run_dir/dev_score.json`` (which :func:`cached` reads back on a resume).
 
     Args:
         backbone: the backbone, conditioned as the candidate left it: with its LoRA layers
@@ -100,9 +126,6 @@ def judge_candidate(
         The primary metric on ``target``'s dev records (:func:`dev_records`; 0.0 when the target
         has none).
     """
-    cached = run_dir / DEV_SCORE_FILE
-    if cached.exists():
-        return float(read_json(cached)["score"])
     started = time.perf_counter()
     spec, records = target.task.spec, dev_records(target.task.dev)
     score, answers = 0.0, []
@@ -130,6 +153,6 @@ def judge_candidate(
         ],
     }
     if is_main():
-        write_json(cached, record)
+        write_json(run_dir / DEV_SCORE_FILE, record)
     wait()
     return score
