@@ -154,6 +154,24 @@ def test_chosen_learning_rates_table_and_json(seeded_run, tmp_path, build):
     assert data["chosen_lr"]["lora"]["toy_ner"]["lr_candidates"]["0.003"] == 1.33
 
 
+def test_rates_no_search_chose_are_not_called_chosen_on_dev(seeded_run):
+    """A run without a dev search (adapt.lr_search empty: the packaged demo) reports its rates
+    as the config's; where only some methods were searched, the others are marked."""
+    rep = build_report([seeded_run], resamples=20)
+    rep.chosen_lr["pt"]["toy_ner"]["lr_candidates"] = {}  # PT on toy_ner: not searched
+    md = render_markdown(rep)
+    assert "### Learning rates chosen on dev" in md
+    assert "| toy_ner | 0.3 (config, not searched) | 0.001 | P* 0.3, u/v 0.03 |" in md
+    for entries in rep.chosen_lr.values():  # no search at all
+        for entry in entries.values():
+            entry["lr_candidates"] = {}
+    md = render_markdown(rep)
+    assert "chosen on dev" not in md.replace("not chosen on dev", "")
+    assert "### Learning rates\n\nSet by the config, not chosen on dev" in md
+    assert "| toy_ner | 0.3 | 0.001 | P* 0.3, u/v 0.03 |" in md
+    assert "Best dev loss of each candidate" not in md
+
+
 def test_lr_text():
     assert lr_text({"lr": 0.0003}) == "0.0003"
     assert lr_text({"lr_shared": 0.3, "lr_factors": 0.03}) == "P* 0.3, u/v 0.03"

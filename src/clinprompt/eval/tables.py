@@ -267,18 +267,32 @@ def _chosen_lr_md(report: Report) -> list[str]:
     methods = [m for m in _TRAINED if m in report.chosen_lr]
     if not methods:
         return []
+    searched = {
+        (m, t) for m in methods for t, e in report.chosen_lr[m].items() if e["lr_candidates"]
+    }
+
+    def cell(m: str, t: str) -> str:
+        if t not in report.chosen_lr[m]:
+            return "–"
+        text = _lr_cell(report.chosen_lr[m][t])
+        return text if (m, t) in searched or not searched else f"{text} (config, not searched)"
+
     header = ["target", *[METHOD_LABELS.get(m, m) for m in methods]]
     rows = [
-        [
-            t,
-            *[
-                _lr_cell(report.chosen_lr[m][t]) if t in report.chosen_lr[m] else "–"
-                for m in methods
-            ],
-        ]
+        [t, *[cell(m, t) for m in methods]]
         for t in report.targets
         if any(t in report.chosen_lr[m] for m in methods)
     ]
+    if not searched:  # no dev search ran: nothing was chosen on dev
+        return [
+            "### Learning rates",
+            "Set by the config, not chosen on dev: no learning-rate search ran "
+            "(`adapt.lr_search` is empty or [1.0]), so each method trained at its configured "
+            "rate (PT: `baseline.pt_lr`; LoRA: `baseline.lora_lr`; MPT: `adapt.lr_shared` for "
+            "P* and `adapt.lr_factors` for u, v; unset: the adaptation's `train.lr`). "
+            "`adapt.lr_search=[0.3, 1.0, 3.0]` chooses them on each target's dev split.",
+            _markdown_table(header, rows),
+        ]
     lines = []
     for m in methods:
         for t in report.targets:
