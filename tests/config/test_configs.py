@@ -32,12 +32,18 @@ def test_shipped_profiles_validate(profile):
 
 
 def test_profiles_match_the_budgets_they_promise():
-    smoke, cpu, gpu = (load_config(p) for p in PROFILES)
+    smoke, cpu, gpu, demo = (load_config(p) for p in ("smoke", "cpu", "gpu", "demo"))
     assert smoke.backbone.name == "tiny-llama" and smoke.data.suite == "synthetic"
     assert cpu.backbone.name == "smollm2-135m" and cpu.data.suite == "open-clinical"
     assert cpu.prompt.tokens <= 50 and cpu.data.max_input_tokens <= 256
     assert cpu.data.max_train_examples and 100 <= cpu.data.max_test_examples <= 200
     assert gpu.prompt.tokens == 100 and gpu.data.max_train_examples is None
+    # the demo: the built-in backbone on the synthetic suite, under the benchmark's protocol
+    # (every method's rates chosen on dev by the cpu profile's grid and judge)
+    assert demo.backbone.name == "smollm2-135m" and demo.data.suite == "synthetic"
+    assert demo.adapt.lr_search == cpu.adapt.lr_search == [0.3, 1.0, 3.0]
+    assert demo.adapt.lr_search_judge == cpu.adapt.lr_search_judge
+    assert demo.baseline.methods == ["pt", "lora"] and demo.lr_search_judged_at is None
 
 
 def test_overrides_are_typed_by_the_dataclass():

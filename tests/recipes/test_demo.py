@@ -41,6 +41,12 @@ def test_demo_end_to_end_and_resume(tmp_path):
         assert paths[key].exists() and paths[key].stat().st_size > 0
     md = paths["markdown"].read_text()
     assert "SYNTHETIC" in md and "## Provenance" in md and "tiny-llama" in md
+    # the benchmark's protocol: every method's rate chosen on dev by the same three-rate search
+    assert "### Learning rates chosen on dev" in md
+    for method in ("mpt", "pt", "lora"):
+        for target in ("syn_vitals_ner", "syn_symptom_nli"):
+            search = json.loads((out / "lr_search" / method / target / "search.json").read_text())
+            assert [c["multiplier"] for c in search["candidates"]] == [0.3, 1.0, 3.0]
     index = json.loads((out / "eval" / "index.json").read_text())["evaluations"]
     got = {(e["method"], e["target"], e["setting"]) for e in index}
     for target in ("syn_vitals_ner", "syn_symptom_nli"):

@@ -2,7 +2,7 @@
 
 One definition serves as the YAML key, the command-line override and the documentation line:
 every field is declared with :func:`arg`, which stores its help text. A config is loaded from a
-shipped profile name (``smoke``, ``cpu``, ``gpu``) or a YAML file, which may extend a profile with
+shipped profile name (``smoke``, ``cpu``, ``gpu``, ``demo``) or a YAML file, which may extend a profile with
 ``base: cpu``; command-line overrides are dotted keys (``train.lr=3e-2 prompt.tokens=20``).
 :func:`validate` reports every problem at once, naming the key, the value and the fix; the
 resolved config is saved as JSON beside every output.

@@ -31,7 +31,7 @@ __all__ = [
     "config_keys",
 ]
 
-PROFILES = ("smoke", "cpu", "gpu")
+PROFILES = ("smoke", "cpu", "gpu", "demo")
 LR_SEARCH_JUDGES = ("loss", "score")  # what ranks learning-rate search candidates
 # Long dtype spellings of older configs → the names backbone.dtype offers (torch-free, for the CLI).
 DTYPE_SPELLINGS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
