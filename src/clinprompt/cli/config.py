@@ -12,7 +12,7 @@ config_app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 
-CONFIG_HELP = "A profile (smoke, cpu, gpu) or an experiment YAML file (may say `base: cpu`)."
+CONFIG_HELP = "A profile (smoke, cpu, gpu, demo) or an experiment YAML file (may say `base: cpu`)."
 OVERRIDES_HELP = "Dotted overrides, e.g. train.lr=3e-2 prompt.tokens=20 output_dir=runs/x (`clinprompt config keys`)."
 
 

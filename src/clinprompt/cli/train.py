@@ -1,6 +1,6 @@
 """Training commands: ``teachers``, ``distill``, ``adapt``, ``baseline``, ``run``.
 
-Each takes a profile name (smoke, cpu, gpu) or an experiment YAML, then dotted overrides
+Each takes a profile name (smoke, cpu, gpu, demo) or an experiment YAML, then dotted overrides
 (``train.lr=3e-2 prompt.tokens=20``); ``clinprompt config keys`` lists every key.
 
 ``adapt --bank BANK --dataset my.yaml`` adapts an existing bank (``builtin``: the one shipped with
