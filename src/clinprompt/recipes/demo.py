@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +35,12 @@ from clinprompt.train.workspace import RunLayout, load_run_backbone
 __all__ = [
     "DEMO_CONFIG",
     "StageClock",
-    "demo_config_path",
     "evaluate_all",
     "run_demo",
     "train_stages",
 ]
 
-DEMO_CONFIG = "demo"
+DEMO_CONFIG = "demo"  # the packaged profile (configs/demo.yaml), loaded like smoke, cpu, gpu
 SYNTHETIC_BANNER = "SYNTHETIC data — a functional demonstration, not a clinical result"
 TRAIN_STAGES = (
     ("teachers", "one soft prompt per source task"),
@@ -50,11 +48,6 @@ TRAIN_STAGES = (
     ("adapt", "P* adapted to each held-out target: full data, k-shot, zero-shot"),
     ("baseline", "single-task prompt tuning (PT) and LoRA on each target"),
 )
-
-
-def demo_config_path() -> Path:
-    """The packaged ``configs/demo.yaml``."""
-    return Path(str(resources.files("clinprompt") / "configs" / f"{DEMO_CONFIG}.yaml"))
 
 
 class StageClock:
@@ -160,7 +153,7 @@ def run_demo(
     command = command or command_line()
     # ---- setup: the config, the run folder, the backbone
     cfg = load_config(
-        config or demo_config_path(), [f"backbone.name={backbone}", f"output_dir={out}", *overrides]
+        config or DEMO_CONFIG, [f"backbone.name={backbone}", f"output_dir={out}", *overrides]
     )
     console.print(f"[bold yellow]{SYNTHETIC_BANNER}[/bold yellow]")
     console.print(
