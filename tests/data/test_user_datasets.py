@@ -93,6 +93,27 @@ def test_a_bad_config_reports_every_problem_as_file_line(tmp_path):
         get_dataset("bad_cfg")  # nothing was registered
 
 
+def test_pair_types_of_a_config_reach_the_spec_and_a_bad_one_names_its_line(tmp_path):
+    good = write_config(
+        tmp_path,
+        "typed_re_cfg",
+        task_type="re",
+        labels=["causes"],
+        pair_types=[["Drug", "AdverseEffect"]],
+    )
+    assert resolve_dataset(good).pair_types == (("Drug", "AdverseEffect"),)
+    bad = write_config(tmp_path, "typed_bad_cfg", task_type="re", pair_types=[["Drug"]])
+    with pytest.raises(RecordError) as err:
+        resolve_dataset(bad)
+    line = bad.read_text().splitlines().index("pair_types:") + 1
+    assert str(err.value).startswith(
+        f"{bad}:{line}: field 'pair_types': expected a list of [head type, tail type] pairs"
+    )
+    ner = write_config(tmp_path, "typed_ner_cfg", pair_types=[["Drug", "Dose"]])
+    with pytest.raises(RecordError, match="pair_types is for re tasks, not ner"):
+        resolve_dataset(ner)
+
+
 def test_a_name_clash_names_both_origins(tmp_path):
     first = write_config(tmp_path / "a", "clash_twice_ner")
     second = write_config(tmp_path / "b", "clash_twice_ner")

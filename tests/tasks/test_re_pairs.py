@@ -88,6 +88,47 @@ def test_one_unit_per_ordered_pair_with_the_pair_marked_before_the_text():
     assert rec == record()  # units do not touch the record
 
 
+def test_pair_types_ask_only_pairs_of_those_types_and_the_rest_are_none_unasked():
+    typed = replace(SPEC, pair_types=(("Drug", "AdverseEffect"), ("Drug", "Dose")))
+    rec = record()
+    units = RE.units(rec, typed)
+    assert [(u[PAIR]["head"], u[PAIR]["tail"]) for u in units] == [("T2", "T1"), ("T2", "T3")]
+    assert [RE.format_target(u, typed) for u in units] == ["causes", "has dose"]
+    # perfect answers to the asked pairs give back every relation; the reversed and Dose/AE
+    # pairs were never asked and come back as no relation
+    merged = merge_gold(rec, typed)
+    assert merged.ok and ids(merged.prediction["relations"]) == ids(rec["relations"])
+    # one signature only: the dose pair is no longer asked, so its relation cannot be predicted
+    only_ae = replace(SPEC, pair_types=(("Drug", "AdverseEffect"),))
+    assert [(u[PAIR]["head"], u[PAIR]["tail"]) for u in RE.units(rec, only_ae)] == [("T2", "T1")]
+    assert ids(merge_gold(rec, only_ae).prediction["relations"]) == {("T2", "T1", "causes")}
+    # ... and a record carrying such a relation is flagged, naming the relation and the fix
+    problems = RE.validate(rec, only_ae)
+    assert [(p.field, p.message) for p in problems] == [
+        (
+            "relations[1]",
+            "a Drug -> Dose relation, but the task's pair_types allow only Drug -> AdverseEffect: "
+            "add [Drug, Dose] to pair_types, or drop the relation",
+        )
+    ]
+    assert RE.validate(rec, typed) == [] and RE.validate(rec, SPEC) == []
+
+
+def test_ade_asks_only_drug_headed_pairs(shared_data_root: Path):
+    """ADE's spec lists its two relation signatures: a third of its ordered pairs are asked, and
+    every gold relation is on an asked pair (counted on the training split)."""
+    spec = get_dataset("ade_corpus_v2")
+    assert spec.pair_types == (("Drug", "AdverseEffect"), ("Drug", "Dose"))
+    records = load_splits("ade_corpus_v2", shared_data_root)["train"]
+    asked = [u for rec in records for u in RE.units(rec, spec)]
+    every = sum(len(RE.units(rec, replace(spec, pair_types=()))) for rec in records)
+    types = {(r["id"], e["id"]): e["type"] for r in records for e in r["entities"]}
+    assert {types[(u["id"], u[PAIR]["head"])] for u in asked} == {"Drug"}
+    assert 0.25 < len(asked) / every < 0.4
+    related = Counter(RE.format_target(u, spec) != "none" for u in asked)
+    assert related[True] == sum(len(r["relations"]) for r in records)
+
+
 def test_the_instruction_a_bank_records_reads_back_as_the_one_training_used():
     """Banks and adapters record the resolved instruction (question included); evaluation and
     the server format with a spec carrying it. The prompt head must be training's, the question

@@ -21,6 +21,7 @@ FULL = TaskSpec(
     synthetic=True,
     entity_types=("Drug", "Problem"),
     pair_classification=False,
+    pair_types=(("Drug", "Problem"),),
 )
 
 
@@ -28,6 +29,7 @@ def test_round_trip_through_json():
     data = json.loads(json.dumps(FULL.to_dict()))
     assert TaskSpec.from_dict(data) == FULL
     assert data["labels"] == ["causes", "treats"] and data["joint"] is True
+    assert data["pair_types"] == [["Drug", "Problem"]]
     minimal = TaskSpec.from_dict({"name": "n", "task_type": "ner"})
     assert minimal == TaskSpec("n", "ner")
     assert minimal.instruction is None and minimal.labels == () and minimal.pair_classification
@@ -69,6 +71,8 @@ def test_unknown_keys_are_ignored():
         ({"joint": "yes"}, "field 'joint': expected true or false, got str 'yes'"),
         ({"synthetic": 1}, "field 'synthetic': expected true or false, got int 1"),
         ({"pair_classification": None}, "field 'pair_classification': expected true or false"),
+        ({"pair_types": [["Drug"]]}, "field 'pair_types': expected a list of [head type, tail"),
+        ({"pair_types": "Drug"}, "field 'pair_types': expected a list of [head type, tail"),
     ],
 )
 def test_errors_name_the_field(change, message):

@@ -9,6 +9,8 @@ The config is the one of ``../shared/spec/records.md``::
     instruction: "Extract ..."   # optional: each task type has a default
     answer_style: short          # optional, qa without options: short | long
     joint: false                 # optional, re: extract entities and relations together
+    pair_types: [[Drug, AdverseEffect]]   # optional, re per pair: only pairs of these (head
+                                 # type, tail type) are asked; others are `none` (default: all)
     description: "..."           # optional, one line for listings
 
 Split paths are relative to the YAML's folder. By default they are JSONL record files (read and
@@ -48,6 +50,7 @@ KEYS = (
     "instruction",
     "answer_style",
     "joint",
+    "pair_types",
     "description",
     "format",
     "brat",
@@ -127,6 +130,18 @@ def _check(config: dict[str, Any], problems: _Problems, base: Path) -> dict[str,
         )
     if not isinstance(config.get("joint", False), bool):
         problems.add("joint", f"expected true or false, got {describe(config['joint'])}")
+    pair_types = config.get("pair_types", [])
+    if not isinstance(pair_types, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(t, str) and t.strip() for t in p)
+        for p in pair_types
+    ):
+        problems.add(
+            "pair_types",
+            f"expected a list of [head type, tail type] pairs (e.g. [[Drug, AdverseEffect]]), "
+            f"got {describe(pair_types)}",
+        )
+    elif pair_types and task_type != "re":
+        problems.add("pair_types", f"pair_types is for re tasks, not {task_type}")
     brat = config.get("brat", {})
     if "brat" in config and fmt != "brat":
         problems.add("brat", "a brat block needs format: brat")
@@ -252,6 +267,7 @@ def load_dataset_config(path: str | Path, register_it: bool = True) -> DatasetSp
         splits=tuple(resolved),
         answer_style=config.get("answer_style", "short"),
         joint=config.get("joint", False),
+        pair_types=tuple(tuple(p) for p in config.get("pair_types") or []),
         description=config.get("description", f"user dataset from {path.resolve()}"),
     )
     extra: dict[str, Any] = {"config": str(path.resolve()), "format": fmt}

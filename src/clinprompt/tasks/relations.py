@@ -2,8 +2,10 @@
 
 **Per-pair classification** (the default for entities given: ``spec.pair_classification`` and a
 label set, not ``joint``). The model answers one *unit* per ORDERED pair (head, tail) of distinct
-given entities (:meth:`RETask.units`); a unit marks the pair before the text, so truncating a long
-text never cuts the question off::
+given entities (:meth:`RETask.units`) — or, when the spec lists ``pair_types`` (the (head type,
+tail type) signatures its relations can have, e.g. ADE's Drug → AdverseEffect and Drug → Dose),
+one per ordered pair of those types; every other pair is `none` without asking the model. A unit
+marks the pair before the text, so truncating a long text never cuts the question off::
 
     Head: ketoconazole (Drug)
     Tail: hepatotoxicity (AdverseEffect)
@@ -325,7 +327,13 @@ class RETask(TaskType):
             labels=spec.entity_types if spec else (),
             need_ids=True,
         )
-        ids = {e.get("id") for e in record.get("entities") or [] if isinstance(e, dict)}
+        entities = record.get("entities")
+        types = {
+            e.get("id"): e.get("type")
+            for e in (entities if isinstance(entities, list) else [])
+            if isinstance(e, dict)
+        }
+        ids = set(types)
         relations = record.get("relations", MISSING)
         if not isinstance(relations, list):
             problems.append(
@@ -357,6 +365,18 @@ class RETask(TaskType):
                 problems,
                 what="relation type",
             )
+            if spec and spec.pair_types and rel.get("head") in types and rel.get("tail") in types:
+                signature = (types[rel["head"]], types[rel["tail"]])
+                if signature not in spec.pair_types:
+                    allowed = ", ".join(f"{h} -> {t}" for h, t in spec.pair_types)
+                    problems.append(
+                        Problem(
+                            f,
+                            f"a {signature[0]} -> {signature[1]} relation, but the task's "
+                            f"pair_types allow only {allowed}: add [{signature[0]}, "
+                            f"{signature[1]}] to pair_types, or drop the relation",
+                        )
+                    )
         return problems
 
     def instruction(self, spec: TaskSpec) -> str:
@@ -391,21 +411,24 @@ class RETask(TaskType):
 
     def units(self, record: dict[str, Any], spec: TaskSpec) -> list[dict[str, Any]]:
         """Per pair: one unit per ordered pair of distinct given entities (head-major, in entity
-        order), the record plus :data:`PAIR`; none below two entities. Otherwise the record.
+        order) whose types are among ``spec.pair_types`` (every pair when that is empty), the
+        record plus :data:`PAIR`; none below two entities. Otherwise the record.
         A unit is its own only unit (so expanding twice is expanding once)."""
         if not pairwise(spec) or PAIR in record:
             return [record]
         text = record.get("text")
-        ids = (
-            [e["id"] for _, e in entity_handles(text, record.get("entities"))]
+        given = (
+            [e for _, e in entity_handles(text, record.get("entities"))]
             if isinstance(text, str)
             else []
         )
+        allowed = set(spec.pair_types)
         return [
-            {**record, PAIR: {"head": head, "tail": tail}}
-            for head in ids
-            for tail in ids
-            if head != tail
+            {**record, PAIR: {"head": head["id"], "tail": tail["id"]}}
+            for head in given
+            for tail in given
+            if head["id"] != tail["id"]
+            and (not allowed or (head.get("type"), tail.get("type")) in allowed)
         ]
 
     def merge(self, record: dict[str, Any], units: list[Parsed], spec: TaskSpec) -> Parsed:

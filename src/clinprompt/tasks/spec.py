@@ -38,6 +38,10 @@ class TaskSpec:
         pair_classification: re only, entities given, labels listed: ask one question per
             ordered entity pair and rank its label words and ``none`` by likelihood (see
             :mod:`clinprompt.tasks.relations`); False: generate the record's triples.
+        pair_types: re per pair only: the (head type, tail type) signatures a relation may have
+            (ADE: ``(Drug, AdverseEffect)``, ``(Drug, Dose)``). Only pairs of these types are
+            asked; any other ordered pair is answered ``none`` without the model. Empty: every
+            ordered pair of distinct entities is asked.
     """
 
     name: str
@@ -49,6 +53,7 @@ class TaskSpec:
     synthetic: bool = False
     entity_types: tuple[str, ...] = ()
     pair_classification: bool = True
+    pair_types: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         # Lists given by callers become tuples, so specs compare and hash by value.
@@ -56,6 +61,10 @@ class TaskSpec:
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
+        if not isinstance(self.pair_types, tuple) or any(
+            not isinstance(p, tuple) for p in self.pair_types
+        ):
+            object.__setattr__(self, "pair_types", tuple(tuple(p) for p in self.pair_types))
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as JSON-able data (lists for tuples); :meth:`from_dict` reads it back."""
@@ -69,6 +78,7 @@ class TaskSpec:
             "synthetic": self.synthetic,
             "entity_types": list(self.entity_types),
             "pair_classification": self.pair_classification,
+            "pair_types": [list(p) for p in self.pair_types],
         }
 
     @classmethod
@@ -118,6 +128,15 @@ class TaskSpec:
             if not isinstance(value, bool):
                 raise fail(name, "true or false")
             values[name] = value
+        pair_types = data.get("pair_types", [])
+        if pair_types is None:
+            pair_types = []
+        if not isinstance(pair_types, list | tuple) or not all(
+            isinstance(p, list | tuple) and len(p) == 2 and all(isinstance(t, str) and t for t in p)
+            for p in pair_types
+        ):
+            raise fail("pair_types", "a list of [head type, tail type] pairs of strings")
+        values["pair_types"] = tuple(tuple(p) for p in pair_types)
         return cls(**values)
 
 
