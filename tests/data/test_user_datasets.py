@@ -109,6 +109,24 @@ def test_pair_types_of_a_config_reach_the_spec_and_a_bad_one_names_its_line(tmp_
     assert str(err.value).startswith(
         f"{bad}:{line}: field 'pair_types': expected a list of [head type, tail type] pairs"
     )
+    # a record whose relation has a signature the config does not list is refused at loading
+    text = "Rash after amoxicillin."
+    row = {
+        "id": "r1",
+        "text": text,
+        "entities": [
+            {"id": "T1", "start": 0, "end": 4, "type": "AdverseEffect"},
+            {"id": "T2", "start": 11, "end": 22, "type": "Drug"},
+        ],
+        "relations": [{"head": "T1", "tail": "T2", "type": "causes"}],
+    }
+    (tmp_path / "typed_re_cfg.jsonl").write_text(json.dumps(row) + "\n")
+    with pytest.raises(RecordError) as err:
+        load_splits(resolve_dataset(good))
+    assert (
+        f"{tmp_path / 'typed_re_cfg.jsonl'}:1: field 'relations[0]': a relation "
+        "AdverseEffect -> Drug, but the task's pair_types allow only Drug -> AdverseEffect"
+    ) in str(err.value)
     ner = write_config(tmp_path, "typed_ner_cfg", pair_types=[["Drug", "Dose"]])
     with pytest.raises(RecordError, match="pair_types is for re tasks, not ner"):
         resolve_dataset(ner)

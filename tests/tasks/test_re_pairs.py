@@ -107,26 +107,29 @@ def test_pair_types_ask_only_pairs_of_those_types_and_the_rest_are_none_unasked(
     assert [(p.field, p.message) for p in problems] == [
         (
             "relations[1]",
-            "a Drug -> Dose relation, but the task's pair_types allow only Drug -> AdverseEffect: "
+            "a relation Drug -> Dose, but the task's pair_types allow only Drug -> AdverseEffect: "
             "add [Drug, Dose] to pair_types, or drop the relation",
         )
     ]
     assert RE.validate(rec, typed) == [] and RE.validate(rec, SPEC) == []
 
 
-def test_ade_asks_only_drug_headed_pairs(shared_data_root: Path):
-    """ADE's spec lists its two relation signatures: a third of its ordered pairs are asked, and
-    every gold relation is on an asked pair (counted on the training split)."""
+def test_ade_typed_asks_a_third_of_its_pairs_and_loses_no_relation(shared_data_root: Path):
+    """ADE with its two signatures as pair_types (the variant docs/benchmarks.md measures; the
+    registered spec asks every pair): only drug-headed pairs are asked, about a third of the
+    ordered pairs, and every gold relation is on an asked pair (the training split, counted)."""
     spec = get_dataset("ade_corpus_v2")
-    assert spec.pair_types == (("Drug", "AdverseEffect"), ("Drug", "Dose"))
+    assert spec.pair_types == ()
+    typed = replace(spec, pair_types=(("Drug", "AdverseEffect"), ("Drug", "Dose")))
     records = load_splits("ade_corpus_v2", shared_data_root)["train"]
-    asked = [u for rec in records for u in RE.units(rec, spec)]
-    every = sum(len(RE.units(rec, replace(spec, pair_types=()))) for rec in records)
+    asked = [u for rec in records for u in RE.units(rec, typed)]
+    every = sum(len(RE.units(rec, spec)) for rec in records)
     types = {(r["id"], e["id"]): e["type"] for r in records for e in r["entities"]}
     assert {types[(u["id"], u[PAIR]["head"])] for u in asked} == {"Drug"}
     assert 0.25 < len(asked) / every < 0.4
-    related = Counter(RE.format_target(u, spec) != "none" for u in asked)
+    related = Counter(RE.format_target(u, typed) != "none" for u in asked)
     assert related[True] == sum(len(r["relations"]) for r in records)
+    assert related[True] / len(asked) > 0.95  # why the benchmark does not ask it typed
 
 
 def test_the_instruction_a_bank_records_reads_back_as_the_one_training_used():

@@ -9,6 +9,7 @@ resolved config is saved as JSON beside every output.
 """
 
 from clinprompt.config.args import (
+    LR_SEARCH_JUDGES,
     PROFILES,
     STAGES,
     AdaptArgs,
@@ -28,6 +29,7 @@ from clinprompt.config.loading import load_config, save_config
 from clinprompt.config.validation import validate
 
 __all__ = [
+    "LR_SEARCH_JUDGES",
     "PROFILES",
     "STAGES",
     "AdaptArgs",

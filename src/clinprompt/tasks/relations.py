@@ -3,7 +3,7 @@
 **Per-pair classification** (the default for entities given: ``spec.pair_classification`` and a
 label set, not ``joint``). The model answers one *unit* per ORDERED pair (head, tail) of distinct
 given entities (:meth:`RETask.units`) — or, when the spec lists ``pair_types`` (the (head type,
-tail type) signatures its relations can have, e.g. ADE's Drug → AdverseEffect and Drug → Dose),
+tail type) signatures its relations can have, e.g. Drug → AdverseEffect and Drug → Dose),
 one per ordered pair of those types; every other pair is `none` without asking the model. A unit
 marks the pair before the text, so truncating a long text never cuts the question off::
 
@@ -372,7 +372,7 @@ class RETask(TaskType):
                     problems.append(
                         Problem(
                             f,
-                            f"a {signature[0]} -> {signature[1]} relation, but the task's "
+                            f"a relation {signature[0]} -> {signature[1]}, but the task's "
                             f"pair_types allow only {allowed}: add [{signature[0]}, "
                             f"{signature[1]}] to pair_types, or drop the relation",
                         )

@@ -39,7 +39,7 @@ class TaskSpec:
             ordered entity pair and rank its label words and ``none`` by likelihood (see
             :mod:`clinprompt.tasks.relations`); False: generate the record's triples.
         pair_types: re per pair only: the (head type, tail type) signatures a relation may have
-            (ADE: ``(Drug, AdverseEffect)``, ``(Drug, Dose)``). Only pairs of these types are
+            (e.g. ``(Drug, AdverseEffect)``, ``(Drug, Dose)``). Only pairs of these types are
             asked; any other ordered pair is answered ``none`` without the model. Empty: every
             ordered pair of distinct entities is asked.
     """

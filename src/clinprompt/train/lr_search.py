@@ -45,8 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from clinprompt.artifacts import read_json, write_json
-from clinprompt.config import ExperimentArgs, TrainArgs
-from clinprompt.config.args import LR_SEARCH_JUDGES
+from clinprompt.config import LR_SEARCH_JUDGES, ExperimentArgs, TrainArgs
 from clinprompt.train.loop import LrGroup, NonFiniteLossError, TrainResult
 from clinprompt.train.objectives import FACTOR_PARAMS, SHARED_PARAMS
 from clinprompt.train.plan import FULL, SettingPlan, TargetPlan
