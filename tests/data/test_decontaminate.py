@@ -61,3 +61,31 @@ def test_source_training_data_has_no_target_text(shared_data_root):
     assert any(text.shares(r) for r in raw.train + raw.dev)
     assert not any(text.shares(r) for r in clean.train + clean.dev)
     assert len(raw.train) - len(clean.train) > 50
+
+
+@pytest.mark.data
+def test_a_targets_subset_trains_the_whole_runs_sources(shared_data_root):
+    """``data.targets`` chooses which targets are adapted, not which ones source training is
+    kept clean of: a subset's source pools equal the whole suite's, so a ``--targets`` run
+    trains the same teachers and P* (docs/benchmarks.md). ctparser_eligibility_ner shares text
+    with a target other than ADE, so an ADE-only decontamination would keep those records."""
+    from clinprompt.config import DataArgs
+    from clinprompt.data.decontaminate import suite_target_text
+    from clinprompt.train.data import load_task, suite_tasks
+
+    root = str(shared_data_root)
+    whole = DataArgs(suite="open-clinical", data_root=root, max_train_examples=300)
+    subset = DataArgs(
+        suite="open-clinical", data_root=root, max_train_examples=300, targets=["ade_corpus_v2"]
+    )
+    (suite_w, _, targets_w), (suite_s, _, targets_s) = suite_tasks(whole), suite_tasks(subset)
+    assert targets_s == ["ade_corpus_v2"] and len(targets_w) == 5
+    assert suite_s.targets == suite_w.targets
+    name = "ctparser_eligibility_ner"
+    pools = [load_task(name, d, suite=s) for d, s in ((whole, suite_w), (subset, suite_s))]
+    assert [r["id"] for r in pools[0].train] == [r["id"] for r in pools[1].train]
+    raw = load_task(name, DataArgs(suite="open-clinical", data_root=root))
+    ade_only = suite_target_text(("ade_corpus_v2",), root)
+    others = suite_target_text(tuple(suite_w.targets), root)
+    shared = [r for r in raw.train if others.shares(r)]
+    assert shared and not any(ade_only.shares(r) for r in shared)
