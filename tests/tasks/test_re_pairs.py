@@ -112,6 +112,11 @@ def test_pair_types_ask_only_pairs_of_those_types_and_the_rest_are_none_unasked(
         )
     ]
     assert RE.validate(rec, typed) == [] and RE.validate(rec, SPEC) == []
+    # malformed ids (a list where an id belongs) are problems, never a crash
+    bad = record([{"head": ["T2"], "tail": "T1", "type": "causes"}])
+    bad["entities"][0]["id"] = ["T1"]
+    fields = [p.field for p in RE.validate(bad, typed)]
+    assert "relations[0].head" in fields and "relations[0].tail" in fields
 
 
 def test_ade_typed_asks_a_third_of_its_pairs_and_loses_no_relation(shared_data_root: Path):

@@ -38,6 +38,7 @@ from clinprompt.data.registry import UnknownDatasetError, get_dataset, register
 from clinprompt.data.spec import DatasetSpec, Records
 from clinprompt.tasks.base import TASK_TYPES
 from clinprompt.tasks.records import Issue, RecordError, describe
+from clinprompt.tasks.spec import is_pair_types
 
 __all__ = ["load_dataset_config"]
 
@@ -131,10 +132,7 @@ def _check(config: dict[str, Any], problems: _Problems, base: Path) -> dict[str,
     if not isinstance(config.get("joint", False), bool):
         problems.add("joint", f"expected true or false, got {describe(config['joint'])}")
     pair_types = config.get("pair_types", [])
-    if not isinstance(pair_types, list) or not all(
-        isinstance(p, list) and len(p) == 2 and all(isinstance(t, str) and t.strip() for t in p)
-        for p in pair_types
-    ):
+    if not is_pair_types(pair_types):
         problems.add(
             "pair_types",
             f"expected a list of [head type, tail type] pairs (e.g. [[Drug, AdverseEffect]]), "
@@ -267,7 +265,7 @@ def load_dataset_config(path: str | Path, register_it: bool = True) -> DatasetSp
         splits=tuple(resolved),
         answer_style=config.get("answer_style", "short"),
         joint=config.get("joint", False),
-        pair_types=tuple(tuple(p) for p in config.get("pair_types") or []),
+        pair_types=config.get("pair_types", []),  # tuples in TaskSpec.__post_init__
         description=config.get("description", f"user dataset from {path.resolve()}"),
     )
     extra: dict[str, Any] = {"config": str(path.resolve()), "format": fmt}

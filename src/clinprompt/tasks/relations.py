@@ -328,12 +328,11 @@ class RETask(TaskType):
             need_ids=True,
         )
         entities = record.get("entities")
-        types = {
-            e.get("id"): e.get("type")
+        types = {  # entity id -> type; ids that are not strings never match a relation's end
+            e["id"]: e.get("type")
             for e in (entities if isinstance(entities, list) else [])
-            if isinstance(e, dict)
+            if isinstance(e, dict) and isinstance(e.get("id"), str)
         }
-        ids = set(types)
         relations = record.get("relations", MISSING)
         if not isinstance(relations, list):
             problems.append(
@@ -351,7 +350,7 @@ class RETask(TaskType):
                 )
                 continue
             for end in ("head", "tail"):
-                if not isinstance(rel.get(end), str) or rel.get(end) not in ids:
+                if not isinstance(rel.get(end), str) or rel.get(end) not in types:
                     problems.append(
                         Problem(
                             f"{f}.{end}",
@@ -365,8 +364,9 @@ class RETask(TaskType):
                 problems,
                 what="relation type",
             )
-            if spec and spec.pair_types and rel.get("head") in types and rel.get("tail") in types:
-                signature = (types[rel["head"]], types[rel["tail"]])
+            ends = (rel.get("head"), rel.get("tail"))
+            if spec and spec.pair_types and all(isinstance(x, str) and x in types for x in ends):
+                signature = (types[ends[0]], types[ends[1]])
                 if signature not in spec.pair_types:
                     allowed = ", ".join(f"{h} -> {t}" for h, t in spec.pair_types)
                     problems.append(

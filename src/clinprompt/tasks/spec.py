@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ANSWER_STYLES", "TaskSpec", "TaskSpecError"]
+__all__ = ["ANSWER_STYLES", "TaskSpec", "TaskSpecError", "is_pair_types"]
 
 ANSWER_STYLES = ("short", "long")
 
@@ -61,10 +61,7 @@ class TaskSpec:
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
-        if not isinstance(self.pair_types, tuple) or any(
-            not isinstance(p, tuple) for p in self.pair_types
-        ):
-            object.__setattr__(self, "pair_types", tuple(tuple(p) for p in self.pair_types))
+        object.__setattr__(self, "pair_types", tuple(tuple(p) for p in self.pair_types))
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as JSON-able data (lists for tuples); :meth:`from_dict` reads it back."""
@@ -131,13 +128,21 @@ class TaskSpec:
         pair_types = data.get("pair_types", [])
         if pair_types is None:
             pair_types = []
-        if not isinstance(pair_types, list | tuple) or not all(
-            isinstance(p, list | tuple) and len(p) == 2 and all(isinstance(t, str) and t for t in p)
-            for p in pair_types
-        ):
+        if not is_pair_types(pair_types):
             raise fail("pair_types", "a list of [head type, tail type] pairs of strings")
-        values["pair_types"] = tuple(tuple(p) for p in pair_types)
+        values["pair_types"] = pair_types  # tuples of tuples in __post_init__
         return cls(**values)
+
+
+def is_pair_types(value: Any) -> bool:
+    """Whether ``value`` is a list of ``[head type, tail type]`` pairs of non-blank strings
+    (:attr:`TaskSpec.pair_types` as JSON or YAML gives it; tuples are accepted too)."""
+    return isinstance(value, list | tuple) and all(
+        isinstance(p, list | tuple)
+        and len(p) == 2
+        and all(isinstance(t, str) and t.strip() for t in p)
+        for p in value
+    )
 
 
 def _describe(value: Any) -> str:

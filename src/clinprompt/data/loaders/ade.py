@@ -182,7 +182,7 @@ register(
         # Drug -> Dose are ever related. Typed (pair_types=((Drug, AdverseEffect), (Drug,
         # Dose))), 97% of the asked pairs are related (94% `causes`) and every method answers
         # `causes` to all of them (dev; docs/benchmarks.md, "Typed candidate pairs"): the
-        # target would no longer separate methods. Asking every pair keeps the one thing it measures: whether a prompt
-        # reads the pair's type words.
+        # target would no longer separate methods. Asking every pair keeps the one thing it
+        # measures: whether a prompt reads the pair's type words.
     )
 )
